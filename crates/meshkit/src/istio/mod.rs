@@ -1,0 +1,39 @@
+//! The Istio revision model: pure functions over plain views of cluster objects.
+//!
+//! Everything here is computed from a snapshot; nothing talks to the cluster. The rules follow
+//! what Istio's own webhooks and istiod do (see the selector table in `injection.rs`).
+
+mod injection;
+mod mesh;
+mod objects;
+mod selector;
+mod version;
+
+pub use injection::{Injected, Intended, NamespaceInjection, PodRevisionState, namespace_injection, pod_injected, pod_intended, pod_state};
+pub use mesh::{Mesh, Revision, Tag, TagTarget};
+pub use objects::{ContainerView, IstiodView, Labels, NamespaceView, PodView, ServiceView, WebhookConfigView, WebhookView};
+pub use selector::{LabelSelector, Requirement, SelectorOp};
+pub use version::{IstioVersion, proxy_version};
+
+/// Names of labels and annotations Istio reads and writes.
+pub mod keys {
+    /// Revision (or tag) a namespace, pod, webhook or control-plane object belongs to.
+    pub const REV: &str = "istio.io/rev";
+    /// Marks a webhook or Service as the record of a revision tag.
+    pub const TAG: &str = "istio.io/tag";
+    /// Legacy namespace switch: `enabled` means "the default revision"; anything else turns injection off.
+    pub const INJECTION: &str = "istio-injection";
+    /// Pod-level opt in/out.
+    pub const SIDECAR_INJECT: &str = "sidecar.istio.io/inject";
+    /// Written by the injector on every pod it injects: JSON with the real revision.
+    pub const SIDECAR_STATUS: &str = "sidecar.istio.io/status";
+    pub const APP: &str = "app";
+    /// The revision name Istio uses when none is set.
+    pub const DEFAULT_REVISION: &str = "default";
+    /// The tag whose revision is the cluster's default.
+    pub const DEFAULT_TAG: &str = "default";
+    pub const PROXY_CONTAINER: &str = "istio-proxy";
+    pub const DISCOVERY_CONTAINER: &str = "discovery";
+    /// Suffix of the injector entries inside a MutatingWebhookConfiguration.
+    pub const INJECTOR_SUFFIX: &str = "sidecar-injector.istio.io";
+}

@@ -1,0 +1,168 @@
+//! Plain views of the cluster objects the model reads, and their conversions from the API types.
+//!
+//! The model works on these rather than on the API types so that tests can write a namespace or a
+//! pod in one line, and so that fetch code decides once which fields matter.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, Namespace, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+use super::{LabelSelector, keys};
+
+pub type Labels = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NamespaceView {
+    pub name: String,
+    pub labels: Labels,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContainerView {
+    pub name: String,
+    pub image: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PodView {
+    pub namespace: String,
+    pub name: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub containers: Vec<ContainerView>,
+    /// Init containers, where native sidecars (`restartPolicy: Always`) live.
+    pub init_containers: Vec<ContainerView>,
+}
+
+/// An istiod Deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IstiodView {
+    pub namespace: String,
+    pub name: String,
+    pub labels: Labels,
+    /// Image of the `discovery` container.
+    pub image: Option<String>,
+    pub replicas: i32,
+    pub ready_replicas: i32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WebhookView {
+    pub name: String,
+    pub namespace_selector: LabelSelector,
+    pub object_selector: LabelSelector,
+    /// `namespace/name` of the Service it calls, if it calls a Service.
+    pub service: Option<String>,
+    pub url: Option<String>,
+}
+
+/// A MutatingWebhookConfiguration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WebhookConfigView {
+    pub name: String,
+    pub labels: Labels,
+    pub webhooks: Vec<WebhookView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceView {
+    pub namespace: String,
+    pub name: String,
+    pub labels: Labels,
+}
+
+impl WebhookConfigView {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// The entries that inject sidecars (others, if any, are left alone).
+    pub fn injectors(&self) -> impl Iterator<Item = &WebhookView> {
+        self.webhooks.iter().filter(|w| w.name.ends_with(keys::INJECTOR_SUFFIX))
+    }
+}
+
+fn labels_of(meta: &ObjectMeta) -> Labels {
+    meta.labels.clone().unwrap_or_default()
+}
+
+fn name_of(meta: &ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+fn namespace_of(meta: &ObjectMeta) -> String {
+    meta.namespace.clone().unwrap_or_default()
+}
+
+fn containers(list: Option<&Vec<Container>>) -> Vec<ContainerView> {
+    list.into_iter()
+        .flatten()
+        .map(|c| ContainerView { name: c.name.clone(), image: c.image.clone().unwrap_or_default() })
+        .collect()
+}
+
+impl From<&Namespace> for NamespaceView {
+    fn from(ns: &Namespace) -> Self {
+        NamespaceView { name: name_of(&ns.metadata), labels: labels_of(&ns.metadata) }
+    }
+}
+
+impl From<&Pod> for PodView {
+    fn from(pod: &Pod) -> Self {
+        let spec = pod.spec.as_ref();
+        PodView {
+            namespace: namespace_of(&pod.metadata),
+            name: name_of(&pod.metadata),
+            labels: labels_of(&pod.metadata),
+            annotations: pod.metadata.annotations.clone().unwrap_or_default(),
+            containers: containers(spec.map(|s| &s.containers)),
+            init_containers: containers(spec.and_then(|s| s.init_containers.as_ref())),
+        }
+    }
+}
+
+impl From<&Deployment> for IstiodView {
+    fn from(d: &Deployment) -> Self {
+        let spec = d.spec.as_ref();
+        let pod_spec = spec.and_then(|s| s.template.spec.as_ref());
+        let image = pod_spec
+            .and_then(|p| p.containers.iter().find(|c| c.name == keys::DISCOVERY_CONTAINER))
+            .and_then(|c| c.image.clone());
+        IstiodView {
+            namespace: namespace_of(&d.metadata),
+            name: name_of(&d.metadata),
+            labels: labels_of(&d.metadata),
+            image,
+            replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
+            ready_replicas: d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+        }
+    }
+}
+
+impl From<&MutatingWebhookConfiguration> for WebhookConfigView {
+    fn from(m: &MutatingWebhookConfiguration) -> Self {
+        let webhooks = m
+            .webhooks
+            .iter()
+            .flatten()
+            .map(|w| WebhookView {
+                name: w.name.clone(),
+                namespace_selector: LabelSelector::from_api(w.namespace_selector.as_ref()),
+                object_selector: LabelSelector::from_api(w.object_selector.as_ref()),
+                service: w.client_config.service.as_ref().map(|s| format!("{}/{}", s.namespace, s.name)),
+                url: w.client_config.url.clone(),
+            })
+            .collect();
+        WebhookConfigView { name: name_of(&m.metadata), labels: labels_of(&m.metadata), webhooks }
+    }
+}
+
+impl From<&Service> for ServiceView {
+    fn from(s: &Service) -> Self {
+        ServiceView { namespace: namespace_of(&s.metadata), name: name_of(&s.metadata), labels: labels_of(&s.metadata) }
+    }
+}

@@ -1,0 +1,15 @@
+//! Shared pieces of the Istio canary-upgrade kubectl plugins.
+//!
+//! - [`args`]: kubectl-compatible global flags;
+//! - [`cluster`]: building a client from them and turning API failures into [`Error`]s;
+//! - [`istio`]: the Istio revision model, pure and cluster-free;
+//! - [`render`]: table / json / yaml output;
+//! - [`error`]: the shared error type and exit codes.
+
+pub mod args;
+pub mod cluster;
+pub mod error;
+pub mod istio;
+pub mod render;
+
+pub use error::{Error, Exit, Result};
