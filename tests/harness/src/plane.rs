@@ -1,0 +1,421 @@
+//! A real Kubernetes control plane on loopback: etcd + kube-apiserver with RBAC, and optionally
+//! (Tier B) kube-controller-manager, kube-scheduler and kwok fake nodes so that Deployments really
+//! get Running/Ready pods and rollouts really roll.
+
+use std::fs::{self, File};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+
+use crate::pki::{self, Pki};
+use crate::tools::Tools;
+
+/// Which parts to start.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Number of kwok fake nodes; zero means Tier A (no controllers, scheduler or nodes).
+    pub nodes: usize,
+    /// Keep the admission webhooks on. Off by default: Istio's injector and validator webhooks
+    /// point at an istiod that does not run, and their `failurePolicy: Fail` would reject pods.
+    pub admission_webhooks: bool,
+    /// Run in this directory and leave everything running when dropped (`cargo xtask cluster up`).
+    pub persistent_dir: Option<PathBuf>,
+}
+
+struct Process {
+    name: &'static str,
+    child: Child,
+}
+
+/// A running control plane. Dropping it stops every process and removes its directory, and a
+/// watchdog does the same if the test process dies without dropping it.
+pub struct ControlPlane {
+    pub dir: PathBuf,
+    pub tools: Tools,
+    /// `https://127.0.0.1:PORT`
+    pub server: String,
+    /// The admin kubeconfig (user `admin` in `system:masters`).
+    pub kubeconfig: PathBuf,
+    pki: Pki,
+    processes: Vec<Process>,
+    watchdog: Option<Child>,
+    persistent: bool,
+    _temp: Option<tempfile::TempDir>,
+}
+
+pub const CONTEXT: &str = "meshtest";
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl ControlPlane {
+    pub fn start(options: &Options) -> Result<ControlPlane> {
+        let tools = Tools::ensure()?;
+        let (dir, temp) = match &options.persistent_dir {
+            Some(dir) => {
+                fs::create_dir_all(dir)?;
+                (dir.clone(), None)
+            }
+            None => {
+                let temp = tempfile::Builder::new().prefix("meshtest-").tempdir()?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        fs::create_dir_all(dir.join("logs"))?;
+        let pki = Pki::generate()?;
+        pki.save(&dir)?;
+        let mut plane = ControlPlane {
+            dir: dir.clone(),
+            tools,
+            server: String::new(),
+            kubeconfig: dir.join("kubeconfig"),
+            pki,
+            processes: Vec::new(),
+            watchdog: None,
+            persistent: options.persistent_dir.is_some(),
+            _temp: temp,
+        };
+        if !plane.persistent {
+            plane.watchdog = Some(spawn_watchdog(&dir)?);
+        }
+        plane.start_etcd_and_apiserver(options)?;
+        if options.nodes > 0 {
+            plane.start_tier_b(options.nodes)?;
+        }
+        Ok(plane)
+    }
+
+    fn start_etcd_and_apiserver(&mut self, options: &Options) -> Result<()> {
+        let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd = self.tools.etcd();
+        self.spawn(
+            "etcd",
+            Command::new(etcd).args([
+                "--name=meshtest",
+                &format!("--data-dir={}", self.dir.join("etcd").display()),
+                &format!("--listen-client-urls={etcd_url}"),
+                &format!("--advertise-client-urls={etcd_url}"),
+                &format!("--listen-peer-urls={peer_url}"),
+                &format!("--initial-advertise-peer-urls={peer_url}"),
+                &format!("--initial-cluster=meshtest={peer_url}"),
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ]),
+        )?;
+        self.wait_for_port("etcd", etcd_port, Duration::from_secs(30))?;
+
+        let serving = self.pki.serving()?;
+        fs::write(self.dir.join("apiserver.crt"), &serving.cert_pem)?;
+        pki::write_private(&self.dir.join("apiserver.key"), &serving.key_pem)?;
+        let (sa_private, sa_public) = pki::service_account_key()?;
+        pki::write_private(&self.dir.join("sa.key"), &sa_private)?;
+        fs::write(self.dir.join("sa.pub"), sa_public)?;
+        self.server = format!("https://127.0.0.1:{api_port}");
+        let mut disabled = vec!["ServiceAccount"];
+        if !options.admission_webhooks {
+            disabled.extend(["MutatingAdmissionWebhook", "ValidatingAdmissionWebhook"]);
+        }
+        let d = |name: &str| self.dir.join(name).display().to_string();
+        let apiserver = self.tools.kube_apiserver();
+        let args = [
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            // Loopback is not a valid endpoint for the `kubernetes` Service; nothing needs it here.
+            "--endpoint-reconciler-type=none".into(),
+            format!("--secure-port={api_port}"),
+            format!("--tls-cert-file={}", d("apiserver.crt")),
+            format!("--tls-private-key-file={}", d("apiserver.key")),
+            format!("--client-ca-file={}", d("ca.crt")),
+            "--authorization-mode=RBAC".into(),
+            format!("--service-account-issuer=https://127.0.0.1:{api_port}"),
+            format!("--service-account-key-file={}", d("sa.pub")),
+            format!("--service-account-signing-key-file={}", d("sa.key")),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            format!("--disable-admission-plugins={}", disabled.join(",")),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            format!("--audit-log-path={}", d("logs/audit.log")),
+            format!("--audit-policy-file={}", self.write_audit_policy()?.display()),
+            "--audit-log-maxsize=200".into(),
+            "--audit-log-maxbackup=1".into(),
+            format!("--cert-dir={}", d("certs")),
+            "--v=1".into(),
+        ];
+        self.spawn("kube-apiserver", Command::new(apiserver).args(&args))?;
+        self.write_kubeconfig(&self.kubeconfig.clone(), "admin", &["system:masters"])?;
+        self.wait_ready(Duration::from_secs(90))
+    }
+
+    /// Metadata-level audit of every request: lets tests and benchmarks count the requests a
+    /// command really made, as the apiserver saw them.
+    fn write_audit_policy(&self) -> Result<PathBuf> {
+        let path = self.dir.join("audit-policy.yaml");
+        fs::write(
+            &path,
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
+        )?;
+        Ok(path)
+    }
+
+    fn start_tier_b(&mut self, nodes: usize) -> Result<()> {
+        let kubeconfig = self.kubeconfig.display().to_string();
+        let d = |name: &str| self.dir.join(name).display().to_string();
+        let kcm_args = [
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--authentication-kubeconfig={kubeconfig}"),
+            format!("--authorization-kubeconfig={kubeconfig}"),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={}", free_port()?),
+            format!("--service-account-private-key-file={}", d("sa.key")),
+            format!("--root-ca-file={}", d("ca.crt")),
+            "--use-service-account-credentials=false".into(),
+            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route".into(),
+            "--concurrent-deployment-syncs=10".into(),
+            "--concurrent-replicaset-syncs=10".into(),
+            "--v=1".into(),
+        ];
+        let kcm = self.tools.kube_controller_manager();
+        self.spawn("kube-controller-manager", Command::new(kcm).args(&kcm_args))?;
+        let scheduler = self.tools.kube_scheduler();
+        self.spawn(
+            "kube-scheduler",
+            Command::new(scheduler).args([
+                format!("--kubeconfig={kubeconfig}"),
+                format!("--authentication-kubeconfig={kubeconfig}"),
+                format!("--authorization-kubeconfig={kubeconfig}"),
+                "--leader-elect=false".into(),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={}", free_port()?),
+                "--v=1".into(),
+            ]),
+        )?;
+        let kwok = self.tools.kwok();
+        self.spawn(
+            "kwok",
+            Command::new(kwok).args([
+                format!("--kubeconfig={kubeconfig}"),
+                "--manage-all-nodes=false".into(),
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
+                "--node-lease-duration-seconds=40".into(),
+                "--cidr=10.244.0.0/16".into(),
+                "--node-ip=10.244.0.1".into(),
+                format!("--server-address=127.0.0.1:{}", free_port()?),
+            ]),
+        )?;
+        let mut manifest = String::new();
+        for i in 0..nodes {
+            manifest.push_str(&fake_node(&format!("kwok-node-{i}")));
+        }
+        self.apply(&manifest)?;
+        self.kubectl_ok(&["wait", "--for=condition=Ready", "node", "--all", "--timeout=120s"])?;
+        Ok(())
+    }
+
+    fn spawn(&mut self, name: &'static str, command: &mut Command) -> Result<()> {
+        let log = File::create(self.dir.join("logs").join(format!("{name}.log")))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group: a Ctrl-C in the terminal that ran `cluster up` does not reach it.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        let mut pids = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("pids"))?;
+        std::io::Write::write_all(&mut pids, format!("{}\n", child.id()).as_bytes())?;
+        self.processes.push(Process { name, child });
+        Ok(())
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        for p in &mut self.processes {
+            if let Some(status) = p.child.try_wait()? {
+                bail!("{} exited with {status}; last log lines:\n{}", p.name, tail(&self.dir.join("logs").join(format!("{}.log", p.name))));
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_for_port(&mut self, name: &str, port: u16, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            self.check_alive()?;
+            if start.elapsed() > limit {
+                bail!("{name} did not listen on port {port} within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            self.check_alive()?;
+            let out = self.kubectl().args(["get", "--raw=/readyz"]).output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!("kube-apiserver not ready within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Writes a kubeconfig for `user` in `groups`, authenticated by a client certificate.
+    pub fn write_kubeconfig(&self, path: &Path, user: &str, groups: &[&str]) -> Result<()> {
+        let pair = self.pki.client(user, groups)?;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: {CONTEXT}\n\
+             clusters:\n- name: {CONTEXT}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
+             users:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n\
+             contexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {user}\n",
+            server = self.server,
+            ca = b64(&self.pki.ca_pem),
+            cert = b64(&pair.cert_pem),
+            key = b64(&pair.key_pem),
+        );
+        pki::write_private(path, &text)
+    }
+
+    /// A kubeconfig for a new user with no rights beyond what RBAC later grants it.
+    pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        let path = self.dir.join(format!("kubeconfig-{user}"));
+        self.write_kubeconfig(&path, user, groups)?;
+        Ok(path)
+    }
+
+    /// The built kubectl, pointed at this cluster as admin.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.tools.kubectl());
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()));
+        cmd
+    }
+
+    /// Runs kubectl and fails with its stderr if it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.kubectl().args(args).output()?;
+        if !out.status.success() {
+            bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Server-side applies a multi-document manifest.
+    pub fn apply(&self, manifest: &str) -> Result<()> {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts", "--field-manager=meshtest", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().context("kubectl stdin")?.write_all(manifest.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// A handle on a cluster another process left running in `dir`; dropping it stops nothing.
+    pub fn attach(dir: &Path) -> Result<ControlPlane> {
+        let kubeconfig = dir.join("kubeconfig");
+        let text = fs::read_to_string(&kubeconfig).with_context(|| format!("no cluster in {}", dir.display()))?;
+        let server = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .context("kubeconfig without server")?
+            .to_string();
+        Ok(ControlPlane {
+            dir: dir.to_path_buf(),
+            tools: Tools::ensure()?,
+            server,
+            kubeconfig,
+            pki: Pki::load(dir)?,
+            processes: Vec::new(),
+            watchdog: None,
+            persistent: true,
+            _temp: None,
+        })
+    }
+
+    /// Leaves the processes running (for `cargo xtask cluster up`).
+    pub fn detach(mut self) {
+        self.persistent = true;
+        self.processes.clear();
+    }
+
+    /// Stops processes started by an earlier `detach`ed plane in `dir`.
+    pub fn stop_detached(dir: &Path) -> Result<bool> {
+        let Ok(pids) = fs::read_to_string(dir.join("pids")) else { return Ok(false) };
+        for pid in pids.lines().rev().filter(|l| !l.trim().is_empty()) {
+            let _ = Command::new("kill").arg(pid.trim()).stderr(Stdio::null()).status();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        for pid in pids.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).stderr(Stdio::null()).status();
+        }
+        fs::remove_file(dir.join("pids"))?;
+        Ok(true)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if self.persistent {
+            return;
+        }
+        for p in self.processes.iter_mut().rev() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+}
+
+/// A shell that outlives us: when this process is gone (even killed), it stops the processes
+/// listed in `pids` and removes the directory. Covers clusters held in statics, which are never
+/// dropped, and test binaries that abort.
+fn spawn_watchdog(dir: &Path) -> Result<Child> {
+    let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
+[ -f "$2/pids" ] && kill -9 $(cat "$2/pids") 2>/dev/null
+rm -rf "$2""#;
+    Ok(Command::new("sh")
+        .args(["-c", script, "meshtest-watchdog"])
+        .arg(std::process::id().to_string())
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?)
+}
+
+fn fake_node(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  annotations:\n    kwok.x-k8s.io/node: fake\n    node.alpha.kubernetes.io/ttl: \"0\"\n  labels:\n    kubernetes.io/hostname: {name}\n    kubernetes.io/os: linux\n    kubernetes.io/arch: amd64\n    type: kwok\nstatus:\n  allocatable: {{cpu: \"32\", memory: 256Gi, pods: \"110\"}}\n  capacity: {{cpu: \"32\", memory: 256Gi, pods: \"110\"}}\n---\n"
+    )
+}
+
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
