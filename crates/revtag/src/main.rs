@@ -1,1 +1,13 @@
-fn main() {}
+//! `kubectl revtag`: Istio revisions and revision tags.
+
+mod cli;
+mod list;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run(std::env::args_os().skip(1)) {
+        Ok(code) => code.into(),
+        Err(err) => meshkit::error::report("kubectl-revtag", &err),
+    }
+}

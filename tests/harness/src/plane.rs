@@ -290,6 +290,12 @@ impl ControlPlane {
         pki::write_private(path, &text)
     }
 
+    /// A client certificate and key (PEM) for `user`, and the cluster's CA (PEM).
+    pub fn client_credentials(&self, user: &str, groups: &[&str]) -> Result<(String, String, String)> {
+        let pair = self.pki.client(user, groups)?;
+        Ok((pair.cert_pem, pair.key_pem, self.pki.ca_pem.clone()))
+    }
+
     /// A kubeconfig for a new user with no rights beyond what RBAC later grants it.
     pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
         let path = self.dir.join(format!("kubeconfig-{user}"));
