@@ -110,12 +110,10 @@ pub fn next_arg(parser: &mut Parser, command: &str) -> Result<Option<Flag>> {
 
 /// The value of a flag, as a UTF-8 string, with a usage error naming the flag if it is missing.
 pub fn value(parser: &mut Parser, flag: &str) -> Result<String> {
-    let raw = parser
-        .value()
-        .map_err(|_| Error::usage(format!("flag {flag} needs a value"), format!("write {flag} VALUE or {flag}=VALUE")))?;
-    let text = raw
-        .string()
-        .map_err(|_| Error::usage(format!("the value of {flag} is not valid UTF-8"), ""))?;
+    let raw = parser.value().map_err(|_| {
+        Error::usage(format!("flag {flag} needs a value"), format!("write {flag} VALUE or {flag}=VALUE"))
+    })?;
+    let text = raw.string().map_err(|_| Error::usage(format!("the value of {flag} is not valid UTF-8"), ""))?;
     if text.is_empty() {
         return Err(Error::usage(format!("flag {flag} needs a non-empty value"), ""));
     }

@@ -35,14 +35,10 @@ impl Cluster {
     pub async fn connect(args: &KubeArgs) -> Result<Cluster> {
         let kubeconfig = load_kubeconfig(args.kubeconfig.as_deref())?;
         let target = target_of(&kubeconfig, args)?;
-        let options = KubeConfigOptions {
-            context: args.context.clone(),
-            cluster: args.cluster.clone(),
-            user: args.user.clone(),
-        };
-        let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(|e| kubeconfig_error(e, args))?;
+        let options =
+            KubeConfigOptions { context: args.context.clone(), cluster: args.cluster.clone(), user: args.user.clone() };
+        let mut config =
+            Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| kubeconfig_error(e, args))?;
         if let Some(user) = &args.as_user {
             config.auth_info.impersonate = Some(user.clone());
         }
@@ -51,10 +47,8 @@ impl Cluster {
         }
         config.connect_timeout = Some(args.request_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
         config.read_timeout = args.request_timeout;
-        let client = Client::try_from(config).map_err(|e| Error::Unreachable {
-            target: target.clone(),
-            reason: innermost(&e),
-        })?;
+        let client = Client::try_from(config)
+            .map_err(|e| Error::Unreachable { target: target.clone(), reason: innermost(&e) })?;
         Ok(Cluster {
             client,
             target,
@@ -158,26 +152,25 @@ fn load_kubeconfig(path: Option<&str>) -> Result<Kubeconfig> {
 
 /// Which context, server and user the flags select, for messages.
 fn target_of(kubeconfig: &Kubeconfig, args: &KubeArgs) -> Result<Target> {
-    let context_name = args.context.clone().or_else(|| kubeconfig.current_context.clone()).ok_or_else(|| Error::Kubeconfig {
-        reason: "no current context is set and no --context was given".into(),
-        hint: "pass --context NAME, or run `kubectl config use-context NAME`".into(),
-    })?;
-    let context = kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == context_name)
-        .and_then(|c| c.context.clone())
-        .ok_or_else(|| {
-            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-            Error::Kubeconfig {
-                reason: format!("context \"{context_name}\" is not in the kubeconfig"),
-                hint: if known.is_empty() {
-                    "the kubeconfig has no contexts".into()
-                } else {
-                    format!("known contexts: {}", known.join(", "))
-                },
-            }
+    let context_name =
+        args.context.clone().or_else(|| kubeconfig.current_context.clone()).ok_or_else(|| Error::Kubeconfig {
+            reason: "no current context is set and no --context was given".into(),
+            hint: "pass --context NAME, or run `kubectl config use-context NAME`".into(),
         })?;
+    let context =
+        kubeconfig.contexts.iter().find(|c| c.name == context_name).and_then(|c| c.context.clone()).ok_or_else(
+            || {
+                let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+                Error::Kubeconfig {
+                    reason: format!("context \"{context_name}\" is not in the kubeconfig"),
+                    hint: if known.is_empty() {
+                        "the kubeconfig has no contexts".into()
+                    } else {
+                        format!("known contexts: {}", known.join(", "))
+                    },
+                }
+            },
+        )?;
     let cluster_name = args.cluster.clone().unwrap_or(context.cluster.clone());
     let server = kubeconfig
         .clusters

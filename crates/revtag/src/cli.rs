@@ -123,7 +123,9 @@ mod tests {
 
     #[test]
     fn global_flags_go_before_or_after_the_command() {
-        let Request::List { kube, output } = parse_str(&["--context=a", "list", "-o", "json", "--istio-namespace", "mesh"]).unwrap() else {
+        let Request::List { kube, output } =
+            parse_str(&["--context=a", "list", "-o", "json", "--istio-namespace", "mesh"]).unwrap()
+        else {
             panic!("expected list")
         };
         assert_eq!(kube.context.as_deref(), Some("a"));

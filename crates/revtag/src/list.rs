@@ -8,7 +8,10 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
 use meshkit::args::KubeArgs;
 use meshkit::cluster::Cluster;
-use meshkit::istio::{IstioVersion, IstiodView, Mesh, NamespaceInjection, NamespaceView, ServiceView, WebhookConfigView, keys, namespace_injection};
+use meshkit::istio::{
+    IstioVersion, IstiodView, Mesh, NamespaceInjection, NamespaceView, ServiceView, WebhookConfigView, keys,
+    namespace_injection,
+};
 use meshkit::render::{Cell, Renderer, Table, Tone};
 use meshkit::{Error, Exit, Result};
 use serde::Serialize;
@@ -34,7 +37,8 @@ pub async fn fetch(cluster: &Cluster, kube: &KubeArgs) -> Result<Snapshot> {
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let namespaces: Api<Namespace> = Api::all(client);
-    let (list_deployments, list_services) = (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
+    let (list_deployments, list_services) =
+        (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
     let (istiods, webhooks, services, revisioned, legacy) = tokio::try_join!(
         cluster.list(&deployments, Some("app=istiod"), &list_deployments),
         cluster.list(&webhooks, Some(keys::REV), "list mutatingwebhookconfigurations"),
@@ -85,7 +89,8 @@ pub struct Listing {
 fn belongs_to(webhook: &WebhookConfigView, istio_namespace: &str) -> bool {
     let prefix = format!("{istio_namespace}/");
     let mut injectors = webhook.injectors().peekable();
-    injectors.peek().is_none() || injectors.any(|w| w.url.is_some() || w.service.as_deref().is_some_and(|s| s.starts_with(&prefix)))
+    injectors.peek().is_none()
+        || injectors.any(|w| w.url.is_some() || w.service.as_deref().is_some_and(|s| s.starts_with(&prefix)))
 }
 
 pub fn decide(snapshot: &Snapshot) -> Result<Listing> {
@@ -94,7 +99,10 @@ pub fn decide(snapshot: &Snapshot) -> Result<Listing> {
     let mesh = Mesh::discover(&snapshot.istiods, &webhooks, &snapshot.services);
     if mesh.is_empty() {
         return Err(Error::not_found(
-            format!("no Istio control plane found: no istiod Deployment and no revision webhooks in namespace {}", snapshot.istio_namespace),
+            format!(
+                "no Istio control plane found: no istiod Deployment and no revision webhooks in namespace {}",
+                snapshot.istio_namespace
+            ),
             "install Istio first, or point --istio-namespace at where it is installed",
         ));
     }
@@ -132,7 +140,8 @@ pub fn decide(snapshot: &Snapshot) -> Result<Listing> {
                 tag.name, tag.revision
             ));
         }
-        let injection = if tag.name == keys::DEFAULT_TAG { std::mem::take(&mut by_injection_label) } else { Vec::new() };
+        let injection =
+            if tag.name == keys::DEFAULT_TAG { std::mem::take(&mut by_injection_label) } else { Vec::new() };
         listing.rows.push(Row {
             tag: Some(tag.name.clone()),
             revision: tag.revision.clone(),
@@ -144,7 +153,8 @@ pub fn decide(snapshot: &Snapshot) -> Result<Listing> {
     }
     for revision in mesh.installed_revisions() {
         let namespaces = by_label.remove(&revision.name).unwrap_or_default();
-        let injection = if revision.name == keys::DEFAULT_REVISION { std::mem::take(&mut by_injection_label) } else { Vec::new() };
+        let injection =
+            if revision.name == keys::DEFAULT_REVISION { std::mem::take(&mut by_injection_label) } else { Vec::new() };
         let tagged = !mesh.tags_of(&revision.name).is_empty();
         if tagged && namespaces.is_empty() && injection.is_empty() {
             continue;
@@ -262,9 +272,21 @@ mod tests {
             webhooks: vec![
                 webhook("istio-sidecar-injector-1-30-3", &[("istio.io/rev", "1-30-3")], "istio-system"),
                 webhook("istio-sidecar-injector-1-31-1", &[("istio.io/rev", "1-31-1")], "istio-system"),
-                webhook("istio-revision-tag-default", &[("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")], "istio-system"),
-                webhook("istio-revision-tag-canary", &[("istio.io/rev", "1-31-1"), ("istio.io/tag", "canary")], "istio-system"),
-                webhook("istio-revision-tag-old", &[("istio.io/rev", "1-29-0"), ("istio.io/tag", "old")], "istio-system"),
+                webhook(
+                    "istio-revision-tag-default",
+                    &[("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")],
+                    "istio-system",
+                ),
+                webhook(
+                    "istio-revision-tag-canary",
+                    &[("istio.io/rev", "1-31-1"), ("istio.io/tag", "canary")],
+                    "istio-system",
+                ),
+                webhook(
+                    "istio-revision-tag-old",
+                    &[("istio.io/rev", "1-29-0"), ("istio.io/tag", "old")],
+                    "istio-system",
+                ),
                 webhook("istio-sidecar-injector-other", &[("istio.io/rev", "other")], "other-mesh"),
             ],
             services: vec![],
@@ -304,7 +326,12 @@ mod tests {
         let listing = decide(&snapshot()).unwrap();
         assert_eq!(row(&listing, Some("canary"), "1-31-1").namespaces, ["on-canary"], "disabled namespace excluded");
         assert_eq!(row(&listing, None, "1-31-1").namespaces, ["pinned"], "revision used directly gets a row");
-        assert!(listing.warnings.iter().any(|w| w.contains("namespace both: istio-injection=enabled overrides istio.io/rev=1-31-1")));
+        assert!(
+            listing
+                .warnings
+                .iter()
+                .any(|w| w.contains("namespace both: istio-injection=enabled overrides istio.io/rev=1-31-1"))
+        );
     }
 
     #[test]
@@ -324,11 +351,20 @@ mod tests {
     fn other_control_planes_and_unused_tagged_revisions_stay_out() {
         let listing = decide(&snapshot()).unwrap();
         assert!(listing.rows.iter().all(|r| r.revision != "other"));
-        assert!(listing.rows.iter().all(|r| !(r.tag.is_none() && r.revision == "1-30-3")), "1-30-3 has a tag and no direct users");
+        assert!(
+            listing.rows.iter().all(|r| !(r.tag.is_none() && r.revision == "1-30-3")),
+            "1-30-3 has a tag and no direct users"
+        );
         let revisions: Vec<_> = listing.rows.iter().map(|r| (r.revision.as_str(), r.tag.as_deref())).collect();
         assert_eq!(
             revisions,
-            [("1-28-0", None), ("1-29-0", Some("old")), ("1-30-3", Some("default")), ("1-31-1", None), ("1-31-1", Some("canary"))]
+            [
+                ("1-28-0", None),
+                ("1-29-0", Some("old")),
+                ("1-30-3", Some("default")),
+                ("1-31-1", None),
+                ("1-31-1", Some("canary"))
+            ]
         );
     }
 
@@ -350,7 +386,11 @@ mod tests {
 
     #[test]
     fn untagged_revision_without_users_still_shows() {
-        let snap = Snapshot { istio_namespace: "istio-system".into(), istiods: vec![istiod("1-31-1", "1.31.1")], ..Default::default() };
+        let snap = Snapshot {
+            istio_namespace: "istio-system".into(),
+            istiods: vec![istiod("1-31-1", "1.31.1")],
+            ..Default::default()
+        };
         let listing = decide(&snap).unwrap();
         assert_eq!(listing.rows.len(), 1);
         assert_eq!(listing.rows[0].tag, None);
@@ -359,7 +399,8 @@ mod tests {
     #[test]
     fn table_marks_missing_revisions_and_injection_label_users() {
         let listing = decide(&snapshot()).unwrap();
-        let text = Renderer { format: meshkit::render::Format::Table, no_headers: false, color: false }.table_text(&table(&listing.rows));
+        let text = Renderer { format: meshkit::render::Format::Table, no_headers: false, color: false }
+            .table_text(&table(&listing.rows));
         assert!(text.starts_with("TAG       REVISION"), "{text}");
         assert!(text.contains("1-29-0 (missing)"), "{text}");
         assert!(text.contains("on-default,both (istio-injection),legacy (istio-injection)"), "{text}");

@@ -33,7 +33,11 @@ fn revtag(kubeconfig: &Path) -> Command {
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("run kubectl-revtag");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
 }
 
 fn list_json(plane: &ControlPlane) -> Vec<Value> {
@@ -77,7 +81,10 @@ fn table_output_and_warnings_go_to_the_right_streams() {
     assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["TAG", "REVISION", "VERSION", "NAMESPACES"]);
     assert!(out.contains("shop-both (istio-injection),shop-legacy (istio-injection)"), "{out}");
     assert!(!out.contains('\u{1b}'), "no colour when stdout is not a terminal");
-    assert!(err.contains("warning: namespace shop-both: istio-injection=enabled overrides istio.io/rev=1-31-1"), "{err}");
+    assert!(
+        err.contains("warning: namespace shop-both: istio-injection=enabled overrides istio.io/rev=1-31-1"),
+        "{err}"
+    );
     assert!(!out.contains("warning"), "diagnostics stay off stdout");
 
     let (_, no_headers, _) = run(revtag(&plane.kubeconfig).args(["list", "--no-headers"]));
@@ -101,7 +108,9 @@ fn istio_namespace_flag_points_elsewhere() {
 fn makes_five_label_selected_list_requests() {
     let plane = fixture();
     let user = "request-counter";
-    plane.kubectl_ok(&["create", "clusterrolebinding", user, "--clusterrole=cluster-admin", &format!("--user={user}")]).unwrap();
+    plane
+        .kubectl_ok(&["create", "clusterrolebinding", user, "--clusterrole=cluster-admin", &format!("--user={user}")])
+        .unwrap();
     let kubeconfig = plane.user_kubeconfig(user, &[]).unwrap();
     let (code, _, err) = run(revtag(&kubeconfig).arg("list"));
     assert_eq!(code, 0, "{err}");
@@ -131,9 +140,19 @@ fn works_as_a_kubectl_plugin() {
     // Installed as a user would: the binary alone in a directory on PATH.
     let bin_dir = tempfile::tempdir().unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_kubectl-revtag"), bin_dir.path().join("kubectl-revtag")).unwrap();
-    let path = std::env::join_paths([bin_dir.path().to_path_buf(), plane.tools.k8s_bin.clone(), "/usr/bin".into(), "/bin".into()]).unwrap();
+    let path = std::env::join_paths([
+        bin_dir.path().to_path_buf(),
+        plane.tools.k8s_bin.clone(),
+        "/usr/bin".into(),
+        "/bin".into(),
+    ])
+    .unwrap();
     let kubectl = |args: &[&str]| {
-        run(Command::new(plane.tools.kubectl()).args(args).env("PATH", &path).env("KUBECONFIG", &plane.kubeconfig).env("HOME", std::env::temp_dir()))
+        run(Command::new(plane.tools.kubectl())
+            .args(args)
+            .env("PATH", &path)
+            .env("KUBECONFIG", &plane.kubeconfig)
+            .env("HOME", std::env::temp_dir()))
     };
     let (code, out, err) = kubectl(&["plugin", "list"]);
     assert_eq!(code, 0, "{err}");
@@ -253,7 +272,10 @@ fn missing_kubeconfig_and_unknown_context_are_explained() {
     let plane = fixture();
     let (code, _, err) = run(revtag(&plane.kubeconfig).args(["list", "--context", "nope"]));
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("context \"nope\" is not in the kubeconfig") && err.contains("known contexts: meshtest"), "{err}");
+    assert!(
+        err.contains("context \"nope\" is not in the kubeconfig") && err.contains("known contexts: meshtest"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -57,7 +57,12 @@ fn run() -> Result<ExitCode> {
         ["tools"] => {
             let started = Instant::now();
             let tools = Tools::ensure()?;
-            eprintln!("tools ready in {:.1?}: {} and {}", started.elapsed(), tools.k8s_bin.display(), tools.tools_bin.display());
+            eprintln!(
+                "tools ready in {:.1?}: {} and {}",
+                started.elapsed(),
+                tools.k8s_bin.display(),
+                tools.tools_bin.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         _ => {
@@ -144,8 +149,14 @@ fn demo() -> Result<ExitCode> {
         }
         Ok(())
     };
-    step("the test cluster: a real kube-apiserver with Istio's CRDs and two revisions", &["kubectl", "get", "deployments", "-n", "istio-system"])?;
-    step("revision tags, the namespaces that use them, and each revision's Istio version", &["kubectl", "revtag", "list"])?;
+    step(
+        "the test cluster: a real kube-apiserver with Istio's CRDs and two revisions",
+        &["kubectl", "get", "deployments", "-n", "istio-system"],
+    )?;
+    step(
+        "revision tags, the namespaces that use them, and each revision's Istio version",
+        &["kubectl", "revtag", "list"],
+    )?;
     eprintln!(
         "\nThe cluster is still running: eval \"$(cargo xtask cluster up)\" starts a fresh one to play with,\n\
          `cargo xtask cluster down` stops it."

@@ -25,47 +25,74 @@ pub struct IstioRevision {
 }
 
 /// The revision users run today; it holds the `default` tag.
-pub const STABLE: IstioRevision = IstioRevision { name: "1-30-3", version: "1.30.3", tags: &["default", "prod-stable"] };
+pub const STABLE: IstioRevision =
+    IstioRevision { name: "1-30-3", version: "1.30.3", tags: &["default", "prod-stable"] };
 /// The revision being rolled out.
 pub const CANARY: IstioRevision = IstioRevision { name: "1-31-1", version: "1.31.1", tags: &["prod-canary"] };
 
 pub const ISTIO_NAMESPACE: &str = "istio-system";
 pub const GATEWAY_NAMESPACE: &str = "istio-ingress";
 
-/// One application namespace: its labels and its pods as `(name, injected revision,
-/// native sidecar, pod labels)`.
+type StaticLabels = &'static [(&'static str, &'static str)];
+
+/// One application namespace: its labels and its pods.
 pub struct AppNamespace {
     pub name: &'static str,
-    pub labels: &'static [(&'static str, &'static str)],
-    pub pods: &'static [(&'static str, Option<IstioRevision>, bool, &'static [(&'static str, &'static str)])],
+    pub labels: StaticLabels,
+    pub pods: &'static [FixturePod],
+}
+
+/// A pod of the fixture and the sidecar Istio's injector gave it.
+pub struct FixturePod {
+    pub name: &'static str,
+    /// The revision that injected it, if any.
+    pub injected: Option<IstioRevision>,
+    /// Whether the sidecar is a native sidecar (an init container with `restartPolicy: Always`).
+    pub native: bool,
+    pub labels: StaticLabels,
+}
+
+const fn pod(name: &'static str, injected: Option<IstioRevision>) -> FixturePod {
+    FixturePod { name, injected, native: false, labels: &[] }
 }
 
 /// Every way a namespace is labelled in practice, each with the pods such a namespace has.
 pub const APP_NAMESPACES: &[AppNamespace] = &[
-    AppNamespace { name: "shop-legacy", labels: &[("istio-injection", "enabled")], pods: &[("web-0", Some(STABLE), false, &[])] },
-    AppNamespace { name: "shop-stable", labels: &[("istio.io/rev", STABLE.name)], pods: &[("web-0", Some(STABLE), false, &[])] },
-    AppNamespace { name: "shop-tagged", labels: &[("istio.io/rev", "prod-stable")], pods: &[("web-0", Some(STABLE), false, &[])] },
+    AppNamespace {
+        name: "shop-legacy",
+        labels: &[("istio-injection", "enabled")],
+        pods: &[pod("web-0", Some(STABLE))],
+    },
+    AppNamespace { name: "shop-stable", labels: &[("istio.io/rev", STABLE.name)], pods: &[pod("web-0", Some(STABLE))] },
+    AppNamespace {
+        name: "shop-tagged",
+        labels: &[("istio.io/rev", "prod-stable")],
+        pods: &[pod("web-0", Some(STABLE))],
+    },
     AppNamespace {
         name: "shop-canary",
         labels: &[("istio.io/rev", "prod-canary")],
-        pods: &[("web-0", Some(CANARY), true, &[]), ("web-1", Some(STABLE), false, &[])],
+        pods: &[FixturePod { native: true, ..pod("web-0", Some(CANARY)) }, pod("web-1", Some(STABLE))],
     },
     AppNamespace {
         name: "shop-both",
         labels: &[("istio-injection", "enabled"), ("istio.io/rev", CANARY.name)],
-        pods: &[("web-0", Some(STABLE), false, &[])],
+        pods: &[pod("web-0", Some(STABLE))],
     },
     AppNamespace {
         name: "shop-plain",
         labels: &[],
-        pods: &[("web-0", None, false, &[]), ("opted-in", Some(STABLE), false, &[("sidecar.istio.io/inject", "true")])],
+        pods: &[
+            pod("web-0", None),
+            FixturePod { labels: &[("sidecar.istio.io/inject", "true")], ..pod("opted-in", Some(STABLE)) },
+        ],
     },
     AppNamespace {
         name: "shop-optout",
         labels: &[("istio.io/rev", "prod-canary")],
-        pods: &[("batch-0", None, false, &[("sidecar.istio.io/inject", "false")])],
+        pods: &[FixturePod { labels: &[("sidecar.istio.io/inject", "false")], ..pod("batch-0", None) }],
     },
-    AppNamespace { name: "shop-off", labels: &[("istio-injection", "disabled")], pods: &[("web-0", None, false, &[])] },
+    AppNamespace { name: "shop-off", labels: &[("istio-injection", "disabled")], pods: &[pod("web-0", None)] },
 ];
 
 pub struct Fixture;
@@ -90,11 +117,7 @@ fn render_istio(plane: &ControlPlane) -> Result<String> {
     let module = istio_module_dir()?;
     let charts = module.join("manifests/charts");
     let kube_version = plane.tools.versions.kubernetes.clone();
-    let key = format!(
-        "{}|{}|{kube_version}|{STABLE:?}|{CANARY:?}|v2",
-        module.display(),
-        plane.tools.helm().display()
-    );
+    let key = format!("{}|{}|{kube_version}|{STABLE:?}|{CANARY:?}|v2", module.display(), plane.tools.helm().display());
     let cached = cache_dir().join(format!("istio-fixture-{:016x}.yaml", fnv(&key)));
     if let Ok(text) = fs::read_to_string(&cached) {
         return Ok(text);
@@ -150,7 +173,8 @@ fn split_crds(rendered: &str) -> (String, String) {
         if !doc.lines().any(|l| l.starts_with("kind:")) {
             continue;
         }
-        let target = if doc.lines().any(|l| l.trim_end() == "kind: CustomResourceDefinition") { &mut crds } else { &mut rest };
+        let target =
+            if doc.lines().any(|l| l.trim_end() == "kind: CustomResourceDefinition") { &mut crds } else { &mut rest };
         target.push_str(doc);
         target.push_str("\n---\n");
     }
@@ -179,15 +203,20 @@ fn yaml_labels(pairs: &[(&str, &str)], indent: &str) -> String {
 fn apps_manifest(pods: bool) -> String {
     let mut out = String::new();
     for ns in APP_NAMESPACES {
-        let _ = write!(out, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n  labels:{}---\n", ns.name, yaml_labels(ns.labels, "    "));
+        let _ = write!(
+            out,
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n  labels:{}---\n",
+            ns.name,
+            yaml_labels(ns.labels, "    ")
+        );
         let _ = write!(
             out,
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n---\n",
             ns = ns.name
         );
         if pods {
-            for (name, injected, native, labels) in ns.pods {
-                out.push_str(&pod_manifest(ns.name, name, *injected, *native, labels));
+            for pod in ns.pods {
+                out.push_str(&pod_manifest(ns.name, pod.name, pod.injected, pod.native, pod.labels));
             }
         }
     }
@@ -197,7 +226,13 @@ fn apps_manifest(pods: bool) -> String {
 /// A pod as Istio's injector leaves it: the `istio-proxy` sidecar (as a container, or as a
 /// native sidecar init container), `istio-init`, and the `istio.io/rev` and
 /// `sidecar.istio.io/status` annotations naming the real revision.
-pub fn pod_manifest(namespace: &str, name: &str, injected: Option<IstioRevision>, native: bool, labels: &[(&str, &str)]) -> String {
+pub fn pod_manifest(
+    namespace: &str,
+    name: &str,
+    injected: Option<IstioRevision>,
+    native: bool,
+    labels: &[(&str, &str)],
+) -> String {
     let mut all_labels: Vec<(&str, &str)> = vec![("app", "web")];
     all_labels.extend_from_slice(labels);
     let mut out = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {namespace}\n");
@@ -245,7 +280,9 @@ mod tests {
 
     #[test]
     fn split_separates_crds() {
-        let (crds, rest) = split_crds("kind: CustomResourceDefinition\nmetadata: {name: a}\n---\nkind: Service\n---\n# only a comment\n");
+        let (crds, rest) = split_crds(
+            "kind: CustomResourceDefinition\nmetadata: {name: a}\n---\nkind: Service\n---\n# only a comment\n",
+        );
         assert!(crds.contains("name: a") && !crds.contains("Service"));
         assert!(rest.contains("kind: Service") && !rest.contains("comment"));
     }

@@ -8,7 +8,10 @@ mod tools;
 
 use std::path::PathBuf;
 
-pub use fixture::{APP_NAMESPACES, AppNamespace, CANARY, Fixture, GATEWAY_NAMESPACE, ISTIO_NAMESPACE, IstioRevision, STABLE, pod_manifest, write_rendered};
+pub use fixture::{
+    APP_NAMESPACES, AppNamespace, CANARY, Fixture, GATEWAY_NAMESPACE, ISTIO_NAMESPACE, IstioRevision, STABLE,
+    pod_manifest, write_rendered,
+};
 pub use plane::{CONTEXT, ControlPlane, Options};
 pub use tools::{ModuleVersions, Tools, cache_dir, istio_module_dir};
 

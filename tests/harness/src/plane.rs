@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 
 use crate::pki::{self, Pki};
-use crate::tools::Tools;
+use crate::tools::{Tools, module_dir};
 
 /// Which parts to start.
 #[derive(Debug, Clone, Default)]
@@ -179,7 +179,7 @@ impl ControlPlane {
             format!("--service-account-private-key-file={}", d("sa.key")),
             format!("--root-ca-file={}", d("ca.crt")),
             "--use-service-account-credentials=false".into(),
-            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route".into(),
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route".into(),
             "--concurrent-deployment-syncs=10".into(),
             "--concurrent-replicaset-syncs=10".into(),
             "--v=1".into(),
@@ -200,10 +200,12 @@ impl ControlPlane {
             ]),
         )?;
         let kwok = self.tools.kwok();
+        let stages = self.write_kwok_stages()?;
         self.spawn(
             "kwok",
             Command::new(kwok).args([
                 format!("--kubeconfig={kubeconfig}"),
+                format!("--config={}", stages.display()),
                 "--manage-all-nodes=false".into(),
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
                 "--node-lease-duration-seconds=40".into(),
@@ -217,8 +219,41 @@ impl ControlPlane {
             manifest.push_str(&fake_node(&format!("kwok-node-{i}")));
         }
         self.apply(&manifest)?;
-        self.kubectl_ok(&["wait", "--for=condition=Ready", "node", "--all", "--timeout=120s"])?;
-        Ok(())
+        let start = Instant::now();
+        loop {
+            self.check_alive()?;
+            let ready =
+                self.kubectl().args(["wait", "--for=condition=Ready", "node", "--all", "--timeout=2s"]).output()?;
+            if ready.status.success() {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                bail!("kwok nodes not Ready within 2 minutes: {}", String::from_utf8_lossy(&ready.stderr));
+            }
+        }
+    }
+
+    /// kwok's own stage definitions from its module: nodes become Ready and keep their lease;
+    /// pods become Ready, complete, and are really deleted when deleted (there is no kubelet).
+    fn write_kwok_stages(&self) -> Result<PathBuf> {
+        let stage_dir = module_dir("tools", "sigs.k8s.io/kwok")?.join("kustomize/stage");
+        let mut stages = String::new();
+        for file in [
+            "node/fast/node-initialize.yaml",
+            "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+            "pod/fast/pod-ready.yaml",
+            "pod/fast/pod-complete.yaml",
+            "pod/fast/pod-delete.yaml",
+        ] {
+            let path = stage_dir.join(file);
+            stages.push_str(
+                &fs::read_to_string(&path).with_context(|| format!("cannot read kwok stage {}", path.display()))?,
+            );
+            stages.push_str("\n---\n");
+        }
+        let path = self.dir.join("kwok-stages.yaml");
+        fs::write(&path, stages)?;
+        Ok(path)
     }
 
     fn spawn(&mut self, name: &'static str, command: &mut Command) -> Result<()> {
@@ -240,7 +275,11 @@ impl ControlPlane {
     fn check_alive(&mut self) -> Result<()> {
         for p in &mut self.processes {
             if let Some(status) = p.child.try_wait()? {
-                bail!("{} exited with {status}; last log lines:\n{}", p.name, tail(&self.dir.join("logs").join(format!("{}.log", p.name))));
+                bail!(
+                    "{} exited with {status}; last log lines:\n{}",
+                    p.name,
+                    tail(&self.dir.join("logs").join(format!("{}.log", p.name)))
+                );
             }
         }
         Ok(())

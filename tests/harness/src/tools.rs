@@ -57,7 +57,8 @@ impl ModuleVersions {
         let k8s = fs::read_to_string(go_dir().join("k8s/go.mod"))?;
         let tools = fs::read_to_string(go_dir().join("tools/go.mod"))?;
         Ok(ModuleVersions {
-            kubernetes: require_version(&k8s, "k8s.io/kubernetes").context("k8s.io/kubernetes not required in tests/go/k8s/go.mod")?,
+            kubernetes: require_version(&k8s, "k8s.io/kubernetes")
+                .context("k8s.io/kubernetes not required in tests/go/k8s/go.mod")?,
             helm: require_version(&tools, "helm.sh/helm/v3").context("helm not required in tests/go/tools/go.mod")?,
         })
     }
@@ -177,7 +178,10 @@ fn fingerprint(parts: &[&[u8]]) -> String {
 }
 
 fn go_version() -> Result<String> {
-    let out = Command::new("go").arg("version").output().context("`go` is not on PATH; the test control plane is built with Go")?;
+    let out = Command::new("go")
+        .arg("version")
+        .output()
+        .context("`go` is not on PATH; the test control plane is built with Go")?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
@@ -186,7 +190,13 @@ fn build_module(module: &GoModule, versions: &ModuleVersions, cache: &Path) -> R
     let go_mod = fs::read(src.join("go.mod"))?;
     let go_sum = fs::read(src.join("go.sum"))?;
     let ldflags = (module.ldflags)(versions);
-    let key = fingerprint(&[&go_mod, &go_sum, ldflags.as_bytes(), module.packages.join(" ").as_bytes(), go_version()?.as_bytes()]);
+    let key = fingerprint(&[
+        &go_mod,
+        &go_sum,
+        ldflags.as_bytes(),
+        module.packages.join(" ").as_bytes(),
+        go_version()?.as_bytes(),
+    ]);
     let out = cache.join(format!("{}-{key}", module.dir));
     let done = out.join(".complete");
     if done.exists() {
@@ -197,7 +207,12 @@ fn build_module(module: &GoModule, versions: &ModuleVersions, cache: &Path) -> R
     if done.exists() {
         return Ok(out);
     }
-    eprintln!("meshtest: building {} from tests/go/{} into {} (first time only)", module.packages.join(", "), module.dir, out.display());
+    eprintln!(
+        "meshtest: building {} from tests/go/{} into {} (first time only)",
+        module.packages.join(", "),
+        module.dir,
+        out.display()
+    );
     let started = Instant::now();
     fs::create_dir_all(&out)?;
     let mut go = Command::new("go");
@@ -234,22 +249,28 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// The directory of the `istio.io/istio` module pinned in `tests/go/istio/go.mod` (downloaded
-/// through the Go module proxy on first use); its `manifests/charts` are Istio's own charts.
-pub fn istio_module_dir() -> Result<PathBuf> {
+/// The source directory of `module` as pinned by the Go module in `tests/go/<go_module>`,
+/// downloaded through the Go module proxy on first use.
+pub fn module_dir(go_module: &str, module: &str) -> Result<PathBuf> {
     let out = Command::new("go")
-        .current_dir(go_dir().join("istio"))
-        .args(["mod", "download", "-json", "istio.io/istio"])
+        .current_dir(go_dir().join(go_module))
+        .args(["mod", "download", "-json", module])
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=readonly")
         .output()
         .context("cannot run `go mod download`")?;
     if !out.status.success() {
-        bail!("go mod download istio.io/istio failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!("go mod download {module} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let info: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let dir = info["Dir"].as_str().context("go mod download gave no Dir")?;
+    let dir = info["Dir"].as_str().with_context(|| format!("go mod download gave no Dir for {module}"))?;
     Ok(PathBuf::from(dir))
+}
+
+/// Istio's source at the version pinned in `tests/go/istio/go.mod`; its `manifests/charts` are
+/// Istio's own charts.
+pub fn istio_module_dir() -> Result<PathBuf> {
+    module_dir("istio", "istio.io/istio")
 }
 
 #[cfg(test)]
@@ -258,8 +279,14 @@ mod tests {
 
     #[test]
     fn reads_versions_from_go_mod() {
-        assert_eq!(require_version("require k8s.io/kubernetes v1.35.4\n", "k8s.io/kubernetes").as_deref(), Some("v1.35.4"));
-        assert_eq!(require_version("require (\n\thelm.sh/helm/v3 v3.21.4\n)", "helm.sh/helm/v3").as_deref(), Some("v3.21.4"));
+        assert_eq!(
+            require_version("require k8s.io/kubernetes v1.35.4\n", "k8s.io/kubernetes").as_deref(),
+            Some("v1.35.4")
+        );
+        assert_eq!(
+            require_version("require (\n\thelm.sh/helm/v3 v3.21.4\n)", "helm.sh/helm/v3").as_deref(),
+            Some("v3.21.4")
+        );
         assert_eq!(require_version("\tk8s.io/api => k8s.io/api v0.35.4", "k8s.io/api"), None);
         let v = ModuleVersions::read().unwrap();
         assert!(v.kubernetes.starts_with("v1."), "{v:?}");

@@ -75,10 +75,15 @@ pub enum NoSidecar {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Intended {
-    None { reason: NoSidecar },
+    None {
+        reason: NoSidecar,
+    },
     /// `via` is the name as written in a label (a tag or a revision); `revision` is where it
     /// resolves, `None` when it names nothing installed.
-    Sidecar { via: String, revision: Option<String> },
+    Sidecar {
+        via: String,
+        revision: Option<String>,
+    },
 }
 
 impl Intended {
@@ -92,7 +97,8 @@ impl Intended {
 
 pub fn pod_intended(namespace: &NamespaceView, pod_labels: &Labels, mesh: &Mesh) -> Intended {
     let opted_out = pod_labels.get(keys::SIDECAR_INJECT).map(String::as_str) == Some("false");
-    let sidecar = |via: &str| Intended::Sidecar { via: via.to_string(), revision: mesh.resolve(via).map(str::to_string) };
+    let sidecar =
+        |via: &str| Intended::Sidecar { via: via.to_string(), revision: mesh.resolve(via).map(str::to_string) };
     let none = |reason| Intended::None { reason };
     match namespace_injection(&namespace.labels) {
         NamespaceInjection::Disabled { .. } => none(NoSidecar::NamespaceDisabled),
@@ -100,17 +106,14 @@ pub fn pod_intended(namespace: &NamespaceView, pod_labels: &Labels, mesh: &Mesh)
         NamespaceInjection::Default { .. } => sidecar(keys::DEFAULT_TAG),
         NamespaceInjection::Rev { name } => sidecar(&name),
         NamespaceInjection::Unlabelled => {
-            if let Some(rev) = pod_labels.get(keys::REV) {
-                sidecar(rev)
-            } else if pod_labels.get(keys::SIDECAR_INJECT).map(String::as_str) == Some("true") {
-                sidecar(keys::DEFAULT_TAG)
-            } else if mesh.auto_inject
+            let opted_in = pod_labels.get(keys::SIDECAR_INJECT).map(String::as_str) == Some("true");
+            let auto_injected = mesh.auto_inject
                 && !pod_labels.contains_key(keys::SIDECAR_INJECT)
-                && !AUTO_INJECT_EXCLUDED.contains(&namespace.name.as_str())
-            {
-                sidecar(keys::DEFAULT_TAG)
-            } else {
-                none(NoSidecar::NotSelected)
+                && !AUTO_INJECT_EXCLUDED.contains(&namespace.name.as_str());
+            match pod_labels.get(keys::REV) {
+                Some(rev) => sidecar(rev),
+                None if opted_in || auto_injected => sidecar(keys::DEFAULT_TAG),
+                None => none(NoSidecar::NotSelected),
             }
         }
     }
@@ -122,7 +125,9 @@ pub fn pod_intended(namespace: &NamespaceView, pod_labels: &Labels, mesh: &Mesh)
 pub enum Injected {
     NotInjected,
     /// Injected by this revision (never a tag: the injector records the real revision).
-    Revision { revision: String },
+    Revision {
+        revision: String,
+    },
     /// A proxy container without the injector's annotations (hand-written or foreign).
     Unknown,
 }
@@ -159,7 +164,10 @@ pub fn pod_injected(pod: &PodView) -> Injected {
 pub enum PodRevisionState {
     UpToDate,
     /// A restart would change its sidecar (add, remove or move it to another revision).
-    Stale { injected: Option<String>, intended: Option<String> },
+    Stale {
+        injected: Option<String>,
+        intended: Option<String>,
+    },
     /// The labels name a tag or revision that is not installed, or the proxy is not Istio's:
     /// nothing to compare against.
     Unresolved,
@@ -210,7 +218,11 @@ mod tests {
             labels: labels(&[("istio.io/rev", rev), ("istio.io/tag", tag)]),
             webhooks: vec![],
         };
-        let mut mesh = Mesh::discover(&[istiod("stable"), istiod("canary")], &[tag("default", "stable"), tag("prod", "canary")], &[]);
+        let mut mesh = Mesh::discover(
+            &[istiod("stable"), istiod("canary")],
+            &[tag("default", "stable"), tag("prod", "canary")],
+            &[],
+        );
         mesh.auto_inject = auto_inject;
         mesh
     }
@@ -255,10 +267,11 @@ mod tests {
             entries.push((
                 "auto".into(),
                 default,
-                sel()
-                    .with("istio-injection", DoesNotExist, &[])
-                    .with("istio.io/rev", DoesNotExist, &[])
-                    .with("kubernetes.io/metadata.name", NotIn, &AUTO_INJECT_EXCLUDED),
+                sel().with("istio-injection", DoesNotExist, &[]).with("istio.io/rev", DoesNotExist, &[]).with(
+                    "kubernetes.io/metadata.name",
+                    NotIn,
+                    &AUTO_INJECT_EXCLUDED,
+                ),
                 sel().with("sidecar.istio.io/inject", DoesNotExist, &[]).with("istio.io/rev", DoesNotExist, &[]),
             ));
         }
@@ -291,9 +304,14 @@ mod tests {
 
                                 let matched: Vec<_> = entries
                                     .iter()
-                                    .filter(|(_, _, ns_sel, obj_sel)| ns_sel.matches(&ns_labels) && obj_sel.matches(&pod_labels))
+                                    .filter(|(_, _, ns_sel, obj_sel)| {
+                                        ns_sel.matches(&ns_labels) && obj_sel.matches(&pod_labels)
+                                    })
                                     .collect();
-                                assert!(matched.len() <= 1, "overlap for ns {ns_labels:?} pod {pod_labels:?}: {matched:?}");
+                                assert!(
+                                    matched.len() <= 1,
+                                    "overlap for ns {ns_labels:?} pod {pod_labels:?}: {matched:?}"
+                                );
                                 let oracle = matched.first().map(|(_, rev, _, _)| rev.as_str());
 
                                 let ours = pod_intended(&namespace, &pod_labels, &mesh);
@@ -302,7 +320,11 @@ mod tests {
                                     // A label naming something not installed: no webhook serves it.
                                     assert_eq!(oracle, None, "ns {ns_labels:?} pod {pod_labels:?}");
                                 } else {
-                                    assert_eq!(ours.revision(), oracle, "ns {ns_labels:?} pod {pod_labels:?}: {ours:?}");
+                                    assert_eq!(
+                                        ours.revision(),
+                                        oracle,
+                                        "ns {ns_labels:?} pod {pod_labels:?}: {ours:?}"
+                                    );
                                 }
                                 checked += 1;
                             }
@@ -338,7 +360,10 @@ mod tests {
     fn intended_says_why_there_is_no_sidecar() {
         let m = mesh(false);
         let none = |reason| Intended::None { reason };
-        assert_eq!(pod_intended(&ns("a", &[("istio-injection", "disabled")]), &labels(&[]), &m), none(NoSidecar::NamespaceDisabled));
+        assert_eq!(
+            pod_intended(&ns("a", &[("istio-injection", "disabled")]), &labels(&[]), &m),
+            none(NoSidecar::NamespaceDisabled)
+        );
         assert_eq!(
             pod_intended(&ns("a", &[("istio.io/rev", "prod")]), &labels(&[("sidecar.istio.io/inject", "false")]), &m),
             none(NoSidecar::PodOptOut)
@@ -357,9 +382,16 @@ mod tests {
     fn pod(annotations: &[(&str, &str)], proxy: bool) -> PodView {
         let mut containers = vec![ContainerView { name: "app".into(), image: "nginx".into() }];
         if proxy {
-            containers.push(ContainerView { name: "istio-proxy".into(), image: "docker.io/istio/proxyv2:1.30.3".into() });
+            containers
+                .push(ContainerView { name: "istio-proxy".into(), image: "docker.io/istio/proxyv2:1.30.3".into() });
         }
-        PodView { namespace: "a".into(), name: "p".into(), annotations: labels(annotations), containers, ..Default::default() }
+        PodView {
+            namespace: "a".into(),
+            name: "p".into(),
+            annotations: labels(annotations),
+            containers,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -393,7 +425,10 @@ mod tests {
             PodRevisionState::Stale { injected: Some("stable".into()), intended: None }
         );
         assert_eq!(pod_state(&unlabelled, &pod(&[], false), &m), PodRevisionState::UpToDate);
-        assert_eq!(pod_state(&ns("a", &[("istio.io/rev", "gone")]), &injected_by("stable"), &m), PodRevisionState::Unresolved);
+        assert_eq!(
+            pod_state(&ns("a", &[("istio.io/rev", "gone")]), &injected_by("stable"), &m),
+            PodRevisionState::Unresolved
+        );
         assert_eq!(pod_state(&on_prod, &pod(&[], true), &m), PodRevisionState::Unresolved);
     }
 }

@@ -97,7 +97,9 @@ impl Mesh {
         }
         mesh.auto_inject = webhooks
             .iter()
-            .filter(|w| w.label(keys::TAG) == Some(keys::DEFAULT_TAG) || revision_label(&w.labels) == keys::DEFAULT_REVISION)
+            .filter(|w| {
+                w.label(keys::TAG) == Some(keys::DEFAULT_TAG) || revision_label(&w.labels) == keys::DEFAULT_REVISION
+            })
             .flat_map(|w| w.injectors())
             .any(|w| w.name.starts_with("auto."));
         mesh
@@ -130,11 +132,7 @@ impl Mesh {
     pub fn default_revision(&self) -> Option<&str> {
         match self.tags.get(keys::DEFAULT_TAG) {
             Some(tag) => Some(tag.revision.as_str()),
-            None => self
-                .revisions
-                .get(keys::DEFAULT_REVISION)
-                .filter(|r| r.installed())
-                .map(|r| r.name.as_str()),
+            None => self.revisions.get(keys::DEFAULT_REVISION).filter(|r| r.installed()).map(|r| r.name.as_str()),
         }
     }
 
@@ -202,8 +200,16 @@ mod tests {
         Mesh::discover(
             &[istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
             &[
-                injector("istio-sidecar-injector-1-30-3", &[("istio.io/rev", "1-30-3")], &["rev.namespace.sidecar-injector.istio.io"]),
-                injector("istio-sidecar-injector-1-31-1", &[("istio.io/rev", "1-31-1")], &["rev.namespace.sidecar-injector.istio.io"]),
+                injector(
+                    "istio-sidecar-injector-1-30-3",
+                    &[("istio.io/rev", "1-30-3")],
+                    &["rev.namespace.sidecar-injector.istio.io"],
+                ),
+                injector(
+                    "istio-sidecar-injector-1-31-1",
+                    &[("istio.io/rev", "1-31-1")],
+                    &["rev.namespace.sidecar-injector.istio.io"],
+                ),
                 injector(
                     "istio-revision-tag-default",
                     &[("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")],
@@ -214,8 +220,14 @@ mod tests {
             ],
             &[
                 svc("istiod-1-30-3", &[("app", "istiod"), ("istio.io/rev", "1-30-3")]),
-                svc("istiod-revision-tag-default", &[("app", "istiod"), ("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")]),
-                svc("istiod-revision-tag-svconly", &[("app", "istiod"), ("istio.io/rev", "1-31-1"), ("istio.io/tag", "svconly")]),
+                svc(
+                    "istiod-revision-tag-default",
+                    &[("app", "istiod"), ("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")],
+                ),
+                svc(
+                    "istiod-revision-tag-svconly",
+                    &[("app", "istiod"), ("istio.io/rev", "1-31-1"), ("istio.io/tag", "svconly")],
+                ),
                 svc("unrelated", &[("app", "other")]),
             ],
         )

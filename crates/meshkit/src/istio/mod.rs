@@ -9,9 +9,14 @@ mod objects;
 mod selector;
 mod version;
 
-pub use injection::{Injected, Intended, NamespaceInjection, PodRevisionState, namespace_injection, pod_injected, pod_intended, pod_state};
+pub use injection::{
+    Injected, Intended, NamespaceInjection, PodRevisionState, namespace_injection, pod_injected, pod_intended,
+    pod_state,
+};
 pub use mesh::{Mesh, Revision, Tag, TagTarget};
-pub use objects::{ContainerView, IstiodView, Labels, NamespaceView, PodView, ServiceView, WebhookConfigView, WebhookView};
+pub use objects::{
+    ContainerView, IstiodView, Labels, NamespaceView, PodView, ServiceView, WebhookConfigView, WebhookView,
+};
 pub use selector::{LabelSelector, Requirement, SelectorOp};
 pub use version::{IstioVersion, proxy_version};
 

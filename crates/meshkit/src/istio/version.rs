@@ -31,7 +31,8 @@ impl IstioVersion {
             None => (text, None),
         };
         let mut parts = core.split('.');
-        let number = |p: Option<&str>| p.filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))?.parse().ok();
+        let number =
+            |p: Option<&str>| p.filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))?.parse().ok();
         let major = number(parts.next())?;
         let minor = number(parts.next())?;
         let patch = match parts.next() {
@@ -167,7 +168,10 @@ mod tests {
     fn proxy_version_finds_classic_and_native_sidecars() {
         let container = |name: &str, image: &str| ContainerView { name: name.into(), image: image.into() };
         let classic = PodView {
-            containers: vec![container("app", "nginx:1.27"), container("istio-proxy", "docker.io/istio/proxyv2:1.30.3")],
+            containers: vec![
+                container("app", "nginx:1.27"),
+                container("istio-proxy", "docker.io/istio/proxyv2:1.30.3"),
+            ],
             ..Default::default()
         };
         assert_eq!(proxy_version(&classic), Some(v("1.30.3")));
