@@ -1,7 +1,8 @@
 //! Developer tasks: `cargo xtask <task>`.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -52,7 +53,12 @@ fn run() -> Result<ExitCode> {
     match words.as_slice() {
         ["test", ..] => test(&words[1..]),
         ["demo"] => demo(),
-        ["cluster", "up"] => cluster_up(options, bare).map(|_| ExitCode::SUCCESS),
+        ["cluster", "up"] => {
+            let plane = cluster_up(options, bare)?;
+            println!("export KUBECONFIG={}", plane.kubeconfig.display());
+            println!("export PATH={}", plane.tools.path_env().to_string_lossy());
+            Ok(ExitCode::SUCCESS)
+        }
         ["cluster", "down"] => cluster_down().map(|_| ExitCode::SUCCESS),
         ["tools"] => {
             let started = Instant::now();
@@ -84,9 +90,42 @@ fn test(extra: &[&str]) -> Result<ExitCode> {
     let started = Instant::now();
     Tools::ensure()?;
     eprintln!("xtask: test tools ready after {:.1?}", started.elapsed());
-    let status = cargo().args(["test", "--workspace", "--locked"]).args(extra).status()?;
+    let mut child = cargo()
+        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().context("cargo test stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some((p, f)) = test_result_counts(&line) {
+            passed += p;
+            failed += f;
+        }
+    }
+    let status = child.wait()?;
     eprintln!("xtask: tests finished in {:.1?}", started.elapsed());
+    // One closing line for the whole workspace; cargo's own last line is a crate's doc tests.
+    println!("tests: {passed} passed, {failed} failed");
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `(passed, failed)` from libtest's `test result: ok. 35 passed; 0 failed; …` line.
+fn test_result_counts(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let count = |label: &str| -> Option<u64> {
+        rest.split(';').find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label)?
+                .trim()
+                .parse()
+                .ok()
+        })
+    };
+    Some((count("passed")?, count("failed")?))
 }
 
 fn cluster_dir() -> PathBuf {
@@ -110,8 +149,6 @@ fn cluster_up(mut options: Options, bare: bool) -> Result<ControlPlane> {
         Fixture::install(&plane, options.nodes == 0)?;
         eprintln!("xtask: Istio fixture installed in {:.1?}", fixture_started.elapsed());
     }
-    println!("export KUBECONFIG={}", plane.kubeconfig.display());
-    println!("export PATH={}", plane.tools.path_env().to_string_lossy());
     Ok(plane)
 }
 
@@ -150,17 +187,44 @@ fn demo() -> Result<ExitCode> {
         Ok(())
     };
     step(
-        "the test cluster: a real kube-apiserver with Istio's CRDs and two revisions",
-        &["kubectl", "get", "deployments", "-n", "istio-system"],
+        "a real kube-apiserver holding two Istio revisions, and namespaces labelled every way users label them",
+        &[
+            "kubectl",
+            "get",
+            "namespaces",
+            "-l",
+            "kubernetes.io/metadata.name notin (default,kube-system,kube-public,kube-node-lease)",
+            "-L",
+            "istio-injection",
+            "-L",
+            "istio.io/rev",
+        ],
     )?;
     step(
         "revision tags, the namespaces that use them, and each revision's Istio version",
         &["kubectl", "revtag", "list"],
     )?;
+    ControlPlane::stop_detached(&cluster_dir())?;
     eprintln!(
-        "\nThe cluster is still running: eval \"$(cargo xtask cluster up)\" starts a fresh one to play with,\n\
+        "\nThe demo cluster is stopped. `eval \"$(cargo xtask cluster up)\"` starts one to explore;\n\
          `cargo xtask cluster down` stops it."
     );
-    ControlPlane::stop_detached(&cluster_dir())?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_result_counts;
+
+    #[test]
+    fn reads_libtest_summaries() {
+        assert_eq!(
+            test_result_counts(
+                "test result: ok. 35 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s"
+            ),
+            Some((35, 0))
+        );
+        assert_eq!(test_result_counts("test result: FAILED. 9 passed; 2 failed; 0 ignored; 0 measured"), Some((9, 2)));
+        assert_eq!(test_result_counts("running 3 tests"), None);
+    }
 }
