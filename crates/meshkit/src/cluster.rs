@@ -2,6 +2,7 @@
 //! name the cluster, the user and what we were doing.
 
 use std::fmt::Debug;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::api::{Api, ListParams};
@@ -133,21 +134,43 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
-fn load_kubeconfig(path: Option<&str>) -> Result<Kubeconfig> {
-    let loaded = match path {
-        Some(path) => Kubeconfig::read_from(path),
-        None => match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-            Some(_) => Kubeconfig::from_env().map(|kc| kc.unwrap_or_default()),
-            None => Kubeconfig::read(),
-        },
+/// `--kubeconfig` wins; else every file listed in `KUBECONFIG` that exists, merged in order (first
+/// one to set a value wins, as in kubectl); else `~/.kube/config`.
+fn load_kubeconfig(flag: Option<&str>) -> Result<Kubeconfig> {
+    let unreadable = |source: String, err: KubeconfigError, hint: &str| Error::Kubeconfig {
+        reason: format!("cannot read {source}: {}", innermost(&err)),
+        hint: hint.to_string(),
     };
-    loaded.map_err(|e| {
-        let hint = match path {
-            Some(_) => "check the path given to --kubeconfig",
-            None => "set KUBECONFIG or pass --kubeconfig PATH (kubectl config view shows what kubectl uses)",
-        };
-        Error::Kubeconfig { reason: innermost(&e), hint: hint.into() }
+    if let Some(path) = flag {
+        return Kubeconfig::read_from(path)
+            .map_err(|e| unreadable(format!("--kubeconfig {path}"), e, "check the path given to --kubeconfig"));
+    }
+    let listed = std::env::var_os("KUBECONFIG").unwrap_or_default();
+    let paths: Vec<PathBuf> = std::env::split_paths(&listed).filter(|p| !p.as_os_str().is_empty()).collect();
+    if paths.is_empty() {
+        let default = home_kubeconfig().ok_or_else(|| Error::Kubeconfig {
+            reason: "no kubeconfig: KUBECONFIG is not set and there is no home directory".into(),
+            hint: "set KUBECONFIG or pass --kubeconfig PATH".into(),
+        })?;
+        return Kubeconfig::read_from(&default)
+            .map_err(|e| unreadable(default.display().to_string(), e, "set KUBECONFIG or pass --kubeconfig PATH"));
+    }
+    let existing: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
+    if existing.is_empty() {
+        return Err(Error::Kubeconfig {
+            reason: format!("none of the files in KUBECONFIG exist ({})", listed.to_string_lossy()),
+            hint: "fix KUBECONFIG or pass --kubeconfig PATH".into(),
+        });
+    }
+    existing.into_iter().try_fold(Kubeconfig::default(), |merged, path| {
+        Kubeconfig::read_from(path)
+            .and_then(|next| merged.merge(next))
+            .map_err(|e| unreadable(path.display().to_string(), e, "fix or remove that file from KUBECONFIG"))
     })
+}
+
+fn home_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|home| PathBuf::from(home).join(".kube").join("config"))
 }
 
 /// Which context, server and user the flags select, for messages.

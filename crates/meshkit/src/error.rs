@@ -21,6 +21,9 @@ pub enum Exit {
     Forbidden = 4,
     /// What the command needs is not there: no Istio control plane, an unknown revision or tag.
     NotFound = 5,
+    /// The change needs confirmation that was not given (no terminal to ask on and no `--yes`,
+    /// or the answer was no); nothing was changed.
+    NotConfirmed = 6,
 }
 
 impl From<Exit> for ExitCode {
@@ -67,6 +70,13 @@ pub enum Error {
     #[error("{message}")]
     NotFound { message: String, hint: String },
 
+    /// The request is understood but would do harm or contradicts the cluster's state.
+    #[error("{message}")]
+    Refused { message: String, hint: String },
+
+    #[error("not confirmed: {what}; nothing was changed")]
+    NotConfirmed { what: String, hint: String },
+
     #[error("failed to {action}: {message}")]
     Api { action: String, code: u16, message: String },
 
@@ -83,6 +93,10 @@ impl Error {
         Error::NotFound { message: message.into(), hint: hint.into() }
     }
 
+    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Refused { message: message.into(), hint: hint.into() }
+    }
+
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage { .. } => Exit::Usage,
@@ -92,16 +106,19 @@ impl Error {
             | Error::Unauthorized { .. } => Exit::Unreachable,
             Error::Forbidden { .. } => Exit::Forbidden,
             Error::NotFound { .. } => Exit::NotFound,
-            Error::Api { .. } | Error::Output(_) => Exit::Failed,
+            Error::NotConfirmed { .. } => Exit::NotConfirmed,
+            Error::Refused { .. } | Error::Api { .. } | Error::Output(_) => Exit::Failed,
         }
     }
 
     /// What the user can do about it, on one line.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Usage { hint, .. } | Error::Kubeconfig { hint, .. } | Error::NotFound { hint, .. } => {
-                (!hint.is_empty()).then(|| hint.clone())
-            }
+            Error::Usage { hint, .. }
+            | Error::Kubeconfig { hint, .. }
+            | Error::NotFound { hint, .. }
+            | Error::Refused { hint, .. }
+            | Error::NotConfirmed { hint, .. } => (!hint.is_empty()).then(|| hint.clone()),
             Error::Unreachable { .. } => Some(
                 "check that the cluster is running and the server address is right (kubectl cluster-info), \
                  or pick another --context"
@@ -157,6 +174,8 @@ mod tests {
         assert_eq!(Error::Forbidden { action: "a".into(), message: "m".into() }.exit() as u8, 4);
         assert_eq!(Error::not_found("x", "").exit() as u8, 5);
         assert_eq!(Error::Api { action: "a".into(), code: 500, message: "m".into() }.exit() as u8, 1);
+        assert_eq!(Error::refused("x", "").exit() as u8, 1);
+        assert_eq!(Error::NotConfirmed { what: "x".into(), hint: String::new() }.exit() as u8, 6);
     }
 
     #[test]

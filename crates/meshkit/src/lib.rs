@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod cluster;
+pub mod confirm;
 pub mod error;
 pub mod istio;
 pub mod render;

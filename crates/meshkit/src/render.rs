@@ -147,6 +147,14 @@ impl Renderer {
         Ok(())
     }
 
+    /// Kubernetes objects: multi-document YAML, or a `List` with `-o json`.
+    pub fn print_manifests(&self, objects: &[serde_json::Value]) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(manifests_text(self.format, objects)?.as_bytes())?;
+        out.flush()?;
+        Ok(())
+    }
+
     /// kubectl's look: no borders, upper-case headers, three spaces between columns.
     pub fn table_text(&self, table: &Table) -> String {
         let mut t = ComfyTable::new();
@@ -188,6 +196,21 @@ impl Renderer {
             Tone::Dim => out.fg(Color::DarkGrey),
         }
     }
+}
+
+fn manifests_text(format: Format, objects: &[serde_json::Value]) -> Result<String> {
+    if format == Format::Json {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+        return Ok(serde_json::to_string_pretty(&list).map_err(std::io::Error::other)? + "\n");
+    }
+    let mut text = String::new();
+    for (i, object) in objects.iter().enumerate() {
+        if i > 0 {
+            text.push_str("---\n");
+        }
+        text.push_str(&serde_saphyr::to_string(object).map_err(std::io::Error::other)?);
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -242,6 +265,16 @@ mod tests {
         let mut out = Vec::new();
         plain(Format::Yaml).write(&mut out, &data, || unreachable!()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "- tag: default\n");
+    }
+
+    #[test]
+    fn manifests_are_multi_document_yaml_or_a_json_list() {
+        let objects = [serde_json::json!({"kind": "A", "metadata": {"name": "a"}}), serde_json::json!({"kind": "B"})];
+        assert_eq!(manifests_text(Format::Yaml, &objects).unwrap(), "kind: A\nmetadata:\n  name: a\n---\nkind: B\n");
+        assert_eq!(manifests_text(Format::Table, &objects).unwrap(), manifests_text(Format::Yaml, &objects).unwrap());
+        let list: serde_json::Value = serde_json::from_str(&manifests_text(Format::Json, &objects).unwrap()).unwrap();
+        assert_eq!(list["kind"], "List");
+        assert_eq!(list["items"][1]["kind"], "B");
     }
 
     #[test]

@@ -2,64 +2,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::Api;
 use meshkit::args::KubeArgs;
 use meshkit::cluster::Cluster;
-use meshkit::istio::{
-    IstioVersion, IstiodView, Mesh, NamespaceInjection, NamespaceView, ServiceView, WebhookConfigView, keys,
-    namespace_injection,
-};
+use meshkit::istio::{IstioVersion, NamespaceInjection, NamespaceView, keys, namespace_injection};
 use meshkit::render::{Cell, Renderer, Table, Tone};
 use meshkit::{Error, Exit, Result};
 use serde::Serialize;
 
-/// The objects `list` needs, as plain data.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub istio_namespace: String,
-    pub istiods: Vec<IstiodView>,
-    pub webhooks: Vec<WebhookConfigView>,
-    pub services: Vec<ServiceView>,
-    /// Namespaces carrying `istio.io/rev` or `istio-injection`.
-    pub namespaces: Vec<NamespaceView>,
-    /// Only show namespace usage in this namespace (`-n`).
-    pub only_namespace: Option<String>,
-}
-
-/// Five label-selected, paginated lists, sent at once; no per-namespace requests.
-pub async fn fetch(cluster: &Cluster, kube: &KubeArgs) -> Result<Snapshot> {
-    let client = cluster.client();
-    let ns = &cluster.istio_namespace;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let namespaces: Api<Namespace> = Api::all(client);
-    let (list_deployments, list_services) =
-        (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
-    let (istiods, webhooks, services, revisioned, legacy) = tokio::try_join!(
-        cluster.list(&deployments, Some("app=istiod"), &list_deployments),
-        cluster.list(&webhooks, Some(keys::REV), "list mutatingwebhookconfigurations"),
-        cluster.list(&services, Some(keys::REV), &list_services),
-        cluster.list(&namespaces, Some(keys::REV), "list namespaces"),
-        cluster.list(&namespaces, Some(keys::INJECTION), "list namespaces"),
-    )?;
-    let mut by_name = BTreeMap::new();
-    for namespace in revisioned.iter().chain(&legacy) {
-        let view = NamespaceView::from(namespace);
-        by_name.insert(view.name.clone(), view);
-    }
-    Ok(Snapshot {
-        istio_namespace: ns.clone(),
-        istiods: istiods.iter().map(IstiodView::from).collect(),
-        webhooks: webhooks.iter().map(WebhookConfigView::from).collect(),
-        services: services.iter().map(ServiceView::from).collect(),
-        namespaces: by_name.into_values().collect(),
-        only_namespace: kube.namespace.clone(),
-    })
-}
+use crate::snapshot::{Needs, Snapshot};
 
 /// One line of the listing: a tag, or a revision used without a tag (or not used at all), or a
 /// name that namespaces point at but that nothing installs.
@@ -84,19 +34,9 @@ pub struct Listing {
     pub warnings: Vec<String>,
 }
 
-/// Keeps only the webhooks that call a service in the Istio namespace we were pointed at (or a
-/// URL), so a second control plane in another namespace does not leak into the listing.
-fn belongs_to(webhook: &WebhookConfigView, istio_namespace: &str) -> bool {
-    let prefix = format!("{istio_namespace}/");
-    let mut injectors = webhook.injectors().peekable();
-    injectors.peek().is_none()
-        || injectors.any(|w| w.url.is_some() || w.service.as_deref().is_some_and(|s| s.starts_with(&prefix)))
-}
-
-pub fn decide(snapshot: &Snapshot) -> Result<Listing> {
-    let webhooks: Vec<WebhookConfigView> =
-        snapshot.webhooks.iter().filter(|w| belongs_to(w, &snapshot.istio_namespace)).cloned().collect();
-    let mesh = Mesh::discover(&snapshot.istiods, &webhooks, &snapshot.services);
+/// Decide: the rows, from the snapshot alone. `only_namespace` limits the namespaces shown (`-n`).
+pub fn decide(snapshot: &Snapshot, only_namespace: Option<&str>) -> Result<Listing> {
+    let mesh = snapshot.mesh();
     if mesh.is_empty() {
         return Err(Error::not_found(
             format!(
@@ -113,7 +53,7 @@ pub fn decide(snapshot: &Snapshot) -> Result<Listing> {
     let mut namespaces: Vec<&NamespaceView> = snapshot.namespaces.iter().collect();
     namespaces.sort_by(|a, b| a.name.cmp(&b.name));
     for ns in namespaces {
-        if snapshot.only_namespace.as_ref().is_some_and(|only| only != &ns.name) {
+        if only_namespace.is_some_and(|only| only != ns.name) {
             continue;
         }
         match namespace_injection(&ns.labels) {
@@ -220,8 +160,8 @@ pub fn table(rows: &[Row]) -> Table {
 }
 
 pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer) -> Result<Exit> {
-    let snapshot = fetch(cluster, kube).await?;
-    let listing = decide(&snapshot)?;
+    let snapshot = Snapshot::fetch(cluster, Needs::default()).await?;
+    let listing = decide(&snapshot, kube.namespace.as_deref())?;
     for warning in &listing.warnings {
         eprintln!("kubectl-revtag: warning: {warning}");
     }
@@ -232,64 +172,20 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshkit::istio::WebhookView;
-
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    fn istiod(rev: &str, version: &str) -> IstiodView {
-        IstiodView {
-            namespace: "istio-system".into(),
-            name: format!("istiod-{rev}"),
-            labels: labels(&[("app", "istiod"), ("istio.io/rev", rev)]),
-            image: Some(format!("docker.io/istio/pilot:{version}")),
-            replicas: 1,
-            ready_replicas: 1,
-        }
-    }
-
-    fn webhook(name: &str, pairs: &[(&str, &str)], service_ns: &str) -> WebhookConfigView {
-        WebhookConfigView {
-            name: name.into(),
-            labels: labels(pairs),
-            webhooks: vec![WebhookView {
-                name: "rev.namespace.sidecar-injector.istio.io".into(),
-                service: Some(format!("{service_ns}/istiod")),
-                ..Default::default()
-            }],
-        }
-    }
-
-    fn ns(name: &str, pairs: &[(&str, &str)]) -> NamespaceView {
-        NamespaceView { name: name.into(), labels: labels(pairs) }
-    }
+    use crate::snapshot::testing::{istiod, mwc, ns};
 
     fn snapshot() -> Snapshot {
         Snapshot {
             istio_namespace: "istio-system".into(),
             istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
-            webhooks: vec![
-                webhook("istio-sidecar-injector-1-30-3", &[("istio.io/rev", "1-30-3")], "istio-system"),
-                webhook("istio-sidecar-injector-1-31-1", &[("istio.io/rev", "1-31-1")], "istio-system"),
-                webhook(
-                    "istio-revision-tag-default",
-                    &[("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")],
-                    "istio-system",
-                ),
-                webhook(
-                    "istio-revision-tag-canary",
-                    &[("istio.io/rev", "1-31-1"), ("istio.io/tag", "canary")],
-                    "istio-system",
-                ),
-                webhook(
-                    "istio-revision-tag-old",
-                    &[("istio.io/rev", "1-29-0"), ("istio.io/tag", "old")],
-                    "istio-system",
-                ),
-                webhook("istio-sidecar-injector-other", &[("istio.io/rev", "other")], "other-mesh"),
+            mutating: vec![
+                mwc("istio-sidecar-injector-1-30-3", "1-30-3", None, "istio-system"),
+                mwc("istio-sidecar-injector-1-31-1", "1-31-1", None, "istio-system"),
+                mwc("istio-revision-tag-default", "1-30-3", Some("default"), "istio-system"),
+                mwc("istio-revision-tag-canary", "1-31-1", Some("canary"), "istio-system"),
+                mwc("istio-revision-tag-old", "1-29-0", Some("old"), "istio-system"),
+                mwc("istio-sidecar-injector-other", "other", None, "other-mesh"),
             ],
-            services: vec![],
             namespaces: vec![
                 ns("legacy", &[("istio-injection", "enabled")]),
                 ns("both", &[("istio-injection", "enabled"), ("istio.io/rev", "1-31-1")]),
@@ -299,7 +195,7 @@ mod tests {
                 ns("on-default", &[("istio.io/rev", "default")]),
                 ns("lost", &[("istio.io/rev", "1-28-0")]),
             ],
-            only_namespace: None,
+            ..Default::default()
         }
     }
 
@@ -314,7 +210,7 @@ mod tests {
 
     #[test]
     fn default_tag_shows_istio_injection_namespaces() {
-        let listing = decide(&snapshot()).unwrap();
+        let listing = decide(&snapshot(), None).unwrap();
         let default = row(&listing, Some("default"), "1-30-3");
         assert_eq!(default.namespaces, ["on-default"]);
         assert_eq!(default.injection_label_namespaces, ["both", "legacy"]);
@@ -323,7 +219,7 @@ mod tests {
 
     #[test]
     fn namespaces_are_counted_where_they_really_inject() {
-        let listing = decide(&snapshot()).unwrap();
+        let listing = decide(&snapshot(), None).unwrap();
         assert_eq!(row(&listing, Some("canary"), "1-31-1").namespaces, ["on-canary"], "disabled namespace excluded");
         assert_eq!(row(&listing, None, "1-31-1").namespaces, ["pinned"], "revision used directly gets a row");
         assert!(
@@ -336,7 +232,7 @@ mod tests {
 
     #[test]
     fn dangling_tags_and_labels_pointing_nowhere_are_marked() {
-        let listing = decide(&snapshot()).unwrap();
+        let listing = decide(&snapshot(), None).unwrap();
         let old = row(&listing, Some("old"), "1-29-0");
         assert!(!old.revision_installed);
         assert_eq!(old.version, None);
@@ -349,7 +245,7 @@ mod tests {
 
     #[test]
     fn other_control_planes_and_unused_tagged_revisions_stay_out() {
-        let listing = decide(&snapshot()).unwrap();
+        let listing = decide(&snapshot(), None).unwrap();
         assert!(listing.rows.iter().all(|r| r.revision != "other"));
         assert!(
             listing.rows.iter().all(|r| !(r.tag.is_none() && r.revision == "1-30-3")),
@@ -370,16 +266,14 @@ mod tests {
 
     #[test]
     fn namespace_flag_limits_the_namespaces_shown() {
-        let mut snap = snapshot();
-        snap.only_namespace = Some("legacy".into());
-        let listing = decide(&snap).unwrap();
+        let listing = decide(&snapshot(), Some("legacy")).unwrap();
         assert_eq!(row(&listing, Some("default"), "1-30-3").injection_label_namespaces, ["legacy"]);
         assert!(row(&listing, Some("canary"), "1-31-1").namespaces.is_empty());
     }
 
     #[test]
     fn no_istio_is_said_plainly() {
-        let err = decide(&Snapshot { istio_namespace: "istio-system".into(), ..Default::default() }).unwrap_err();
+        let err = decide(&Snapshot { istio_namespace: "istio-system".into(), ..Default::default() }, None).unwrap_err();
         assert_eq!(err.exit(), Exit::NotFound);
         assert!(err.to_string().starts_with("no Istio control plane found"), "{err}");
     }
@@ -391,14 +285,14 @@ mod tests {
             istiods: vec![istiod("1-31-1", "1.31.1")],
             ..Default::default()
         };
-        let listing = decide(&snap).unwrap();
+        let listing = decide(&snap, None).unwrap();
         assert_eq!(listing.rows.len(), 1);
         assert_eq!(listing.rows[0].tag, None);
     }
 
     #[test]
     fn table_marks_missing_revisions_and_injection_label_users() {
-        let listing = decide(&snapshot()).unwrap();
+        let listing = decide(&snapshot(), None).unwrap();
         let text = Renderer { format: meshkit::render::Format::Table, no_headers: false, color: false }
             .table_text(&table(&listing.rows));
         assert!(text.starts_with("TAG       REVISION"), "{text}");

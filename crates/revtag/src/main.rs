@@ -1,7 +1,11 @@
 //! `kubectl revtag`: Istio revisions and revision tags.
 
 mod cli;
+mod commands;
 mod list;
+mod revisions;
+mod snapshot;
+mod tag;
 
 use std::process::ExitCode;
 

@@ -169,27 +169,10 @@ impl ControlPlane {
     fn start_tier_b(&mut self, nodes: usize) -> Result<()> {
         let kubeconfig = self.kubeconfig.display().to_string();
         let d = |name: &str| self.dir.join(name).display().to_string();
-        let kcm_args = [
-            format!("--kubeconfig={kubeconfig}"),
-            format!("--authentication-kubeconfig={kubeconfig}"),
-            format!("--authorization-kubeconfig={kubeconfig}"),
-            "--leader-elect=false".into(),
-            "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={}", free_port()?),
-            format!("--service-account-private-key-file={}", d("sa.key")),
-            format!("--root-ca-file={}", d("ca.crt")),
-            "--use-service-account-credentials=false".into(),
-            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route".into(),
-            "--concurrent-deployment-syncs=10".into(),
-            "--concurrent-replicaset-syncs=10".into(),
-            "--v=1".into(),
-        ];
-        let kcm = self.tools.kube_controller_manager();
-        self.spawn("kube-controller-manager", Command::new(kcm).args(&kcm_args))?;
-        let scheduler = self.tools.kube_scheduler();
-        self.spawn(
-            "kube-scheduler",
-            Command::new(scheduler).args([
+        // What kube-controller-manager and kube-scheduler both need: the admin kubeconfig for
+        // everything, one replica, and their own serving port on loopback.
+        let common = || -> Result<Vec<String>> {
+            Ok(vec![
                 format!("--kubeconfig={kubeconfig}"),
                 format!("--authentication-kubeconfig={kubeconfig}"),
                 format!("--authorization-kubeconfig={kubeconfig}"),
@@ -197,8 +180,21 @@ impl ControlPlane {
                 "--bind-address=127.0.0.1".into(),
                 format!("--secure-port={}", free_port()?),
                 "--v=1".into(),
-            ]),
-        )?;
+            ])
+        };
+        let mut kcm_args = common()?;
+        kcm_args.extend([
+            format!("--service-account-private-key-file={}", d("sa.key")),
+            format!("--root-ca-file={}", d("ca.crt")),
+            "--use-service-account-credentials=false".into(),
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route".into(),
+            "--concurrent-deployment-syncs=10".into(),
+            "--concurrent-replicaset-syncs=10".into(),
+        ]);
+        let kcm = self.tools.kube_controller_manager();
+        self.spawn("kube-controller-manager", Command::new(kcm).args(&kcm_args))?;
+        let scheduler = self.tools.kube_scheduler();
+        self.spawn("kube-scheduler", Command::new(scheduler).args(common()?))?;
         let kwok = self.tools.kwok();
         let stages = self.write_kwok_stages()?;
         self.spawn(

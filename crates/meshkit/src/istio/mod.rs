@@ -6,7 +6,9 @@
 mod injection;
 mod mesh;
 mod objects;
+mod overlap;
 mod selector;
+pub mod tag_objects;
 mod version;
 
 pub use injection::{
@@ -17,6 +19,7 @@ pub use mesh::{Mesh, Revision, Tag, TagTarget};
 pub use objects::{
     ContainerView, IstiodView, Labels, NamespaceView, PodView, ServiceView, WebhookConfigView, WebhookView,
 };
+pub use overlap::{Overlap, injection_overlaps};
 pub use selector::{LabelSelector, Requirement, SelectorOp};
 pub use version::{IstioVersion, proxy_version};
 

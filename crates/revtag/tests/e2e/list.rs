@@ -1,60 +1,13 @@
-//! `kubectl-revtag` against a real kube-apiserver + etcd with Istio's own objects.
-//!
-//! One cluster with the Istio fixture is shared by the read-only tests; tests that change the
-//! cluster start their own.
+//! `kubectl revtag list` end to end.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use meshtest::{CANARY, ControlPlane, Fixture, Options, STABLE};
+use meshtest::{CANARY, STABLE};
 use serde_json::Value;
 
-fn fixture() -> &'static ControlPlane {
-    static PLANE: OnceLock<ControlPlane> = OnceLock::new();
-    PLANE.get_or_init(|| {
-        let plane = ControlPlane::start(&Options::default()).expect("control plane");
-        Fixture::install(&plane, true).expect("Istio fixture");
-        plane
-    })
-}
-
-fn bare() -> ControlPlane {
-    ControlPlane::start(&Options::default()).expect("control plane")
-}
-
-/// The plugin with a clean environment: no inherited kubeconfig, a home of its own.
-fn revtag(kubeconfig: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-revtag"));
-    cmd.env("KUBECONFIG", kubeconfig).env("HOME", std::env::temp_dir()).env_remove("NO_COLOR");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().expect("run kubectl-revtag");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
-
-fn list_json(plane: &ControlPlane) -> Vec<Value> {
-    let (code, out, err) = run(revtag(&plane.kubeconfig).args(["list", "-o", "json"]));
-    assert_eq!(code, 0, "stderr: {err}");
-    serde_json::from_str::<Value>(&out).expect("json").as_array().unwrap().clone()
-}
-
-fn row<'a>(rows: &'a [Value], tag: Option<&str>, revision: &str) -> &'a Value {
-    rows.iter()
-        .find(|r| r["tag"].as_str() == tag && r["revision"] == revision)
-        .unwrap_or_else(|| panic!("no row {tag:?}/{revision} in {rows:#?}"))
-}
-
-fn strings(v: &Value) -> Vec<&str> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect()
-}
+use crate::common::*;
 
 #[test]
 fn lists_tags_revisions_versions_and_namespaces_of_the_fixture() {
@@ -231,7 +184,8 @@ fn kubeconfig_paths_merge_like_kubectl() {
     .unwrap();
     let second = dir.path().join("credentials");
     std::fs::write(&second, full.replace("current-context: meshtest\n", "")).unwrap();
-    let joined = std::env::join_paths([&first, &second]).unwrap();
+    // kubectl skips listed files that do not exist.
+    let joined = std::env::join_paths([&dir.path().join("missing"), &first, &second]).unwrap();
     let (code, out, err) = run(revtag(&first).env("KUBECONFIG", joined).args(["list", "-o", "json"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("prod-canary"));

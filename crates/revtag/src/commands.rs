@@ -1,0 +1,126 @@
+//! Each command: fetch → decide → (confirm) → apply → render.
+
+use meshkit::args::KubeArgs;
+use meshkit::cluster::Cluster;
+use meshkit::confirm::{Answer, confirm};
+use meshkit::render::{Format, Renderer};
+use meshkit::{Error, Exit, Result};
+
+use crate::cli::Command;
+use crate::snapshot::{Needs, Snapshot};
+use crate::tag::{self, DryRun, SetPlan};
+use crate::{list, revisions};
+
+pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command: Command) -> Result<Exit> {
+    match command {
+        Command::List => list::run(cluster, kube, renderer).await,
+        Command::Revisions { revision } => {
+            let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: true }).await?;
+            let rows = revisions::decide(&snapshot, revision.as_deref())?;
+            renderer.print(&rows, || revisions::table(&rows))?;
+            Ok(Exit::Ok)
+        }
+        Command::Generate { request } => {
+            let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: false }).await?;
+            let plan = tag::plan_set(&snapshot, &request, true)?;
+            warn(&plan.warnings);
+            renderer.print_manifests(&manifests(&plan)?)?;
+            Ok(Exit::Ok)
+        }
+        Command::Set { request, yes, dry_run } => {
+            let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: false }).await?;
+            let plan = tag::plan_set(&snapshot, &request, false)?;
+            warn(&plan.warnings);
+            if let Some(question) = &plan.question
+                && dry_run == DryRun::None
+            {
+                ask(question, yes)?;
+            }
+            tag::apply_set(cluster, &plan, dry_run).await?;
+            if renderer.format == Format::Table {
+                let what = match plan.previous.as_deref() {
+                    None => format!("created, pointing at revision {:?}", request.revision),
+                    Some(previous) if previous == request.revision => {
+                        format!("already points at revision {:?}; its objects are up to date", request.revision)
+                    }
+                    Some(previous) => format!("now points at revision {:?} (was {previous:?})", request.revision),
+                };
+                println!("{}revision tag {:?} {what}", dry_run_prefix(dry_run), request.tag);
+                if let Some(legacy) = &plan.deactivate {
+                    println!(
+                        "{}legacy injector {legacy:?} switched off (`kubectl revtag remove default` switches it back on)",
+                        dry_run_prefix(dry_run)
+                    );
+                }
+            } else {
+                renderer.print_manifests(&manifests(&plan)?)?;
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Remove { tag, yes, dry_run, ignore_not_found } => {
+            let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: true }).await?;
+            let plan = match tag::plan_remove(&snapshot, &tag) {
+                Err(Error::NotFound { .. }) if ignore_not_found => {
+                    println!("revision tag {tag:?} does not exist; nothing to remove");
+                    return Ok(Exit::Ok);
+                }
+                other => other?,
+            };
+            if !plan.users.is_empty() {
+                eprintln!("kubectl-revtag: warning: tag {tag} is still used by: {}", plan.users.join(", "));
+                if dry_run == DryRun::None {
+                    ask(&format!("Remove tag {tag} anyway? New pods there will get no sidecar from it"), yes)?;
+                }
+            }
+            tag::apply_remove(cluster, &plan, dry_run).await?;
+            let removed: Vec<String> = plan
+                .webhooks
+                .iter()
+                .map(|n| format!("mutatingwebhookconfiguration/{n}"))
+                .chain(plan.validators.iter().map(|n| format!("validatingwebhookconfiguration/{n}")))
+                .chain(plan.services.iter().map(|n| format!("service/{n}")))
+                .collect();
+            println!("{}revision tag {tag:?} removed ({})", dry_run_prefix(dry_run), removed.join(", "));
+            if let Some(legacy) = &plan.reactivate {
+                println!("{}legacy injector {legacy:?} switched back on", dry_run_prefix(dry_run));
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn ask(question: &str, yes: bool) -> Result<()> {
+    match confirm(question, yes)? {
+        Answer::Yes => Ok(()),
+        Answer::No => {
+            Err(Error::NotConfirmed { what: question.trim_end_matches('?').to_string(), hint: String::new() })
+        }
+    }
+}
+
+fn warn(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("kubectl-revtag: warning: {warning}");
+    }
+}
+
+fn dry_run_prefix(dry_run: DryRun) -> &'static str {
+    match dry_run {
+        DryRun::None => "",
+        DryRun::Client => "(dry run) ",
+        DryRun::Server => "(server dry run) ",
+    }
+}
+
+fn manifests(plan: &SetPlan) -> Result<Vec<serde_json::Value>> {
+    let objects = &plan.objects;
+    let mut values = vec![to_value(&objects.webhook)?, to_value(&objects.service)?];
+    if let Some(validator) = &objects.validator {
+        values.push(to_value(validator)?);
+    }
+    Ok(values)
+}
+
+fn to_value(object: &impl serde::Serialize) -> Result<serde_json::Value> {
+    Ok(serde_json::to_value(object).map_err(std::io::Error::other)?)
+}

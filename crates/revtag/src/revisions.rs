@@ -1,0 +1,191 @@
+//! `kubectl revtag revisions [REV]`: every installed revision side by side.
+
+use std::collections::BTreeMap;
+
+use meshkit::istio::{IstioVersion, keys, namespace_injection, pod_injected};
+use meshkit::render::{Cell, Table, Tone};
+use meshkit::{Error, Result};
+use serde::Serialize;
+
+use crate::snapshot::Snapshot;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IstiodStatus {
+    pub name: String,
+    pub ready: i32,
+    pub replicas: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionRow {
+    pub revision: String,
+    pub version: Option<IstioVersion>,
+    pub istiods: Vec<IstiodStatus>,
+    pub injectors: Vec<String>,
+    pub validators: Vec<String>,
+    pub services: Vec<String>,
+    pub tags: Vec<String>,
+    pub default: bool,
+    /// Namespaces whose labels resolve to this revision (directly, through a tag, or through
+    /// `istio-injection=enabled` when it is the default).
+    pub namespaces: Vec<String>,
+    /// Pods carrying a sidecar this revision injected.
+    pub injected_pods: usize,
+}
+
+pub fn decide(snapshot: &Snapshot, only: Option<&str>) -> Result<Vec<RevisionRow>> {
+    let mesh = snapshot.mesh();
+    let default = mesh.default_revision().map(str::to_string);
+    let mut namespaces: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for ns in &snapshot.namespaces {
+        if let Some(revision) = namespace_injection(&ns.labels).requested().and_then(|name| mesh.resolve(name)) {
+            namespaces.entry(revision).or_default().push(ns.name.clone());
+        }
+    }
+    let mut pods: BTreeMap<String, usize> = BTreeMap::new();
+    for pod in &snapshot.pods {
+        if let Some(revision) = pod_injected(pod).revision() {
+            *pods.entry(revision.to_string()).or_default() += 1;
+        }
+    }
+    let rows: Vec<RevisionRow> = mesh
+        .installed_revisions()
+        .filter(|r| only.is_none_or(|o| o == r.name))
+        .map(|r| RevisionRow {
+            revision: r.name.clone(),
+            version: r.version.clone(),
+            istiods: r
+                .istiods
+                .iter()
+                .map(|i| IstiodStatus { name: i.name.clone(), ready: i.ready_replicas, replicas: i.replicas })
+                .collect(),
+            injectors: r.injectors.clone(),
+            validators: snapshot
+                .validating
+                .iter()
+                .filter(|v| {
+                    let labels = v.metadata.labels.as_ref();
+                    labels.and_then(|l| l.get(keys::REV)).map(String::as_str) == Some(r.name.as_str())
+                        && !labels.is_some_and(|l| l.contains_key(keys::TAG))
+                })
+                .filter_map(|v| v.metadata.name.clone())
+                .collect(),
+            services: r.services.clone(),
+            tags: mesh.tags_of(&r.name).into_iter().map(str::to_string).collect(),
+            default: default.as_deref() == Some(r.name.as_str()),
+            namespaces: namespaces.remove(r.name.as_str()).unwrap_or_default(),
+            injected_pods: pods.get(&r.name).copied().unwrap_or(0),
+        })
+        .collect();
+    if let Some(only) = only
+        && rows.is_empty()
+    {
+        let installed: Vec<&str> = mesh.installed_revisions().map(|r| r.name.as_str()).collect();
+        return Err(Error::not_found(
+            format!("revision {only:?} is not installed"),
+            if installed.is_empty() {
+                "no revision is installed".into()
+            } else {
+                format!("installed revisions: {}", installed.join(", "))
+            },
+        ));
+    }
+    if rows.is_empty() {
+        return Err(Error::not_found(
+            format!("no Istio revision is installed in namespace {}", snapshot.istio_namespace),
+            "install Istio first, or point --istio-namespace at where it is installed",
+        ));
+    }
+    Ok(rows)
+}
+
+pub fn table(rows: &[RevisionRow]) -> Table {
+    let mut table =
+        Table::new(&["REVISION", "VERSION", "ISTIOD", "DEFAULT", "TAGS", "NAMESPACES", "PODS", "WEBHOOK", "VALIDATOR"]);
+    let or_dash =
+        |items: &[String]| if items.is_empty() { Cell::new("-", Tone::Dim) } else { Cell::from(items.join(",")) };
+    for row in rows {
+        let (ready, replicas) = row.istiods.iter().fold((0, 0), |(r, n), i| (r + i.ready, n + i.replicas));
+        let istiod = if row.istiods.is_empty() {
+            Cell::new("none", Tone::Bad)
+        } else {
+            Cell::new(
+                format!("{ready}/{replicas}"),
+                if ready >= replicas && ready > 0 { Tone::Good } else { Tone::Warn },
+            )
+        };
+        table.push(vec![
+            Cell::from(row.revision.as_str()),
+            row.version.as_ref().map(|v| Cell::from(v.to_string())).unwrap_or(Cell::new("-", Tone::Dim)),
+            istiod,
+            if row.default { Cell::new("yes", Tone::Good) } else { Cell::from("") },
+            or_dash(&row.tags),
+            Cell::from(row.namespaces.len().to_string()),
+            Cell::from(row.injected_pods.to_string()),
+            or_dash(&row.injectors),
+            or_dash(&row.validators),
+        ]);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::testing::{istiod, mwc, ns};
+    use meshkit::istio::PodView;
+
+    fn pod(namespace: &str, name: &str, revision: &str) -> PodView {
+        PodView {
+            namespace: namespace.into(),
+            name: name.into(),
+            annotations: [("istio.io/rev".to_string(), revision.to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            istio_namespace: "istio-system".into(),
+            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
+            mutating: vec![
+                mwc("istio-sidecar-injector-1-30-3", "1-30-3", None, "istio-system"),
+                mwc("istio-sidecar-injector-1-31-1", "1-31-1", None, "istio-system"),
+                mwc("istio-revision-tag-default", "1-30-3", Some("default"), "istio-system"),
+                mwc("istio-revision-tag-canary", "1-31-1", Some("canary"), "istio-system"),
+            ],
+            namespaces: vec![
+                ns("legacy", &[("istio-injection", "enabled")]),
+                ns("on-canary", &[("istio.io/rev", "canary")]),
+                ns("pinned", &[("istio.io/rev", "1-31-1")]),
+                ns("off", &[("istio-injection", "disabled"), ("istio.io/rev", "1-31-1")]),
+            ],
+            pods: vec![pod("legacy", "a", "1-30-3"), pod("on-canary", "b", "1-31-1"), pod("on-canary", "c", "1-30-3")],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_namespaces_through_tags_and_the_default() {
+        let rows = decide(&snapshot(), None).unwrap();
+        assert_eq!(rows.len(), 2);
+        let (stable, canary) = (&rows[0], &rows[1]);
+        assert!(stable.default && !canary.default);
+        assert_eq!(stable.tags, ["default"]);
+        assert_eq!(stable.namespaces, ["legacy"]);
+        assert_eq!(canary.namespaces, ["on-canary", "pinned"], "the disabled namespace does not count");
+        assert_eq!((stable.injected_pods, canary.injected_pods), (2, 1));
+        assert_eq!(canary.version.as_ref().unwrap().to_string(), "1.31.1");
+        assert_eq!(canary.injectors, ["istio-sidecar-injector-1-31-1"]);
+    }
+
+    #[test]
+    fn one_revision_or_a_clear_not_found() {
+        assert_eq!(decide(&snapshot(), Some("1-31-1")).unwrap().len(), 1);
+        let err = decide(&snapshot(), Some("1-29-0")).unwrap_err();
+        assert_eq!(err.to_string(), "revision \"1-29-0\" is not installed");
+        assert_eq!(err.hint().as_deref(), Some("installed revisions: 1-30-3, 1-31-1"));
+    }
+}

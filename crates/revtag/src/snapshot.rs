@@ -1,0 +1,179 @@
+//! Fetch: the cluster objects every revtag command decides on, in a fixed number of
+//! label-selected, paginated list requests sent together (never one request per namespace).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kube::Api;
+use meshkit::Result;
+use meshkit::cluster::Cluster;
+use meshkit::istio::{IstiodView, Mesh, NamespaceView, PodView, ServiceView, WebhookConfigView, keys};
+
+/// Label every pod Istio's injector injected carries; lets us list injected pods only.
+const INJECTED_POD_LABEL: &str = "security.istio.io/tlsMode";
+
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub istio_namespace: String,
+    pub istiods: Vec<IstiodView>,
+    /// Mutating webhook configurations labelled `istio.io/rev`, as read (set copies from them).
+    pub mutating: Vec<MutatingWebhookConfiguration>,
+    /// Validating webhook configurations labelled `istio.io/rev`.
+    pub validating: Vec<ValidatingWebhookConfiguration>,
+    pub services: Vec<ServiceView>,
+    /// Namespaces carrying `istio.io/rev` or `istio-injection`, sorted by name.
+    pub namespaces: Vec<NamespaceView>,
+    /// Injected pods and pods carrying injection labels (only when asked for).
+    pub pods: Vec<PodView>,
+}
+
+/// What to fetch beyond the control plane and the namespaces.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    pub validating: bool,
+    pub pods: bool,
+}
+
+impl Snapshot {
+    pub async fn fetch(cluster: &Cluster, needs: Needs) -> Result<Snapshot> {
+        let client = cluster.client();
+        let ns = cluster.istio_namespace.clone();
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+        let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+        let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+        let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let pods: Api<Pod> = Api::all(client);
+        let (list_deployments, list_services) =
+            (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
+        let optional_validating = async {
+            if needs.validating {
+                cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations").await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let optional_pods = async {
+            if !needs.pods {
+                return Ok(Vec::new());
+            }
+            // Injected pods, and pods asking for a revision by label (which may not be injected yet).
+            let opted_in_selector = format!("{}=true", keys::SIDECAR_INJECT);
+            let (injected, labelled, opted_in) = tokio::try_join!(
+                cluster.list(&pods, Some(INJECTED_POD_LABEL), "list pods"),
+                cluster.list(&pods, Some(keys::REV), "list pods"),
+                cluster.list(&pods, Some(&opted_in_selector), "list pods"),
+            )?;
+            let mut by_key = BTreeMap::new();
+            for pod in injected.iter().chain(&labelled).chain(&opted_in) {
+                let view = PodView::from(pod);
+                by_key.insert((view.namespace.clone(), view.name.clone()), view);
+            }
+            Ok(by_key.into_values().collect())
+        };
+        let (istiods, mutating, validating, services, revisioned, legacy, pods) = tokio::try_join!(
+            cluster.list(&deployments, Some("app=istiod"), &list_deployments),
+            cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
+            optional_validating,
+            cluster.list(&services, Some(keys::REV), &list_services),
+            cluster.list(&namespaces, Some(keys::REV), "list namespaces"),
+            cluster.list(&namespaces, Some(keys::INJECTION), "list namespaces"),
+            optional_pods,
+        )?;
+        let mut by_name = BTreeMap::new();
+        for namespace in revisioned.iter().chain(&legacy) {
+            let view = NamespaceView::from(namespace);
+            by_name.insert(view.name.clone(), view);
+        }
+        Ok(Snapshot {
+            istio_namespace: ns,
+            istiods: istiods.iter().map(IstiodView::from).collect(),
+            mutating,
+            validating,
+            services: services.iter().map(ServiceView::from).collect(),
+            namespaces: by_name.into_values().collect(),
+            pods,
+        })
+    }
+
+    /// Injector configurations of this control plane: those calling a Service in our Istio
+    /// namespace (or a URL), so a second control plane elsewhere does not leak in.
+    pub fn webhooks(&self) -> Vec<WebhookConfigView> {
+        let prefix = format!("{}/", self.istio_namespace);
+        self.mutating
+            .iter()
+            .map(WebhookConfigView::from)
+            .filter(|w| {
+                let mut injectors = w.injectors().peekable();
+                injectors.peek().is_none()
+                    || injectors
+                        .any(|e| e.url.is_some() || e.service.as_deref().is_some_and(|s| s.starts_with(&prefix)))
+            })
+            .collect()
+    }
+
+    pub fn mesh(&self) -> Mesh {
+        Mesh::discover(&self.istiods, &self.webhooks(), &self.services)
+    }
+}
+
+/// Builders for unit tests: real API objects, written compactly.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    use serde_json::json;
+
+    pub fn istiod(rev: &str, version: &str) -> IstiodView {
+        IstiodView {
+            namespace: "istio-system".into(),
+            name: format!("istiod-{rev}"),
+            labels: [("app", "istiod"), ("istio.io/rev", rev)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            image: Some(format!("docker.io/istio/pilot:{version}")),
+            replicas: 1,
+            ready_replicas: 1,
+        }
+    }
+
+    /// An injector configuration as Istio's chart renders it for a revision (`tag: None`) or a tag.
+    pub fn mwc(name: &str, revision: &str, tag: Option<&str>, service_namespace: &str) -> MutatingWebhookConfiguration {
+        let selector_value = tag.unwrap_or(revision);
+        let mut labels = json!({"istio.io/rev": revision, "app": "sidecar-injector"});
+        if let Some(tag) = tag {
+            labels["istio.io/tag"] = json!(tag);
+        }
+        let entry = |entry: &str, ns: serde_json::Value, obj: serde_json::Value| {
+            json!({
+                "name": entry,
+                "clientConfig": {"service": {"name": format!("istiod-{revision}"), "namespace": service_namespace, "path": "/inject", "port": 443}, "caBundle": "Y2E="},
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "failurePolicy": "Fail",
+                "reinvocationPolicy": "Never",
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+                "namespaceSelector": {"matchExpressions": ns},
+                "objectSelector": {"matchExpressions": obj},
+            })
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "webhooks": [
+                entry("rev.namespace.sidecar-injector.istio.io",
+                    json!([{"key": "istio.io/rev", "operator": "In", "values": [selector_value]}, {"key": "istio-injection", "operator": "DoesNotExist"}]),
+                    json!([{"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}])),
+                entry("rev.object.sidecar-injector.istio.io",
+                    json!([{"key": "istio.io/rev", "operator": "DoesNotExist"}, {"key": "istio-injection", "operator": "DoesNotExist"}]),
+                    json!([{"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}, {"key": "istio.io/rev", "operator": "In", "values": [selector_value]}])),
+            ],
+        }))
+        .expect("valid MutatingWebhookConfiguration")
+    }
+
+    pub fn ns(name: &str, pairs: &[(&str, &str)]) -> NamespaceView {
+        NamespaceView { name: name.into(), labels: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+}

@@ -1,0 +1,651 @@
+//! `set`, `generate` and `remove`: plan (pure, from a snapshot) → apply → report.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiSelector;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use meshkit::cluster::Cluster;
+use meshkit::istio::tag_objects::{self, DEFAULT_VALIDATOR, MANAGER, TagObjects, TagSpec};
+use meshkit::istio::{NamespaceInjection, WebhookConfigView, injection_overlaps, keys, namespace_injection};
+use meshkit::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::Snapshot;
+
+/// Where `set default` records the selectors of a legacy injector it switches off, so that
+/// `remove default` can switch it back on exactly as it was.
+pub const DEACTIVATED_ANNOTATION: &str = "revtag.meshkit.dev/deactivated-selectors";
+/// The selector Istio itself uses to switch an injector off.
+const NEVER_MATCH: (&str, &str) = ("istio.io/deactivated", "never-match");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetRequest {
+    pub tag: String,
+    pub revision: String,
+    pub overwrite: bool,
+    pub auto_inject: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SetPlan {
+    pub objects: TagObjects,
+    /// The revision the tag pointed at before, if it existed.
+    pub previous: Option<String>,
+    /// A legacy (unrevisioned) injector that would inject alongside the new default: switched off
+    /// after the new objects are in place.
+    pub deactivate: Option<String>,
+    /// Why the change needs a yes, if it does.
+    pub question: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// DNS-1123 label: what Istio accepts as a tag and Kubernetes as part of object names.
+pub fn validate_tag(tag: &str) -> Result<()> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 63
+        && tag.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !tag.starts_with('-')
+        && !tag.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(
+            format!("invalid tag name {tag:?}"),
+            "a tag is a DNS-1123 label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
+        ))
+    }
+}
+
+fn is_deactivated(config: &WebhookConfigView) -> bool {
+    let mut injectors = config.injectors().peekable();
+    injectors.peek().is_some()
+        && injectors.all(|w| w.namespace_selector.requirements.iter().any(|r| r.key == NEVER_MATCH.0))
+}
+
+/// Decide what `set` (or `generate`, with `for_generate`) does; refuses anything unsafe.
+pub fn plan_set(snapshot: &Snapshot, request: &SetRequest, for_generate: bool) -> Result<SetPlan> {
+    let mesh = snapshot.mesh();
+    let (tag, revision) = (request.tag.as_str(), request.revision.as_str());
+    let installed: Vec<&str> = mesh.installed_revisions().map(|r| r.name.as_str()).collect();
+    // `default` may share its name with a legacy unrevisioned install: replacing it is what
+    // `set default` is for.
+    if installed.contains(&tag) && tag != keys::DEFAULT_TAG {
+        return Err(Error::refused(
+            format!("cannot use {tag:?} as a tag: a revision of that name is installed"),
+            "a tag named like a revision makes two control planes claim the same objects (istio/istio#56128); pick another name",
+        ));
+    }
+    if !installed.contains(&revision) {
+        let hint = match mesh.tags.get(revision) {
+            Some(t) => format!("{revision} is a tag (pointing at {}); --revision takes a revision", t.revision),
+            None if installed.is_empty() => "no revision is installed".to_string(),
+            None => format!("installed revisions: {}", installed.join(", ")),
+        };
+        return Err(Error::not_found(format!("revision {revision:?} is not installed"), hint));
+    }
+    let webhooks = snapshot.webhooks();
+    let canonical: Vec<&MutatingWebhookConfiguration> = snapshot
+        .mutating
+        .iter()
+        .filter(|m| {
+            let labels = m.metadata.labels.as_ref();
+            labels.and_then(|l| l.get(keys::REV)).map(String::as_str) == Some(revision)
+                && !labels.is_some_and(|l| l.contains_key(keys::TAG))
+                && webhooks.iter().any(|w| Some(&w.name) == m.metadata.name.as_ref())
+        })
+        .collect();
+    let canonical = match canonical.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::not_found(
+                format!(
+                    "revision {revision} has no injector webhook (a MutatingWebhookConfiguration labelled istio.io/rev={revision} without istio.io/tag)"
+                ),
+                "its istiod install looks incomplete; reinstall the revision before tagging it",
+            ));
+        }
+        several => {
+            let names: Vec<&str> = several.iter().filter_map(|m| m.metadata.name.as_deref()).collect();
+            return Err(Error::refused(
+                format!(
+                    "revision {revision} has {} injector webhooks ({}); cannot tell which to copy",
+                    names.len(),
+                    names.join(", ")
+                ),
+                "delete the stray one, then retry",
+            ));
+        }
+    };
+    let previous = mesh.tags.get(tag).map(|t| t.revision.clone());
+    let mut warnings = Vec::new();
+    if let Some(previous) = previous.as_deref().filter(|p| *p != revision) {
+        if !request.overwrite {
+            return Err(Error::refused(
+                format!("tag {tag} already points at revision {previous}"),
+                format!("pass --overwrite to point it at {revision}"),
+            ));
+        }
+        if for_generate {
+            warnings.push(format!("tag {tag} currently points at revision {previous}"));
+        }
+    }
+    let live_validator = snapshot.validating.iter().find(|v| v.metadata.name.as_deref() == Some(DEFAULT_VALIDATOR));
+    let spec = TagSpec { tag, revision, istio_namespace: &snapshot.istio_namespace, auto_inject: request.auto_inject };
+    let objects = tag_objects::build(spec, canonical, live_validator).map_err(|e| Error::refused(e.to_string(), ""))?;
+
+    let new_name = objects.webhook.metadata.name.clone().unwrap_or_default();
+    let deactivate = (tag == keys::DEFAULT_TAG && !for_generate)
+        .then(|| {
+            webhooks
+                .iter()
+                .find(|w| {
+                    w.label(keys::TAG).is_none()
+                        && w.label(keys::REV).unwrap_or(keys::DEFAULT_REVISION) == keys::DEFAULT_REVISION
+                        && revision != keys::DEFAULT_REVISION
+                        && !is_deactivated(w)
+                })
+                .map(|w| w.name.clone())
+        })
+        .flatten();
+    let mut after: Vec<WebhookConfigView> =
+        webhooks.into_iter().filter(|w| w.name != new_name && Some(&w.name) != deactivate.as_ref()).collect();
+    after.push(WebhookConfigView::from(&objects.webhook));
+    let names: BTreeSet<String> =
+        mesh.revisions.keys().chain(mesh.tags.keys()).cloned().chain([tag.to_string()]).collect();
+    let prefix = format!("{new_name}/");
+    if let Some(overlap) = injection_overlaps(&after, &names)
+        .into_iter()
+        .find(|o| o.first.starts_with(&prefix) || o.second.starts_with(&prefix))
+    {
+        let message = format!("setting tag {tag} would inject some pods twice: {}", overlap.describe());
+        if for_generate {
+            warnings.push(message);
+        } else {
+            return Err(Error::refused(message, "remove or retarget the other webhook first (Istio's IST0139)"));
+        }
+    }
+    for ns in &snapshot.namespaces {
+        if let NamespaceInjection::Default { shadowed: Some(rev) } = namespace_injection(&ns.labels)
+            && rev == tag
+        {
+            warnings.push(format!(
+                "namespace {} is labelled istio.io/rev={tag} but istio-injection=enabled wins: it keeps the default revision",
+                ns.name
+            ));
+        }
+    }
+    let mut reasons = Vec::new();
+    if tag == keys::DEFAULT_TAG
+        && let Some(previous) = previous.as_deref().filter(|p| *p != revision)
+    {
+        let users: Vec<&str> = snapshot
+            .namespaces
+            .iter()
+            .filter(|ns| namespace_injection(&ns.labels).requested() == Some(keys::DEFAULT_TAG))
+            .map(|ns| ns.name.as_str())
+            .collect();
+        reasons.push(format!(
+            "move the default revision from {previous} to {revision} (namespaces using it: {})",
+            if users.is_empty() { "none".to_string() } else { users.join(", ") }
+        ));
+    }
+    if let Some(legacy) = &deactivate {
+        reasons.push(format!(
+            "switch off the legacy injector {legacy}, which would otherwise inject alongside the new default"
+        ));
+    }
+    let question = (!reasons.is_empty() && !for_generate).then(|| format!("{}?", capitalise(&reasons.join(" and "))));
+    Ok(SetPlan { objects, previous, deactivate, question, warnings })
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+}
+
+/// Objects and users of a tag that `remove` deletes or warns about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemovePlan {
+    pub webhooks: Vec<String>,
+    pub validators: Vec<String>,
+    pub services: Vec<String>,
+    /// Namespaces and pods that still select the tag.
+    pub users: Vec<String>,
+    /// A legacy injector `set default` switched off, to switch back on.
+    pub reactivate: Option<String>,
+}
+
+pub fn plan_remove(snapshot: &Snapshot, tag: &str) -> Result<RemovePlan> {
+    let mesh = snapshot.mesh();
+    let has_tag = |labels: Option<&std::collections::BTreeMap<String, String>>| {
+        labels.and_then(|l| l.get(keys::TAG)).map(String::as_str) == Some(tag)
+    };
+    let mut plan = RemovePlan {
+        webhooks: snapshot
+            .mutating
+            .iter()
+            .filter(|m| has_tag(m.metadata.labels.as_ref()))
+            .filter_map(|m| m.metadata.name.clone())
+            .collect(),
+        validators: snapshot
+            .validating
+            .iter()
+            .filter(|v| {
+                has_tag(v.metadata.labels.as_ref())
+                    || (tag == keys::DEFAULT_TAG && v.metadata.name.as_deref() == Some(DEFAULT_VALIDATOR))
+            })
+            .filter_map(|v| v.metadata.name.clone())
+            .collect(),
+        services: snapshot
+            .services
+            .iter()
+            .filter(|s| s.labels.get(keys::TAG).map(String::as_str) == Some(tag))
+            .map(|s| s.name.clone())
+            .collect(),
+        ..Default::default()
+    };
+    if plan.webhooks.is_empty() && plan.validators.is_empty() && plan.services.is_empty() {
+        let known: Vec<&str> = mesh.tags.keys().map(String::as_str).collect();
+        return Err(Error::not_found(
+            format!("no revision tag named {tag:?}"),
+            if known.is_empty() {
+                "there are no tags".to_string()
+            } else {
+                format!("existing tags: {}", known.join(", "))
+            },
+        ));
+    }
+    for ns in &snapshot.namespaces {
+        match namespace_injection(&ns.labels) {
+            NamespaceInjection::Rev { name } if name == tag => plan.users.push(format!("namespace {}", ns.name)),
+            NamespaceInjection::Default { .. } if tag == keys::DEFAULT_TAG => {
+                plan.users.push(format!("namespace {} (istio-injection=enabled)", ns.name))
+            }
+            _ => {}
+        }
+    }
+    // A pod's own labels only count in a namespace without injection labels.
+    let labelled: BTreeSet<&str> = snapshot
+        .namespaces
+        .iter()
+        .filter(|ns| namespace_injection(&ns.labels) != NamespaceInjection::Unlabelled)
+        .map(|ns| ns.name.as_str())
+        .collect();
+    for pod in snapshot.pods.iter().filter(|p| !labelled.contains(p.namespace.as_str())) {
+        let inject = pod.labels.get(keys::SIDECAR_INJECT).map(String::as_str);
+        let by_label = pod.labels.get(keys::REV).map(String::as_str) == Some(tag) && inject != Some("false");
+        let by_opt_in = tag == keys::DEFAULT_TAG && !pod.labels.contains_key(keys::REV) && inject == Some("true");
+        if by_label || by_opt_in {
+            plan.users.push(format!("pod {}/{}", pod.namespace, pod.name));
+        }
+    }
+    if tag == keys::DEFAULT_TAG {
+        plan.reactivate = snapshot
+            .mutating
+            .iter()
+            .find(|m| m.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(DEACTIVATED_ANNOTATION)))
+            .and_then(|m| m.metadata.name.clone());
+    }
+    Ok(plan)
+}
+
+/// How to send changes: for real, or validated by the server without persisting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    None,
+    Client,
+    Server,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedSelectors {
+    name: String,
+    namespace_selector: Option<ApiSelector>,
+    object_selector: Option<ApiSelector>,
+}
+
+/// Applies the tag's objects with server-side apply under our field manager, then switches off a
+/// legacy injector if the plan says so: never before the new objects are in place.
+pub async fn apply_set(cluster: &Cluster, plan: &SetPlan, dry_run: DryRun) -> Result<()> {
+    if dry_run == DryRun::Client {
+        return Ok(());
+    }
+    let mut params = PatchParams::apply(MANAGER).force();
+    if dry_run == DryRun::Server {
+        params = params.dry_run();
+    }
+    let client = cluster.client();
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let services: Api<Service> = Api::namespaced(client.clone(), &cluster.istio_namespace);
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client);
+    let objects = &plan.objects;
+    let name =
+        |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| meta.name.clone().unwrap_or_default();
+    let webhook = name(&objects.webhook.metadata);
+    cluster
+        .call(
+            &format!("apply mutatingwebhookconfiguration {webhook}"),
+            mutating.patch(&webhook, &params, &Patch::Apply(&objects.webhook)),
+        )
+        .await?;
+    let service = name(&objects.service.metadata);
+    cluster
+        .call(
+            &format!("apply service {service} in namespace {}", cluster.istio_namespace),
+            services.patch(&service, &params, &Patch::Apply(&objects.service)),
+        )
+        .await?;
+    if let Some(validator) = &objects.validator {
+        let vname = name(&validator.metadata);
+        cluster
+            .call(
+                &format!("apply validatingwebhookconfiguration {vname}"),
+                validating.patch(&vname, &params, &Patch::Apply(validator)),
+            )
+            .await?;
+    }
+    if let Some(legacy) = &plan.deactivate {
+        switch_injector(cluster, legacy, true, dry_run).await?;
+    }
+    Ok(())
+}
+
+/// Switches a legacy injector off (recording its selectors in an annotation first) or back on
+/// (restoring them).
+async fn switch_injector(cluster: &Cluster, name: &str, off: bool, dry_run: DryRun) -> Result<()> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
+    let mut config = cluster.call(&format!("get mutatingwebhookconfiguration {name}"), api.get(name)).await?;
+    let annotations = config.metadata.annotations.get_or_insert_with(Default::default);
+    let webhooks = config.webhooks.get_or_insert_with(Vec::new);
+    if off {
+        if annotations.contains_key(DEACTIVATED_ANNOTATION) {
+            return Ok(());
+        }
+        let saved: Vec<SavedSelectors> = webhooks
+            .iter()
+            .map(|w| SavedSelectors {
+                name: w.name.clone(),
+                namespace_selector: w.namespace_selector.clone(),
+                object_selector: w.object_selector.clone(),
+            })
+            .collect();
+        annotations
+            .insert(DEACTIVATED_ANNOTATION.into(), serde_json::to_string(&saved).map_err(std::io::Error::other)?);
+        let never = || {
+            Some(ApiSelector {
+                match_labels: Some([(NEVER_MATCH.0.to_string(), NEVER_MATCH.1.to_string())].into()),
+                match_expressions: None,
+            })
+        };
+        for w in webhooks.iter_mut() {
+            w.namespace_selector = never();
+            w.object_selector = never();
+        }
+    } else {
+        let Some(saved) = annotations.remove(DEACTIVATED_ANNOTATION) else { return Ok(()) };
+        let saved: Vec<SavedSelectors> = serde_json::from_str(&saved).map_err(|e| {
+            Error::refused(
+                format!("annotation {DEACTIVATED_ANNOTATION} on {name} is not ours to read: {e}"),
+                "restore its selectors by hand",
+            )
+        })?;
+        for w in webhooks.iter_mut() {
+            if let Some(s) = saved.iter().find(|s| s.name == w.name) {
+                w.namespace_selector = s.namespace_selector.clone();
+                w.object_selector = s.object_selector.clone();
+            }
+        }
+    }
+    let mut params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    params.dry_run = dry_run == DryRun::Server;
+    let what = if off { "switch off" } else { "switch back on" };
+    cluster.call(&format!("{what} the injector {name}"), api.replace(name, &params, &config)).await?;
+    Ok(())
+}
+
+pub async fn apply_remove(cluster: &Cluster, plan: &RemovePlan, dry_run: DryRun) -> Result<()> {
+    if dry_run == DryRun::Client {
+        return Ok(());
+    }
+    let client = cluster.client();
+    let params = DeleteParams { dry_run: dry_run == DryRun::Server, ..Default::default() };
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let services: Api<Service> = Api::namespaced(client, &cluster.istio_namespace);
+    // The legacy injector comes back before the tag's injector goes, so injection never lapses.
+    if let Some(legacy) = &plan.reactivate {
+        switch_injector(cluster, legacy, false, dry_run).await?;
+    }
+    for name in &plan.webhooks {
+        ignore_missing(
+            cluster.call(&format!("delete mutatingwebhookconfiguration {name}"), mutating.delete(name, &params)).await,
+        )?;
+    }
+    for name in &plan.validators {
+        ignore_missing(
+            cluster
+                .call(&format!("delete validatingwebhookconfiguration {name}"), validating.delete(name, &params))
+                .await,
+        )?;
+    }
+    for name in &plan.services {
+        ignore_missing(cluster.call(&format!("delete service {name}"), services.delete(name, &params)).await)?;
+    }
+    Ok(())
+}
+
+/// Deleting what is already gone is success: a rerun after an interruption converges.
+fn ignore_missing<T>(outcome: Result<T>) -> Result<()> {
+    match outcome {
+        Ok(_) | Err(Error::Api { code: 404, .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::testing::{istiod, mwc, ns};
+    use meshkit::Exit;
+    use meshkit::istio::PodView;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            istio_namespace: "istio-system".into(),
+            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1"), istiod("bare", "1.31.1")],
+            mutating: vec![
+                mwc("istio-sidecar-injector-1-30-3", "1-30-3", None, "istio-system"),
+                mwc("istio-sidecar-injector-1-31-1", "1-31-1", None, "istio-system"),
+                mwc("istio-revision-tag-default", "1-30-3", Some("default"), "istio-system"),
+                mwc("istio-revision-tag-prod", "1-30-3", Some("prod"), "istio-system"),
+            ],
+            namespaces: vec![
+                ns("legacy", &[("istio-injection", "enabled")]),
+                ns("shadowed", &[("istio-injection", "enabled"), ("istio.io/rev", "canary")]),
+                ns("on-prod", &[("istio.io/rev", "prod")]),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn request(tag: &str, revision: &str, overwrite: bool) -> SetRequest {
+        SetRequest { tag: tag.into(), revision: revision.into(), overwrite, auto_inject: false }
+    }
+
+    #[test]
+    fn creates_a_new_tag_without_asking() {
+        let plan = plan_set(&snapshot(), &request("canary", "1-31-1", false), false).unwrap();
+        assert_eq!(plan.previous, None);
+        assert_eq!(plan.question, None);
+        assert_eq!(plan.objects.webhook.metadata.name.as_deref(), Some("istio-revision-tag-canary"));
+        assert!(plan.warnings.iter().any(|w| {
+            w.contains("namespace shadowed is labelled istio.io/rev=canary but istio-injection=enabled wins")
+        }));
+    }
+
+    #[test]
+    fn refuses_a_tag_named_like_a_revision_even_with_overwrite() {
+        for overwrite in [false, true] {
+            let err = plan_set(&snapshot(), &request("1-30-3", "1-31-1", overwrite), false).unwrap_err();
+            assert_eq!(err.exit(), Exit::Failed);
+            assert!(err.to_string().contains("a revision of that name is installed"), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_revisions_list_the_installed_ones() {
+        let err = plan_set(&snapshot(), &request("x", "1-29-0", false), false).unwrap_err();
+        assert_eq!(err.exit(), Exit::NotFound);
+        assert_eq!(err.hint().as_deref(), Some("installed revisions: 1-30-3, 1-31-1, bare"));
+        let err = plan_set(&snapshot(), &request("x", "prod", false), false).unwrap_err();
+        assert_eq!(err.hint().as_deref(), Some("prod is a tag (pointing at 1-30-3); --revision takes a revision"));
+    }
+
+    #[test]
+    fn revision_needs_exactly_one_injector() {
+        let err = plan_set(&snapshot(), &request("x", "bare", false), false).unwrap_err();
+        assert!(err.to_string().starts_with("revision bare has no injector webhook"), "{err}");
+        let mut twice = snapshot();
+        twice.mutating.push(mwc("istio-sidecar-injector-1-31-1-copy", "1-31-1", None, "istio-system"));
+        let err = plan_set(&twice, &request("x", "1-31-1", false), false).unwrap_err();
+        assert!(err.to_string().contains("has 2 injector webhooks"), "{err}");
+    }
+
+    #[test]
+    fn moving_a_tag_needs_overwrite() {
+        let err = plan_set(&snapshot(), &request("prod", "1-31-1", false), false).unwrap_err();
+        assert_eq!(err.to_string(), "tag prod already points at revision 1-30-3");
+        assert_eq!(err.hint().as_deref(), Some("pass --overwrite to point it at 1-31-1"));
+        let plan = plan_set(&snapshot(), &request("prod", "1-31-1", true), false).unwrap();
+        assert_eq!(plan.previous.as_deref(), Some("1-30-3"));
+        assert_eq!(plan.question, None, "moving an ordinary tag is what --overwrite asked for");
+        let same = plan_set(&snapshot(), &request("prod", "1-30-3", false), false).unwrap();
+        assert_eq!(same.previous.as_deref(), Some("1-30-3"), "re-applying is idempotent and needs no flag");
+    }
+
+    #[test]
+    fn moving_default_asks_and_names_the_namespaces() {
+        let plan = plan_set(&snapshot(), &request("default", "1-31-1", true), false).unwrap();
+        assert_eq!(
+            plan.question.as_deref(),
+            Some("Move the default revision from 1-30-3 to 1-31-1 (namespaces using it: legacy, shadowed)?")
+        );
+        assert!(plan.objects.validator.is_some());
+        assert_eq!(plan.deactivate, None);
+    }
+
+    #[test]
+    fn a_legacy_injector_is_switched_off_for_a_new_default() {
+        let mut snap = snapshot();
+        snap.mutating.retain(|m| m.metadata.name.as_deref() != Some("istio-revision-tag-default"));
+        let mut legacy = mwc("istio-sidecar-injector", "default", None, "istio-system");
+        legacy.metadata.labels.as_mut().unwrap().remove("istio.io/rev");
+        legacy.metadata.labels.as_mut().unwrap().insert("istio.io/rev".into(), "default".into());
+        snap.mutating.push(legacy);
+        let plan = plan_set(&snap, &request("default", "1-31-1", false), false).unwrap();
+        assert_eq!(plan.deactivate.as_deref(), Some("istio-sidecar-injector"));
+        assert_eq!(
+            plan.question.as_deref(),
+            Some(
+                "Switch off the legacy injector istio-sidecar-injector, which would otherwise inject alongside the new default?"
+            )
+        );
+        let generated = plan_set(&snap, &request("default", "1-31-1", false), true).unwrap();
+        assert_eq!(generated.deactivate, None, "generate changes nothing");
+    }
+
+    #[test]
+    fn refuses_double_injection_and_names_both_webhooks() {
+        let mut snap = snapshot();
+        // A leftover webhook that still selects `canary`.
+        snap.mutating.push(mwc("istio-revision-tag-leftover", "1-30-3", Some("canary"), "istio-system"));
+        snap.mutating
+            .last_mut()
+            .unwrap()
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("istio.io/tag".into(), "leftover".into());
+        let err = plan_set(&snap, &request("canary", "1-31-1", false), false).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("setting tag canary would inject some pods twice: a pod with istio.io/rev=canary"),
+            "{message}"
+        );
+        assert!(
+            message.contains("istio-revision-tag-leftover/") && message.contains("istio-revision-tag-canary/"),
+            "{message}"
+        );
+        let generated = plan_set(&snap, &request("canary", "1-31-1", false), true).unwrap();
+        assert!(generated.warnings.iter().any(|w| w.contains("inject some pods twice")));
+    }
+
+    #[test]
+    fn remove_lists_users_and_the_objects_to_delete() {
+        let mut snap = snapshot();
+        snap.services.push(meshkit::istio::ServiceView {
+            namespace: "istio-system".into(),
+            name: "istiod-revision-tag-prod".into(),
+            labels: [
+                ("istio.io/tag".to_string(), "prod".to_string()),
+                ("istio.io/rev".to_string(), "1-30-3".to_string()),
+            ]
+            .into(),
+        });
+        snap.pods = vec![
+            PodView {
+                namespace: "plain".into(),
+                name: "p1".into(),
+                labels: [("istio.io/rev".to_string(), "prod".to_string())].into(),
+                ..Default::default()
+            },
+            PodView {
+                namespace: "on-prod".into(),
+                name: "p2".into(),
+                labels: [("istio.io/rev".to_string(), "prod".to_string())].into(),
+                ..Default::default()
+            },
+        ];
+        let plan = plan_remove(&snap, "prod").unwrap();
+        assert_eq!(plan.webhooks, ["istio-revision-tag-prod"]);
+        assert_eq!(plan.services, ["istiod-revision-tag-prod"]);
+        assert_eq!(
+            plan.users,
+            ["namespace on-prod", "pod plain/p1"],
+            "a pod label counts only in an unlabelled namespace"
+        );
+        let err = plan_remove(&snap, "nope").unwrap_err();
+        assert_eq!(err.exit(), Exit::NotFound);
+        assert_eq!(err.hint().as_deref(), Some("existing tags: default, prod"));
+    }
+
+    #[test]
+    fn remove_default_takes_the_validator_and_restores_a_switched_off_injector() {
+        let mut snap = snapshot();
+        snap.validating.push(serde_json::from_value(serde_json::json!({"metadata": {"name": "istiod-default-validator", "labels": {"istio.io/rev": "1-30-3"}}})).unwrap());
+        let mut legacy = mwc("istio-sidecar-injector", "default", None, "istio-system");
+        legacy.metadata.annotations = Some([(DEACTIVATED_ANNOTATION.to_string(), "[]".to_string())].into());
+        snap.mutating.push(legacy);
+        let plan = plan_remove(&snap, "default").unwrap();
+        assert_eq!(plan.validators, ["istiod-default-validator"]);
+        assert_eq!(plan.reactivate.as_deref(), Some("istio-sidecar-injector"));
+        assert_eq!(
+            plan.users,
+            ["namespace legacy (istio-injection=enabled)", "namespace shadowed (istio-injection=enabled)"]
+        );
+    }
+
+    #[test]
+    fn tag_names_are_dns_labels() {
+        for good in ["prod", "prod-canary", "a", "1-31", &"a".repeat(63)] {
+            assert!(validate_tag(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Prod", "prod_1", "-prod", "prod-", "prod.canary", &"a".repeat(64)] {
+            assert_eq!(validate_tag(bad).unwrap_err().exit(), Exit::Usage, "{bad}");
+        }
+    }
+}
