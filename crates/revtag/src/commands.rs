@@ -17,6 +17,7 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
         Command::Revisions { revision } => {
             let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: true }).await?;
             let rows = revisions::decide(&snapshot, revision.as_deref())?;
+            warn(&revisions::dangling_tags(&snapshot));
             renderer.print(&rows, || revisions::table(&rows))?;
             Ok(Exit::Ok)
         }

@@ -65,10 +65,11 @@ pub fn decide(snapshot: &Snapshot, only: Option<&str>) -> Result<Vec<RevisionRow
             validators: snapshot
                 .validating
                 .iter()
+                // The default validator carries `istio.io/tag=default` too: it still validates for
+                // the revision it names.
                 .filter(|v| {
-                    let labels = v.metadata.labels.as_ref();
-                    labels.and_then(|l| l.get(keys::REV)).map(String::as_str) == Some(r.name.as_str())
-                        && !labels.is_some_and(|l| l.contains_key(keys::TAG))
+                    v.metadata.labels.as_ref().and_then(|l| l.get(keys::REV)).map(String::as_str)
+                        == Some(r.name.as_str())
                 })
                 .filter_map(|v| v.metadata.name.clone())
                 .collect(),
@@ -99,6 +100,17 @@ pub fn decide(snapshot: &Snapshot, only: Option<&str>) -> Result<Vec<RevisionRow
         ));
     }
     Ok(rows)
+}
+
+/// Tags pointing at a revision that is no longer installed: they are not rows here (there is no
+/// revision to show), so they are reported beside the table.
+pub fn dangling_tags(snapshot: &Snapshot) -> Vec<String> {
+    let mesh = snapshot.mesh();
+    mesh.tags
+        .values()
+        .filter(|t| !mesh.revisions.get(&t.revision).is_some_and(|r| r.installed()))
+        .map(|t| format!("tag {} points at revision {}, which is not installed", t.name, t.revision))
+        .collect()
 }
 
 pub fn table(rows: &[RevisionRow]) -> Table {
@@ -179,6 +191,14 @@ mod tests {
         assert_eq!((stable.injected_pods, canary.injected_pods), (2, 1));
         assert_eq!(canary.version.as_ref().unwrap().to_string(), "1.31.1");
         assert_eq!(canary.injectors, ["istio-sidecar-injector-1-31-1"]);
+    }
+
+    #[test]
+    fn dangling_tags_are_reported() {
+        let mut snap = snapshot();
+        snap.mutating.push(mwc("istio-revision-tag-old", "1-29-0", Some("old"), "istio-system"));
+        assert_eq!(dangling_tags(&snap), ["tag old points at revision 1-29-0, which is not installed"]);
+        assert!(dangling_tags(&snapshot()).is_empty());
     }
 
     #[test]

@@ -19,7 +19,7 @@ Tasks:
                         Start a local control plane and leave it running (Istio fixture unless --bare;
                         controllers, scheduler and N kwok nodes with --nodes)
   cluster down          Stop it
-  tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok…) into the cache
+  tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl) into the cache
 ";
 
 fn main() -> ExitCode {
@@ -63,6 +63,7 @@ fn run() -> Result<ExitCode> {
         ["tools"] => {
             let started = Instant::now();
             let tools = Tools::ensure()?;
+            tools.istioctl()?;
             eprintln!(
                 "tools ready in {:.1?}: {} and {}",
                 started.elapsed(),
@@ -88,7 +89,7 @@ fn cargo() -> Command {
 /// wait on each other's build), then runs the whole test suite.
 fn test(extra: &[&str]) -> Result<ExitCode> {
     let started = Instant::now();
-    Tools::ensure()?;
+    Tools::ensure()?.istioctl()?;
     eprintln!("xtask: test tools ready after {:.1?}", started.elapsed());
     let mut child = cargo()
         .args(["test", "--workspace", "--locked", "--no-fail-fast"])
@@ -200,10 +201,22 @@ fn demo() -> Result<ExitCode> {
             "istio.io/rev",
         ],
     )?;
+    step("revision tags, the namespaces using them and each revision's Istio version", &["kubectl", "revtag", "list"])?;
+    step("every installed revision side by side", &["kubectl", "revtag", "revisions"])?;
     step(
-        "revision tags, the namespaces that use them, and each revision's Istio version",
-        &["kubectl", "revtag", "list"],
+        "move prod-stable to the canary revision: one command, no namespace relabelled",
+        &["kubectl", "revtag", "set", "prod-stable", "--revision", "1-31-1", "--overwrite"],
     )?;
+    step("shop-tagged now follows the canary", &["kubectl", "revtag", "list"])?;
+    step(
+        "moving the default asks first; without a terminal it needs --yes, and changes nothing until then",
+        &["sh", "-c", "kubectl revtag set default --revision 1-31-1 --overwrite </dev/null; echo \"exit code $?\""],
+    )?;
+    step(
+        "move the default revision too",
+        &["kubectl", "revtag", "set", "default", "--revision", "1-31-1", "--overwrite", "--yes"],
+    )?;
+    step("the canary is now the default", &["kubectl", "revtag", "revisions"])?;
     ControlPlane::stop_detached(&cluster_dir())?;
     eprintln!(
         "\nThe demo cluster is stopped. `eval \"$(cargo xtask cluster up)\"` starts one to explore;\n\

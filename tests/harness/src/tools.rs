@@ -35,12 +35,18 @@ const TOOLS: GoModule = GoModule {
     ldflags: tools_ldflags,
 };
 
+const ISTIO: GoModule =
+    GoModule { dir: "istio", packages: &["istio.io/istio/istioctl/cmd/istioctl"], ldflags: istio_ldflags };
+
 /// Versions read from the go.mod files, so the Rust side never repeats them.
 #[derive(Debug, Clone)]
 pub struct ModuleVersions {
     /// `v1.35.4`
     pub kubernetes: String,
     pub helm: String,
+    /// What the pinned Istio source calls itself (its `VERSION` file, as Istio's own dev builds do:
+    /// `1.31-dev`); empty until istioctl is asked for.
+    pub istio: String,
 }
 
 fn require_version(go_mod: &str, module: &str) -> Option<String> {
@@ -60,6 +66,7 @@ impl ModuleVersions {
             kubernetes: require_version(&k8s, "k8s.io/kubernetes")
                 .context("k8s.io/kubernetes not required in tests/go/k8s/go.mod")?,
             helm: require_version(&tools, "helm.sh/helm/v3").context("helm not required in tests/go/tools/go.mod")?,
+            istio: String::new(),
         })
     }
 
@@ -96,6 +103,20 @@ fn tools_ldflags(v: &ModuleVersions) -> String {
          -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={major} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={minor}",
         v.helm
     )
+}
+
+/// istioctl stamped like a release build, so it reports a version and renders real hub/tag values.
+fn istio_ldflags(v: &ModuleVersions) -> String {
+    let mut flags = String::from("-s -w");
+    for (key, value) in [
+        ("buildVersion", v.istio.as_str()),
+        ("buildTag", v.istio.as_str()),
+        ("buildHub", "docker.io/istio"),
+        ("buildStatus", "Clean"),
+    ] {
+        flags.push_str(&format!(" -X istio.io/istio/pkg/version.{key}={value}"));
+    }
+    flags
 }
 
 /// Paths of the built binaries.
@@ -140,6 +161,17 @@ impl Tools {
     }
     pub fn kwok(&self) -> PathBuf {
         self.tools_bin.join("kwok")
+    }
+
+    /// istioctl from the pinned `istio.io/istio` module, built on first use (it is only needed by
+    /// the differential tests).
+    pub fn istioctl(&self) -> Result<PathBuf> {
+        let mut versions = self.versions.clone();
+        let version_file = istio_module_dir()?.join("VERSION");
+        let base =
+            fs::read_to_string(&version_file).with_context(|| format!("cannot read {}", version_file.display()))?;
+        versions.istio = format!("{}-dev", base.trim());
+        Ok(build_module(&ISTIO, &versions, &cache_dir())?.join("istioctl"))
     }
 
     /// A PATH with the built kubectl and tools first.

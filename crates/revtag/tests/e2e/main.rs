@@ -4,5 +4,6 @@
 //! cluster start their own.
 
 mod common;
+mod istioctl;
 mod list;
 mod tags;

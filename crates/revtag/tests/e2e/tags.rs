@@ -120,7 +120,9 @@ fn moving_and_removing_the_default_tag() {
     let legacy = get_json(&plane, &["mutatingwebhookconfiguration", "istio-sidecar-injector"]).unwrap();
     assert_eq!(legacy["webhooks"][0]["namespaceSelector"]["matchLabels"]["istio.io/deactivated"], "never-match");
     let revisions: Vec<Value> = serde_json::from_str(&run(revtag(kc).args(["revisions", "-o", "json"])).1).unwrap();
-    assert_eq!(revisions.iter().find(|r| r["default"] == true).unwrap()["revision"], CANARY.name);
+    let default = revisions.iter().find(|r| r["default"] == true).unwrap();
+    assert_eq!(default["revision"], CANARY.name);
+    assert!(strings(&default["validators"]).contains(&"istiod-default-validator"), "{default}");
 
     let (code, _, err) = run(revtag(kc).args(["remove", "default"]));
     assert_eq!(code, 6, "{err}");
