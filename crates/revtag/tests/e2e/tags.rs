@@ -6,6 +6,29 @@ use serde_json::Value;
 
 use crate::common::*;
 
+/// Runs `command` with a real terminal (util-linux `script`), typing `input`; returns the exit code
+/// and everything the terminal showed.
+fn on_terminal(plane: &meshtest::ControlPlane, command: &str, input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env("KUBECONFIG", &plane.kubeconfig)
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn namespace_versions(plane: &meshtest::ControlPlane) -> String {
     plane
         .kubectl_ok(&[
@@ -106,6 +129,16 @@ fn moving_and_removing_the_default_tag() {
     assert!(err.contains("switch off the legacy injector istio-sidecar-injector"), "{err}");
     assert_eq!(versions(&plane), before, "nothing changes before confirmation");
 
+    // On a terminal it asks; answering no changes nothing either.
+    let (code, out, _) = on_terminal(
+        &plane,
+        &format!("{} set default --revision {} --overwrite", env!("CARGO_BIN_EXE_kubectl-revtag"), CANARY.name),
+        "n\n",
+    );
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("Move the default revision from 1-30-3 to 1-31-1") && out.contains("[y/N]"), "{out}");
+    assert_eq!(versions(&plane), before, "a no changes nothing");
+
     let (code, out, err) = run(revtag(kc).args(["set", "default", "--revision", CANARY.name, "--overwrite", "--yes"]));
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -160,8 +193,19 @@ fn bad_input_changes_nothing() {
         .unwrap();
     let reader = plane.user_kubeconfig("reader", &[]).unwrap();
 
+    // A leftover webhook from an old tag that still injects pods labelled `istio.io/rev=reused`.
+    let leftover = plane
+        .kubectl_ok(&["get", "mutatingwebhookconfiguration", "istio-revision-tag-prod-canary", "-o", "json"])
+        .unwrap();
+    let leftover =
+        leftover.replace("\"prod-canary\"", "\"reused\"").replace("istio-revision-tag-reused", "leftover-injector");
+    let mut leftover: Value = serde_json::from_str(&leftover).unwrap();
+    leftover["metadata"] = serde_json::json!({"name": "leftover-injector", "labels": {"istio.io/rev": CANARY.name, "istio.io/tag": "old"}});
+    plane.apply(&leftover.to_string()).unwrap();
+
     let before = versions(&plane);
     let cases: &[(&[&str], i32, &str)] = &[
+        (&["set", "reused", "-r", STABLE.name], 1, "setting tag reused would inject some pods twice"),
         (
             &["set", "1-30-3", "-r", CANARY.name, "--overwrite"],
             1,
