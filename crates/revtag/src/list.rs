@@ -172,31 +172,25 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::testing::{istiod, mwc, ns};
+    use crate::snapshot::testing::{istiod, mwc, ns, two_revisions};
 
     fn snapshot() -> Snapshot {
-        Snapshot {
-            istio_namespace: "istio-system".into(),
-            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
-            mutating: vec![
-                mwc("istio-sidecar-injector-1-30-3", "1-30-3", None, "istio-system"),
-                mwc("istio-sidecar-injector-1-31-1", "1-31-1", None, "istio-system"),
-                mwc("istio-revision-tag-default", "1-30-3", Some("default"), "istio-system"),
-                mwc("istio-revision-tag-canary", "1-31-1", Some("canary"), "istio-system"),
-                mwc("istio-revision-tag-old", "1-29-0", Some("old"), "istio-system"),
-                mwc("istio-sidecar-injector-other", "other", None, "other-mesh"),
-            ],
-            namespaces: vec![
-                ns("legacy", &[("istio-injection", "enabled")]),
-                ns("both", &[("istio-injection", "enabled"), ("istio.io/rev", "1-31-1")]),
-                ns("off", &[("istio-injection", "disabled"), ("istio.io/rev", "canary")]),
-                ns("on-canary", &[("istio.io/rev", "canary")]),
-                ns("pinned", &[("istio.io/rev", "1-31-1")]),
-                ns("on-default", &[("istio.io/rev", "default")]),
-                ns("lost", &[("istio.io/rev", "1-28-0")]),
-            ],
-            ..Default::default()
-        }
+        let mut snapshot = two_revisions();
+        snapshot.mutating.extend([
+            mwc("istio-revision-tag-canary", "1-31-1", Some("canary"), "istio-system"),
+            mwc("istio-revision-tag-old", "1-29-0", Some("old"), "istio-system"),
+            mwc("istio-sidecar-injector-other", "other", None, "other-mesh"),
+        ]);
+        snapshot.namespaces = vec![
+            ns("legacy", &[("istio-injection", "enabled")]),
+            ns("both", &[("istio-injection", "enabled"), ("istio.io/rev", "1-31-1")]),
+            ns("off", &[("istio-injection", "disabled"), ("istio.io/rev", "canary")]),
+            ns("on-canary", &[("istio.io/rev", "canary")]),
+            ns("pinned", &[("istio.io/rev", "1-31-1")]),
+            ns("on-default", &[("istio.io/rev", "default")]),
+            ns("lost", &[("istio.io/rev", "1-28-0")]),
+        ];
+        snapshot
     }
 
     fn row(listing: &Listing, tag: Option<&str>, revision: &str) -> Row {

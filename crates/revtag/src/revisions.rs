@@ -146,7 +146,7 @@ pub fn table(rows: &[RevisionRow]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::testing::{istiod, mwc, ns};
+    use crate::snapshot::testing::{mwc, ns, two_revisions};
     use meshkit::istio::PodView;
 
     fn pod(namespace: &str, name: &str, revision: &str) -> PodView {
@@ -159,24 +159,17 @@ mod tests {
     }
 
     fn snapshot() -> Snapshot {
-        Snapshot {
-            istio_namespace: "istio-system".into(),
-            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
-            mutating: vec![
-                mwc("istio-sidecar-injector-1-30-3", "1-30-3", None, "istio-system"),
-                mwc("istio-sidecar-injector-1-31-1", "1-31-1", None, "istio-system"),
-                mwc("istio-revision-tag-default", "1-30-3", Some("default"), "istio-system"),
-                mwc("istio-revision-tag-canary", "1-31-1", Some("canary"), "istio-system"),
-            ],
-            namespaces: vec![
-                ns("legacy", &[("istio-injection", "enabled")]),
-                ns("on-canary", &[("istio.io/rev", "canary")]),
-                ns("pinned", &[("istio.io/rev", "1-31-1")]),
-                ns("off", &[("istio-injection", "disabled"), ("istio.io/rev", "1-31-1")]),
-            ],
-            pods: vec![pod("legacy", "a", "1-30-3"), pod("on-canary", "b", "1-31-1"), pod("on-canary", "c", "1-30-3")],
-            ..Default::default()
-        }
+        let mut snapshot = two_revisions();
+        snapshot.mutating.push(mwc("istio-revision-tag-canary", "1-31-1", Some("canary"), "istio-system"));
+        snapshot.namespaces = vec![
+            ns("legacy", &[("istio-injection", "enabled")]),
+            ns("on-canary", &[("istio.io/rev", "canary")]),
+            ns("pinned", &[("istio.io/rev", "1-31-1")]),
+            ns("off", &[("istio-injection", "disabled"), ("istio.io/rev", "1-31-1")]),
+        ];
+        snapshot.pods =
+            vec![pod("legacy", "a", "1-30-3"), pod("on-canary", "b", "1-31-1"), pod("on-canary", "c", "1-30-3")];
+        snapshot
     }
 
     #[test]

@@ -173,6 +173,20 @@ pub mod testing {
         .expect("valid MutatingWebhookConfiguration")
     }
 
+    /// Two installed revisions with their injectors, and the `default` tag on the first.
+    pub fn two_revisions() -> Snapshot {
+        Snapshot {
+            istio_namespace: "istio-system".into(),
+            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
+            mutating: vec![
+                mwc("istio-sidecar-injector-1-30-3", "1-30-3", None, "istio-system"),
+                mwc("istio-sidecar-injector-1-31-1", "1-31-1", None, "istio-system"),
+                mwc("istio-revision-tag-default", "1-30-3", Some("default"), "istio-system"),
+            ],
+            ..Default::default()
+        }
+    }
+
     pub fn ns(name: &str, pairs: &[(&str, &str)]) -> NamespaceView {
         NamespaceView { name: name.into(), labels: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }

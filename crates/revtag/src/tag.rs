@@ -448,27 +448,20 @@ fn ignore_missing<T>(outcome: Result<T>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::testing::{istiod, mwc, ns};
+    use crate::snapshot::testing::{istiod, mwc, ns, two_revisions};
     use meshkit::Exit;
     use meshkit::istio::PodView;
 
     fn snapshot() -> Snapshot {
-        Snapshot {
-            istio_namespace: "istio-system".into(),
-            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1"), istiod("bare", "1.31.1")],
-            mutating: vec![
-                mwc("istio-sidecar-injector-1-30-3", "1-30-3", None, "istio-system"),
-                mwc("istio-sidecar-injector-1-31-1", "1-31-1", None, "istio-system"),
-                mwc("istio-revision-tag-default", "1-30-3", Some("default"), "istio-system"),
-                mwc("istio-revision-tag-prod", "1-30-3", Some("prod"), "istio-system"),
-            ],
-            namespaces: vec![
-                ns("legacy", &[("istio-injection", "enabled")]),
-                ns("shadowed", &[("istio-injection", "enabled"), ("istio.io/rev", "canary")]),
-                ns("on-prod", &[("istio.io/rev", "prod")]),
-            ],
-            ..Default::default()
-        }
+        let mut snapshot = two_revisions();
+        snapshot.istiods.push(istiod("bare", "1.31.1"));
+        snapshot.mutating.push(mwc("istio-revision-tag-prod", "1-30-3", Some("prod"), "istio-system"));
+        snapshot.namespaces = vec![
+            ns("legacy", &[("istio-injection", "enabled")]),
+            ns("shadowed", &[("istio-injection", "enabled"), ("istio.io/rev", "canary")]),
+            ns("on-prod", &[("istio.io/rev", "prod")]),
+        ];
+        snapshot
     }
 
     fn request(tag: &str, revision: &str, overwrite: bool) -> SetRequest {
