@@ -133,10 +133,15 @@ pub fn usage_error(err: lexopt::Error, command: &str) -> Error {
 /// kubectl's `--request-timeout`: a bare number of seconds or a Go-style duration (`1m30s`, `500ms`);
 /// zero means no limit.
 pub fn parse_timeout(raw: &str) -> Result<Option<Duration>> {
+    parse_duration("--request-timeout", raw)
+}
+
+/// A duration flag's value: seconds, or a Go-style duration; zero means none.
+pub fn parse_duration(flag: &str, raw: &str) -> Result<Option<Duration>> {
     let bad = || {
         Error::usage(
-            format!("invalid --request-timeout {raw:?}"),
-            "use a number of seconds or a duration such as 30s, 2m or 1m30s (0 for no limit)",
+            format!("invalid {flag} {raw:?}"),
+            "use a number of seconds or a duration such as 30s, 2m or 1m30s (0 for none)",
         )
     };
     let duration = if let Ok(seconds) = raw.parse::<u64>() {

@@ -119,6 +119,21 @@ pub fn stdout_wants_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// Paints `text` in `tone` when `color` is on (for human text that is not a table).
+pub fn paint(text: &str, tone: Tone, color: bool) -> String {
+    use owo_colors::OwoColorize;
+    if !color {
+        return text.to_string();
+    }
+    match tone {
+        Tone::Plain => text.to_string(),
+        Tone::Good => text.green().to_string(),
+        Tone::Warn => text.yellow().to_string(),
+        Tone::Bad => text.red().bold().to_string(),
+        Tone::Dim => text.dimmed().to_string(),
+    }
+}
+
 impl Renderer {
     pub fn new(args: OutputArgs) -> Self {
         Renderer { format: args.format, no_headers: args.no_headers, color: stdout_wants_color() }
@@ -144,6 +159,18 @@ impl Renderer {
             }
             Format::Table => out.write_all(self.table_text(&table()).as_bytes())?,
         }
+        Ok(())
+    }
+
+    /// Writes `data` as JSON or YAML, or, for people, the text `human` writes (given whether colour
+    /// is on) when the data is not a table.
+    pub fn print_human<T: Serialize>(&self, data: &T, human: impl FnOnce(bool) -> String) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        match self.format {
+            Format::Table => out.write_all(human(self.color).as_bytes())?,
+            _ => self.write(&mut out, data, Table::default)?,
+        }
+        out.flush()?;
         Ok(())
     }
 

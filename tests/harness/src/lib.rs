@@ -15,6 +15,24 @@ pub use fixture::{
 pub use plane::{CONTEXT, ControlPlane, Options};
 pub use tools::{ModuleVersions, Tools, cache_dir, istio_module_dir};
 
+/// A plugin binary with a clean environment: the given kubeconfig, no inherited one, a home of
+/// its own, `NO_COLOR` unset (colour is still off: stdout is not a terminal).
+pub fn plugin(binary: &str, kubeconfig: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary);
+    cmd.env("KUBECONFIG", kubeconfig).env("HOME", std::env::temp_dir()).env_remove("NO_COLOR");
+    cmd
+}
+
+/// Runs a command: `(exit code, stdout, stderr)`.
+pub fn run(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The repository root (the harness lives in `tests/harness`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")

@@ -354,6 +354,15 @@ impl ControlPlane {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// An object as JSON (`kubectl get ARGS -o json`), or `None` when it does not exist.
+    pub fn get_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend(["-o", "json", "--ignore-not-found"]);
+        let out = self.kubectl_ok(&all).expect("kubectl get");
+        (!out.trim().is_empty()).then(|| serde_json::from_str(&out).expect("kubectl prints JSON"))
+    }
+
     /// Server-side applies a multi-document manifest.
     pub fn apply(&self, manifest: &str) -> Result<()> {
         use std::io::Write;

@@ -8,6 +8,7 @@ mod mesh;
 mod objects;
 mod overlap;
 mod selector;
+pub mod support;
 pub mod tag_objects;
 mod version;
 

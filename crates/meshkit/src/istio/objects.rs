@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -58,6 +60,8 @@ pub struct WebhookView {
     /// `namespace/name` of the Service it calls, if it calls a Service.
     pub service: Option<String>,
     pub url: Option<String>,
+    /// istiod patches the CA in once it runs; an empty bundle means the webhook cannot be called.
+    pub has_ca_bundle: bool,
 }
 
 /// A MutatingWebhookConfiguration.
@@ -143,21 +147,43 @@ impl From<&Deployment> for IstiodView {
     }
 }
 
+fn webhook_view(
+    name: &str,
+    namespace_selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    object_selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    client: &WebhookClientConfig,
+) -> WebhookView {
+    WebhookView {
+        name: name.to_string(),
+        namespace_selector: LabelSelector::from_api(namespace_selector),
+        object_selector: LabelSelector::from_api(object_selector),
+        service: client.service.as_ref().map(|s| format!("{}/{}", s.namespace, s.name)),
+        url: client.url.clone(),
+        has_ca_bundle: client.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()),
+    }
+}
+
 impl From<&MutatingWebhookConfiguration> for WebhookConfigView {
     fn from(m: &MutatingWebhookConfiguration) -> Self {
         let webhooks = m
             .webhooks
             .iter()
             .flatten()
-            .map(|w| WebhookView {
-                name: w.name.clone(),
-                namespace_selector: LabelSelector::from_api(w.namespace_selector.as_ref()),
-                object_selector: LabelSelector::from_api(w.object_selector.as_ref()),
-                service: w.client_config.service.as_ref().map(|s| format!("{}/{}", s.namespace, s.name)),
-                url: w.client_config.url.clone(),
-            })
+            .map(|w| webhook_view(&w.name, w.namespace_selector.as_ref(), w.object_selector.as_ref(), &w.client_config))
             .collect();
         WebhookConfigView { name: name_of(&m.metadata), labels: labels_of(&m.metadata), webhooks }
+    }
+}
+
+impl From<&ValidatingWebhookConfiguration> for WebhookConfigView {
+    fn from(v: &ValidatingWebhookConfiguration) -> Self {
+        let webhooks = v
+            .webhooks
+            .iter()
+            .flatten()
+            .map(|w| webhook_view(&w.name, w.namespace_selector.as_ref(), w.object_selector.as_ref(), &w.client_config))
+            .collect();
+        WebhookConfigView { name: name_of(&v.metadata), labels: labels_of(&v.metadata), webhooks }
     }
 }
 

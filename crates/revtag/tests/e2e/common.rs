@@ -3,7 +3,7 @@
 use meshtest::{ControlPlane, Fixture, Options};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
 pub fn fixture() -> &'static ControlPlane {
@@ -19,20 +19,11 @@ pub fn bare() -> ControlPlane {
     ControlPlane::start(&Options::default()).expect("control plane")
 }
 
+pub use meshtest::run;
+
 /// The plugin with a clean environment: no inherited kubeconfig, a home of its own.
 pub fn revtag(kubeconfig: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-revtag"));
-    cmd.env("KUBECONFIG", kubeconfig).env("HOME", std::env::temp_dir()).env_remove("NO_COLOR");
-    cmd
-}
-
-pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().expect("run kubectl-revtag");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
+    meshtest::plugin(env!("CARGO_BIN_EXE_kubectl-revtag"), kubeconfig)
 }
 
 pub fn list_json(plane: &ControlPlane) -> Vec<Value> {
@@ -75,9 +66,5 @@ pub fn versions(plane: &ControlPlane) -> String {
 
 /// An object as JSON, or `None` when it does not exist.
 pub fn get_json(plane: &ControlPlane, args: &[&str]) -> Option<Value> {
-    let mut all = vec!["get"];
-    all.extend_from_slice(args);
-    all.extend(["-o", "json", "--ignore-not-found"]);
-    let out = plane.kubectl_ok(&all).unwrap();
-    (!out.trim().is_empty()).then(|| serde_json::from_str(&out).unwrap())
+    plane.get_json(args)
 }

@@ -1,0 +1,248 @@
+//! Every check, once: its stable code, category, level, description, hint and docs anchor.
+//! `docs/checks.md` is generated from this list (a test keeps the two in sync).
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Precheck,
+    Verify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Check {
+    pub code: &'static str,
+    pub stage: Stage,
+    pub category: &'static str,
+    /// How bad a failure is; some checks also report milder findings as warnings.
+    pub level: Level,
+    pub description: &'static str,
+    pub hint: &'static str,
+}
+
+impl Check {
+    /// The anchor of this check in `docs/checks.md`.
+    pub fn anchor(&self) -> String {
+        self.code.to_ascii_lowercase()
+    }
+}
+
+use Level::*;
+use Stage::*;
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        code: "MC0101",
+        stage: Precheck,
+        category: "kubernetes",
+        level: Error,
+        description: "Kubernetes version is within the target Istio's supported range",
+        hint: "upgrade Kubernetes (or pick an Istio version that supports it) before upgrading Istio",
+    },
+    Check {
+        code: "MC0201",
+        stage: Precheck,
+        category: "permissions",
+        level: Error,
+        description: "you may create, update, patch and delete what an upgrade changes",
+        hint: "ask a cluster admin for the missing permissions, or run the upgrade as a user who has them",
+    },
+    Check {
+        code: "MC0301",
+        stage: Precheck,
+        category: "installation",
+        level: Error,
+        description: "the target revision name is not already installed",
+        hint: "pick a new revision name for the canary, e.g. the version with dots as dashes",
+    },
+    Check {
+        code: "MC0302",
+        stage: Precheck,
+        category: "installation",
+        level: Error,
+        description: "every revision tag points at an installed revision",
+        hint: "point the tag at an installed revision (kubectl revtag set TAG --revision REV --overwrite) or remove it",
+    },
+    Check {
+        code: "MC0303",
+        stage: Precheck,
+        category: "installation",
+        level: Error,
+        description: "every namespace label names an installed revision or tag",
+        hint: "relabel the namespace (kubectl meshmigrate namespace NS --to REV) or install the revision it names",
+    },
+    Check {
+        code: "MC0401",
+        stage: Precheck,
+        category: "injection",
+        level: Warning,
+        description: "no namespace carries both istio-injection and istio.io/rev",
+        hint: "remove one of the two labels: istio-injection wins and istio.io/rev is silently ignored",
+    },
+    Check {
+        code: "MC0402",
+        stage: Precheck,
+        category: "injection",
+        level: Error,
+        description: "no two injector webhooks would inject the same pod",
+        hint: "remove or retarget one of the overlapping webhooks (kubectl revtag remove TAG)",
+    },
+    Check {
+        code: "MC0403",
+        stage: Precheck,
+        category: "injection",
+        level: Error,
+        description: "every injector webhook's Service exists",
+        hint: "reinstall the revision whose istiod Service is gone, or remove its webhooks",
+    },
+    Check {
+        code: "MC0501",
+        stage: Precheck,
+        category: "data plane",
+        level: Error,
+        description: "no proxy is newer than the control plane that injected it",
+        hint: "restart those workloads onto a control plane at least as new as their proxy",
+    },
+    Check {
+        code: "MC0502",
+        stage: Precheck,
+        category: "data plane",
+        level: Warning,
+        description: "no proxy lags its control plane by more than Istio supports (two minors)",
+        hint: "restart those workloads so they get a current proxy before going further",
+    },
+    Check {
+        code: "MC0503",
+        stage: Precheck,
+        category: "data plane",
+        level: Error,
+        description: "no pod was injected by a revision that is no longer installed",
+        hint: "restart those workloads onto an installed revision",
+    },
+    Check {
+        code: "MC0504",
+        stage: Precheck,
+        category: "data plane",
+        level: Warning,
+        description: "pods in injected namespaces have a proxy",
+        hint: "restart those workloads (they started before injection was enabled, or injection failed)",
+    },
+    Check {
+        code: "MC0601",
+        stage: Verify,
+        category: "control plane",
+        level: Error,
+        description: "istiod of every revision is available",
+        hint: "look at the istiod Deployment's events and pods (kubectl -n istio-system describe deployment istiod-REV)",
+    },
+    Check {
+        code: "MC0602",
+        stage: Verify,
+        category: "control plane",
+        level: Error,
+        description: "injector and validating webhooks carry a caBundle",
+        hint: "istiod patches the caBundle when it starts; check that the revision's istiod is running",
+    },
+    Check {
+        code: "MC0603",
+        stage: Verify,
+        category: "control plane",
+        level: Error,
+        description: "every webhook's Service has ready endpoints",
+        hint: "without ready istiod endpoints, pod creation fails (failurePolicy Fail); check the istiod pods",
+    },
+    Check {
+        code: "MC0604",
+        stage: Verify,
+        category: "data plane",
+        level: Warning,
+        description: "every pod runs the sidecar its labels ask for",
+        hint: "restart the listed workloads (kubectl meshmigrate restart NS)",
+    },
+    Check {
+        code: "MC0605",
+        stage: Verify,
+        category: "installation",
+        level: Warning,
+        description: "every installed revision is still in use",
+        hint: "an unused revision can be retired (kubectl meshmigrate retire REV)",
+    },
+];
+
+pub fn check(code: &str) -> &'static Check {
+    CHECKS.iter().find(|c| c.code == code).unwrap_or_else(|| panic!("check {code} is not in the catalogue"))
+}
+
+/// `docs/checks.md`, generated.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# meshcheck checks\n\n<!-- Generated from crates/meshcheck/src/catalogue.rs by `kubectl-meshcheck catalogue`; do not edit. -->\n\n",
+    );
+    for stage in [Precheck, Verify] {
+        out.push_str(&format!(
+            "## {}\n\n| code | category | level | check |\n|---|---|---|---|\n",
+            match stage {
+                Precheck => "precheck",
+                Verify => "verify",
+            }
+        ));
+        for c in CHECKS.iter().filter(|c| c.stage == stage) {
+            out.push_str(&format!(
+                "| [{}](#{}) | {} | {} | {} |\n",
+                c.code,
+                c.anchor(),
+                c.category,
+                serde_json::to_value(c.level).unwrap().as_str().unwrap(),
+                c.description
+            ));
+        }
+        out.push('\n');
+    }
+    for c in CHECKS {
+        out.push_str(&format!("### {}\n\n{}.\n\nWhat to do: {}.\n\n", c.code, capitalise(c.description), c.hint));
+    }
+    out
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut codes: Vec<&str> = CHECKS.iter().map(|c| c.code).collect();
+        codes.sort();
+        let before = codes.len();
+        codes.dedup();
+        assert_eq!(codes.len(), before, "duplicate codes");
+        assert!(
+            CHECKS.iter().all(|c| c.code.len() == 6
+                && c.code.starts_with("MC")
+                && c.code[2..].bytes().all(|b| b.is_ascii_digit()))
+        );
+        assert!(CHECKS.iter().all(|c| !c.description.ends_with('.') && !c.hint.ends_with('.')));
+    }
+
+    #[test]
+    fn docs_are_generated_from_the_catalogue() {
+        let committed = include_str!("../../../docs/checks.md");
+        assert_eq!(
+            committed,
+            markdown(),
+            "docs/checks.md is stale: run `cargo run -p meshcheck -- catalogue > docs/checks.md`"
+        );
+    }
+}

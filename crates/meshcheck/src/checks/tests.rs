@@ -1,0 +1,214 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use meshkit::istio::tag_objects::{TagSpec, build};
+use meshkit::istio::{ContainerView, IstiodView, PodView, ServiceView, WebhookConfigView};
+use serde_json::json;
+
+use super::*;
+use crate::report::Outcome;
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn istiod(rev: &str, version: &str, ready: i32) -> IstiodView {
+    IstiodView {
+        namespace: "istio-system".into(),
+        name: format!("istiod-{rev}"),
+        labels: labels(&[("app", "istiod"), ("istio.io/rev", rev)]),
+        image: Some(format!("docker.io/istio/pilot:{version}")),
+        replicas: 1,
+        ready_replicas: ready,
+    }
+}
+
+/// An injector as Istio renders it: for a revision (`tag == None`) or a tag of `revision`.
+fn injector(revision: &str, tag: Option<&str>) -> WebhookConfigView {
+    let canonical: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": format!("istio-sidecar-injector-{revision}"), "labels": {"istio.io/rev": revision}},
+        "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"name": format!("istiod-{revision}"), "namespace": "istio-system", "path": "/inject"}, "caBundle": "Y2E="}}]
+    }))
+    .unwrap();
+    let spec = TagSpec { tag: tag.unwrap_or(revision), revision, istio_namespace: "istio-system", auto_inject: false };
+    let mut webhook = build(spec, &canonical, None).unwrap().webhook;
+    if tag.is_none() {
+        webhook.metadata.name = Some(format!("istio-sidecar-injector-{revision}"));
+        webhook.metadata.labels.as_mut().unwrap().remove("istio.io/tag");
+    }
+    WebhookConfigView::from(&webhook)
+}
+
+fn pod(namespace: &str, name: &str, injected: Option<(&str, &str)>) -> PodView {
+    let mut pod = PodView {
+        namespace: namespace.into(),
+        name: name.into(),
+        containers: vec![ContainerView { name: "app".into(), image: "nginx".into() }],
+        ..Default::default()
+    };
+    if let Some((revision, version)) = injected {
+        pod.annotations = labels(&[("istio.io/rev", revision)]);
+        pod.containers
+            .push(ContainerView { name: "istio-proxy".into(), image: format!("docker.io/istio/proxyv2:{version}") });
+    }
+    pod
+}
+
+fn ns(name: &str, pairs: &[(&str, &str)]) -> NamespaceView {
+    NamespaceView { name: name.into(), labels: labels(pairs) }
+}
+
+fn healthy() -> Snapshot {
+    Snapshot {
+        istio_namespace: "istio-system".into(),
+        kubernetes: Some((1, 35)),
+        kubernetes_version: "v1.35.4".into(),
+        istiods: vec![istiod("1-30-3", "1.30.3", 1), istiod("1-31-1", "1.31.1", 1)],
+        mutating: vec![
+            injector("1-30-3", None),
+            injector("1-31-1", None),
+            injector("1-30-3", Some("default")),
+            injector("1-31-1", Some("canary")),
+        ],
+        services: ["istiod-1-30-3", "istiod-1-31-1"]
+            .iter()
+            .map(|n| ServiceView {
+                namespace: "istio-system".into(),
+                name: n.to_string(),
+                labels: labels(&[("app", "istiod")]),
+            })
+            .collect(),
+        ready_endpoints: [("istiod-1-30-3".to_string(), 1), ("istiod-1-31-1".to_string(), 1)].into(),
+        namespaces: vec![ns("legacy", &[("istio-injection", "enabled")]), ns("apps", &[("istio.io/rev", "canary")])],
+        pods: vec![
+            pod("legacy", "a", Some(("1-30-3", "1.30.3"))),
+            pod("apps", "b", Some(("1-31-1", "1.31.1"))),
+            pod("plain", "c", None),
+        ],
+        ..Default::default()
+    }
+}
+
+fn outcome(report: &Report, code: &str) -> (Outcome, Vec<String>) {
+    let finding = report.findings.iter().find(|f| f.check.code == code).unwrap_or_else(|| panic!("{code} did not run"));
+    (finding.outcome, finding.objects.clone())
+}
+
+#[test]
+fn a_healthy_mesh_passes_everything_it_can_check() {
+    let report = precheck(&healthy(), &Options { to_version: IstioVersion::parse("1.30"), ..Default::default() });
+    for f in &report.findings {
+        assert!(matches!(f.outcome, Outcome::Pass | Outcome::Skipped), "{f:?}");
+    }
+    let report = verify(&healthy());
+    for f in &report.findings {
+        assert_eq!(f.outcome, Outcome::Pass, "{f:?}");
+    }
+}
+
+#[test]
+fn kubernetes_version_has_both_bounds() {
+    let to = |v: &str| Options { to_version: IstioVersion::parse(v), ..Default::default() };
+    let mut snap = healthy();
+    assert_eq!(outcome(&precheck(&snap, &to("1.30")), "MC0101").0, Outcome::Pass);
+    snap.kubernetes = Some((1, 37));
+    assert_eq!(outcome(&precheck(&snap, &to("1.30")), "MC0101").0, Outcome::Error);
+    snap.kubernetes = Some((1, 30));
+    assert_eq!(outcome(&precheck(&snap, &to("1.30")), "MC0101").0, Outcome::Warning, "tested only");
+    snap.kubernetes = Some((1, 35));
+    assert_eq!(outcome(&precheck(&snap, &to("1.31")), "MC0101").0, Outcome::Warning, "not in the table");
+    assert_eq!(
+        outcome(
+            &precheck(&Snapshot { kubernetes: Some((1, 35)), ..Default::default() }, &Options::default()),
+            "MC0101"
+        )
+        .0,
+        Outcome::Skipped
+    );
+}
+
+#[test]
+fn installation_problems() {
+    let mut snap = healthy();
+    snap.mutating.push(injector("1-29-0", Some("old")));
+    snap.namespaces.push(ns("lost", &[("istio.io/rev", "1-28-0")]));
+    snap.namespaces.push(ns("both", &[("istio-injection", "enabled"), ("istio.io/rev", "canary")]));
+    let report = precheck(&snap, &Options { revision: Some("1-31-1".into()), ..Default::default() });
+    assert_eq!(outcome(&report, "MC0301"), (Outcome::Error, vec!["revision/1-31-1".to_string()]));
+    assert_eq!(outcome(&report, "MC0302"), (Outcome::Error, vec!["tag/old → revision 1-29-0".to_string()]));
+    assert_eq!(outcome(&report, "MC0303"), (Outcome::Error, vec!["namespace/lost → 1-28-0".to_string()]));
+    assert_eq!(outcome(&report, "MC0401").0, Outcome::Warning);
+    let free = precheck(&healthy(), &Options { revision: Some("1-32-0".into()), ..Default::default() });
+    assert_eq!(outcome(&free, "MC0301").0, Outcome::Pass);
+}
+
+#[test]
+fn overlapping_injectors_and_missing_services() {
+    let mut snap = healthy();
+    let mut twin = injector("1-31-1", Some("canary"));
+    twin.name = "istio-revision-tag-canary-copy".into();
+    snap.mutating.push(twin);
+    snap.services.retain(|s| s.name != "istiod-1-31-1");
+    let report = precheck(&snap, &Options::default());
+    let (result, objects) = outcome(&report, "MC0402");
+    assert_eq!(result, Outcome::Error);
+    assert!(objects[0].contains("istio-revision-tag-canary-copy"), "{objects:?}");
+    let (result, objects) = outcome(&report, "MC0403");
+    assert_eq!(result, Outcome::Error);
+    assert!(objects.iter().all(|o| o.ends_with("→ service istio-system/istiod-1-31-1")), "{objects:?}");
+}
+
+#[test]
+fn data_plane_versions_and_orphans() {
+    let mut snap = healthy();
+    snap.pods = vec![
+        pod("apps", "newer", Some(("1-30-3", "1.31.1"))),
+        pod("apps", "ancient", Some(("1-31-1", "1.27.0"))),
+        pod("apps", "orphan", Some(("1-28-0", "1.28.0"))),
+        pod("apps", "bare", None),
+    ];
+    let report = precheck(&snap, &Options::default());
+    assert_eq!(outcome(&report, "MC0501").1, ["pod/apps/newer (1-30-3): proxy 1.31.1, control plane 1.30.3"]);
+    assert_eq!(
+        outcome(&report, "MC0502"),
+        (Outcome::Warning, vec!["pod/apps/ancient (1-31-1): proxy 1.27.0, control plane 1.31.1".to_string()])
+    );
+    assert_eq!(outcome(&report, "MC0503").1, ["pod/apps/orphan (injected by 1-28-0)"]);
+    assert_eq!(outcome(&report, "MC0504"), (Outcome::Warning, vec!["pod/apps/bare".to_string()]));
+}
+
+#[test]
+fn verify_finds_an_unready_control_plane() {
+    let mut snap = healthy();
+    snap.istiods[1].ready_replicas = 0;
+    snap.mutating[1].webhooks.iter_mut().for_each(|w| w.has_ca_bundle = false);
+    snap.ready_endpoints.remove("istiod-1-31-1");
+    let report = verify(&snap);
+    assert_eq!(outcome(&report, "MC0601").1, ["deployment/istio-system/istiod-1-31-1 (0/1 ready)"]);
+    assert_eq!(outcome(&report, "MC0602").1, ["mutatingwebhookconfiguration/istio-sidecar-injector-1-31-1"]);
+    let (result, objects) = outcome(&report, "MC0603");
+    assert_eq!(result, Outcome::Error);
+    assert_eq!(
+        objects,
+        ["service/istio-system/istiod-1-31-1 (called by istio-revision-tag-canary, istio-sidecar-injector-1-31-1)"]
+    );
+}
+
+#[test]
+fn verify_lists_stale_pods_and_unused_revisions() {
+    let mut snap = healthy();
+    snap.pods.push(pod("apps", "stale", Some(("1-30-3", "1.30.3"))));
+    snap.mutating.retain(|w| w.name != "istio-revision-tag-canary");
+    snap.namespaces.retain(|n| n.name != "apps");
+    snap.pods.retain(|p| p.name != "b");
+    snap.pods.retain(|p| p.name != "stale");
+    snap.namespaces.push(ns("apps", &[("istio.io/rev", "1-31-1")]));
+    snap.pods.push(pod("apps", "stale", Some(("1-30-3", "1.30.3"))));
+    let report = verify(&snap);
+    assert_eq!(outcome(&report, "MC0604").1, ["pod/apps/stale: has a sidecar from 1-30-3, wants one from 1-31-1"]);
+    assert_eq!(outcome(&report, "MC0605").0, Outcome::Pass, "1-31-1 is used by the apps namespace");
+    snap.namespaces.retain(|n| n.name != "apps");
+    snap.pods.retain(|p| p.namespace != "apps");
+    assert_eq!(outcome(&verify(&snap), "MC0605"), (Outcome::Warning, vec!["revision/1-31-1".to_string()]));
+}

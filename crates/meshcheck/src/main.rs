@@ -1,0 +1,17 @@
+//! `kubectl meshcheck`: precheck before an Istio upgrade, verify after it, versions and skew.
+
+mod catalogue;
+mod checks;
+mod cli;
+mod report;
+mod snapshot;
+mod version;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run(std::env::args_os().skip(1)) {
+        Ok(code) => code.into(),
+        Err(err) => meshkit::error::report("kubectl-meshcheck", &err),
+    }
+}

@@ -1,0 +1,205 @@
+//! Fetch: one paginated, label-selected list per kind, sent together; plus the access reviews
+//! for the permissions an upgrade needs.
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::PostParams;
+use meshkit::cluster::Cluster;
+use meshkit::istio::{IstiodView, Mesh, NamespaceView, PodView, ServiceView, WebhookConfigView, keys};
+use meshkit::{Error, Result};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub istio_namespace: String,
+    /// `(major, minor)` of the apiserver.
+    pub kubernetes: Option<(u64, u64)>,
+    pub kubernetes_version: String,
+    pub istiods: Vec<IstiodView>,
+    pub mutating: Vec<WebhookConfigView>,
+    pub validating: Vec<WebhookConfigView>,
+    /// Every Service in the Istio namespace.
+    pub services: Vec<ServiceView>,
+    /// Ready endpoints per Service name in the Istio namespace.
+    pub ready_endpoints: BTreeMap<String, usize>,
+    /// Namespaces carrying `istio.io/rev` or `istio-injection`.
+    pub namespaces: Vec<NamespaceView>,
+    pub pods: Vec<PodView>,
+    /// `None` when permissions were not asked for or the review API could not be used.
+    pub permissions: Option<Vec<Permission>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Permission {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    /// `None` for cluster-scoped resources.
+    pub namespace: Option<String>,
+    pub allowed: bool,
+}
+
+impl Permission {
+    pub fn describe(&self) -> String {
+        let resource =
+            if self.group.is_empty() { self.resource.to_string() } else { format!("{}.{}", self.resource, self.group) };
+        match &self.namespace {
+            Some(ns) => format!("{} {resource} in namespace {ns}", self.verb),
+            None => format!("{} {resource}", self.verb),
+        }
+    }
+}
+
+const WRITE: &[&str] = &["create", "update", "patch", "delete"];
+const WRITE_RBAC: &[&str] = &["create", "update", "patch", "delete", "escalate", "bind"];
+
+/// What installing a revision next to another, moving tags and retiring the old one changes.
+const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", WRITE),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", WRITE),
+    ("apiextensions.k8s.io", "customresourcedefinitions", &["create", "update", "patch"]),
+    ("rbac.authorization.k8s.io", "clusterroles", WRITE_RBAC),
+    ("rbac.authorization.k8s.io", "clusterrolebindings", WRITE),
+    ("", "namespaces", &["get", "create", "patch"]),
+];
+const NAMESPACE_PERMISSIONS: &[(&str, &str, &[&str])] = &[
+    ("apps", "deployments", WRITE),
+    ("", "services", WRITE),
+    ("", "configmaps", WRITE),
+    ("", "serviceaccounts", WRITE),
+    ("", "secrets", &["get", "create"]),
+    ("rbac.authorization.k8s.io", "roles", WRITE_RBAC),
+    ("rbac.authorization.k8s.io", "rolebindings", WRITE),
+    ("policy", "poddisruptionbudgets", WRITE),
+    ("autoscaling", "horizontalpodautoscalers", WRITE),
+];
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    pub permissions: bool,
+}
+
+impl Snapshot {
+    pub async fn fetch(cluster: &Cluster, needs: Needs) -> Result<Snapshot> {
+        let client = cluster.client();
+        let ns = cluster.istio_namespace.clone();
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+        let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
+        let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+        let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let pods: Api<Pod> = Api::all(client.clone());
+        let what = |kind: &str| format!("list {kind} in namespace {ns}");
+        let (list_deployments, list_services, list_slices) =
+            (what("deployments"), what("services"), what("endpointslices"));
+        let permissions =
+            async { if needs.permissions { Ok(Some(review_permissions(cluster).await?)) } else { Ok(None) } };
+        let (version, istiods, mutating, validating, services, slices, revisioned, legacy, pods, permissions) = tokio::try_join!(
+            cluster.call("read the server version", client.apiserver_version()),
+            cluster.list(&deployments, Some("app=istiod"), &list_deployments),
+            cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
+            cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
+            cluster.list(&services, None, &list_services),
+            cluster.list(&slices, None, &list_slices),
+            cluster.list(&namespaces, Some(keys::REV), "list namespaces"),
+            cluster.list(&namespaces, Some(keys::INJECTION), "list namespaces"),
+            cluster.list(&pods, None, "list pods"),
+            permissions,
+        )?;
+        let mut by_name = BTreeMap::new();
+        for namespace in revisioned.iter().chain(&legacy) {
+            let view = NamespaceView::from(namespace);
+            by_name.insert(view.name.clone(), view);
+        }
+        let mut ready_endpoints: BTreeMap<String, usize> = BTreeMap::new();
+        for slice in &slices {
+            let Some(service) = slice.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) else {
+                continue;
+            };
+            let ready = slice
+                .endpoints
+                .iter()
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false) && !e.addresses.is_empty())
+                .count();
+            *ready_endpoints.entry(service.clone()).or_default() += ready;
+        }
+        let minor = version.minor.trim_end_matches('+').parse().ok();
+        let major = version.major.parse().ok();
+        Ok(Snapshot {
+            istio_namespace: ns,
+            kubernetes: major.zip(minor),
+            kubernetes_version: version.git_version,
+            istiods: istiods.iter().map(IstiodView::from).collect(),
+            mutating: mutating.iter().map(WebhookConfigView::from).collect(),
+            validating: validating.iter().map(WebhookConfigView::from).collect(),
+            services: services.iter().map(ServiceView::from).collect(),
+            ready_endpoints,
+            namespaces: by_name.into_values().collect(),
+            pods: pods.iter().map(PodView::from).collect(),
+            permissions,
+        })
+    }
+
+    pub fn mesh(&self) -> Mesh {
+        Mesh::discover(&self.istiods, &self.mutating, &self.services)
+    }
+}
+
+/// One SelfSubjectAccessReview per verb and resource, sixteen at a time.
+async fn review_permissions(cluster: &Cluster) -> Result<Vec<Permission>> {
+    let mut wanted = Vec::new();
+    for (group, resource, verbs) in CLUSTER_PERMISSIONS {
+        for verb in *verbs {
+            wanted.push(Permission { verb, group, resource, namespace: None, allowed: false });
+        }
+    }
+    for (group, resource, verbs) in NAMESPACE_PERMISSIONS {
+        for verb in *verbs {
+            wanted.push(Permission {
+                verb,
+                group,
+                resource,
+                namespace: Some(cluster.istio_namespace.clone()),
+                allowed: false,
+            });
+        }
+    }
+    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client());
+    let reviews = stream::iter(wanted.into_iter().map(|mut p| {
+        let api = api.clone();
+        async move {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some(p.verb.into()),
+                        group: Some(p.group.into()),
+                        resource: Some(p.resource.into()),
+                        namespace: p.namespace.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let answer =
+                cluster.call("create selfsubjectaccessreviews", api.create(&PostParams::default(), &review)).await?;
+            p.allowed = answer.status.is_some_and(|s| s.allowed);
+            Ok::<_, Error>(p)
+        }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    let mut permissions = reviews.into_iter().collect::<Result<Vec<_>>>()?;
+    permissions
+        .sort_by(|a, b| (a.namespace.is_some(), a.resource, a.verb).cmp(&(b.namespace.is_some(), b.resource, b.verb)));
+    Ok(permissions)
+}

@@ -1,0 +1,204 @@
+//! `kubectl-meshcheck` against a real kube-apiserver + etcd with Istio's own objects; Tier B
+//! (controllers, scheduler, kwok nodes) where the control plane must really become available.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use meshtest::{ControlPlane, Fixture, Options, run};
+use serde_json::Value;
+
+fn fixture() -> &'static ControlPlane {
+    static PLANE: OnceLock<ControlPlane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        let plane = ControlPlane::start(&Options::default()).expect("control plane");
+        Fixture::install(&plane, true).expect("Istio fixture");
+        plane
+    })
+}
+
+fn meshcheck(kubeconfig: &Path) -> Command {
+    meshtest::plugin(env!("CARGO_BIN_EXE_kubectl-meshcheck"), kubeconfig)
+}
+
+fn document(args: &[&str], kubeconfig: &Path) -> (i32, Value) {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let (code, out, err) = run(meshcheck(kubeconfig).args(&all));
+    assert!(code == 0 || code == 1, "{args:?}: {code} {err}");
+    (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}")))
+}
+
+/// `(result, objects)` of check `code` in a JSON report.
+fn result(doc: &Value, code: &str) -> (String, Vec<String>) {
+    let check = doc["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["code"] == code)
+        .unwrap_or_else(|| panic!("{code} not in {doc:#}"));
+    let objects = check["objects"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect();
+    (check["result"].as_str().unwrap().to_string(), objects)
+}
+
+#[test]
+fn precheck_on_the_fixture() {
+    let plane = fixture();
+    let (code, doc) = document(&["precheck", "--to-version", "1.30", "--revision", "1-32-0"], &plane.kubeconfig);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(doc["success"], true);
+    assert_eq!(result(&doc, "MC0101").0, "pass");
+    assert_eq!(result(&doc, "MC0201").0, "pass", "admin may do everything");
+    assert_eq!(result(&doc, "MC0301").0, "pass");
+    assert_eq!(
+        result(&doc, "MC0401"),
+        ("warning".into(), vec!["namespace/shop-both (istio-injection=enabled hides istio.io/rev=1-31-1)".into()])
+    );
+    assert_eq!(result(&doc, "MC0402").0, "pass", "Istio's own webhooks do not overlap");
+    let (code, doc) = document(&["precheck", "--to-version", "1.30", "--fail-on", "warning"], &plane.kubeconfig);
+    assert_eq!(code, 1);
+    assert_eq!(doc["success"], false);
+    let (code, _, _) = run(meshcheck(&plane.kubeconfig).args(["precheck", "--revision", "1-31-1"]));
+    assert_eq!(code, 1, "the canary's name is taken");
+    let (code, text, _) = run(meshcheck(&plane.kubeconfig).args(["precheck", "--to-version", "1.30"]));
+    assert_eq!(code, 0);
+    assert!(text.contains("√ [MC0101] Kubernetes version is within") && text.contains("‼ [MC0401]"), "{text}");
+    assert!(text.ends_with("Status check results are √\n"), "{text}");
+}
+
+#[test]
+fn precheck_names_missing_permissions() {
+    let plane = fixture();
+    plane
+        .kubectl_ok(&[
+            "create",
+            "clusterrole",
+            "meshcheck-reader",
+            "--verb=get,list",
+            "--resource=mutatingwebhookconfigurations,validatingwebhookconfigurations,namespaces,pods,services,deployments,endpointslices",
+        ])
+        .unwrap();
+    plane
+        .kubectl_ok(&[
+            "create",
+            "clusterrolebinding",
+            "meshcheck-reader",
+            "--clusterrole=meshcheck-reader",
+            "--user=auditor",
+        ])
+        .unwrap();
+    let kubeconfig = plane.user_kubeconfig("auditor", &[]).unwrap();
+    let (code, doc) = document(&["precheck", "--to-version", "1.30"], &kubeconfig);
+    assert_eq!(code, 1);
+    let (outcome, missing) = result(&doc, "MC0201");
+    assert_eq!(outcome, "error");
+    assert!(
+        missing.contains(&"patch mutatingwebhookconfigurations.admissionregistration.k8s.io".to_string()),
+        "{missing:?}"
+    );
+    assert!(missing.contains(&"escalate clusterroles.rbac.authorization.k8s.io".to_string()), "{missing:?}");
+    assert!(missing.contains(&"delete deployments.apps in namespace istio-system".to_string()), "{missing:?}");
+    // Without read access the command itself is forbidden, and says by whom.
+    let nobody = plane.user_kubeconfig("nobody", &[]).unwrap();
+    let (code, _, err) = run(meshcheck(&nobody).arg("precheck"));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("User \"nobody\" cannot list"), "{err}");
+}
+
+#[test]
+fn precheck_finds_dangling_tags_and_double_injection() {
+    let plane = ControlPlane::start(&Options::default()).unwrap();
+    Fixture::install(&plane, true).unwrap();
+    let tag = plane
+        .kubectl_ok(&["get", "mutatingwebhookconfiguration", "istio-revision-tag-prod-canary", "-o", "json"])
+        .unwrap();
+    let mut copy: Value = serde_json::from_str(&tag).unwrap();
+    copy["metadata"] = serde_json::json!({"name": "prod-canary-copy", "labels": {"istio.io/rev": "1-31-1", "istio.io/tag": "prod-canary"}});
+    plane.apply(&copy.to_string()).unwrap();
+    let mut dangling: Value = serde_json::from_str(&tag).unwrap();
+    dangling["metadata"] = serde_json::json!({"name": "istio-revision-tag-old", "labels": {"istio.io/rev": "1-29-0", "istio.io/tag": "old"}});
+    plane.apply(&dangling.to_string()).unwrap();
+    let (code, doc) = document(&["precheck", "--to-version", "1.30"], &plane.kubeconfig);
+    assert_eq!(code, 1);
+    assert_eq!(result(&doc, "MC0302"), ("error".into(), vec!["tag/old → revision 1-29-0".into()]));
+    let (outcome, overlaps) = result(&doc, "MC0402");
+    assert_eq!(outcome, "error");
+    assert!(
+        overlaps.iter().any(|o| o.contains("prod-canary-copy/") && o.contains("istio-revision-tag-prod-canary/")),
+        "{overlaps:?}"
+    );
+}
+
+#[test]
+fn version_reads_the_data_plane_from_pod_specs() {
+    let plane = fixture();
+    let (code, out, err) = run(meshcheck(&plane.kubeconfig).args(["version", "-o", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kubernetes"], plane.tools.versions.kubernetes.as_str());
+    let control: Vec<(&str, &str)> = v["controlPlane"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["revision"].as_str().unwrap(), c["version"].as_str().unwrap()))
+        .collect();
+    assert_eq!(control, [("1-30-3", "1.30.3"), ("1-31-1", "1.31.1")]);
+    let data: Vec<(&str, &str, u64)> = v["dataPlane"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["revision"].as_str().unwrap(), d["version"].as_str().unwrap(), d["pods"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(data, [("1-30-3", "1.30.3", 6), ("1-31-1", "1.31.1", 1)]);
+    assert!(v["warnings"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn verify_fails_while_no_istiod_runs() {
+    let plane = fixture();
+    let (code, doc) = document(&["verify"], &plane.kubeconfig);
+    assert_eq!(code, 1);
+    let (outcome, objects) = result(&doc, "MC0601");
+    assert_eq!(outcome, "error");
+    assert!(objects.contains(&"deployment/istio-system/istiod-1-31-1 (0/1 ready)".to_string()), "{objects:?}");
+    assert_eq!(result(&doc, "MC0603").0, "error");
+    let (_, stale) = result(&doc, "MC0604");
+    assert!(
+        stale.contains(&"pod/shop-canary/web-1: has a sidecar from 1-30-3, wants one from 1-31-1".to_string()),
+        "{stale:?}"
+    );
+}
+
+/// Tier B: istiod really becomes available and its Services get ready endpoints; `--wait`
+/// retries until they do.
+#[test]
+fn verify_waits_for_a_real_control_plane() {
+    let plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install(&plane, false).unwrap();
+    // What istiod would do once running: patch its CA into its webhooks.
+    for kind in ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"] {
+        let list: Value = serde_json::from_str(&plane.kubectl_ok(&["get", kind, "-o", "json"]).unwrap()).unwrap();
+        for mut item in list["items"].as_array().unwrap().clone() {
+            for webhook in item["webhooks"].as_array_mut().unwrap() {
+                webhook["clientConfig"]["caBundle"] = Value::from("Y2E=");
+            }
+            item["metadata"].as_object_mut().unwrap().remove("managedFields");
+            plane.apply(&item.to_string()).unwrap();
+        }
+    }
+    let (code, doc) = document(&["verify", "--wait", "120s"], &plane.kubeconfig);
+    assert_eq!(code, 0, "{doc:#}");
+    for check in ["MC0601", "MC0602", "MC0603", "MC0302", "MC0303"] {
+        assert_eq!(result(&doc, check).0, "pass", "{check}: {doc:#}");
+    }
+    // The controllers' pods carry no sidecar (no istiod injects them): verify says which.
+    let (outcome, stale) = result(&doc, "MC0604");
+    assert_eq!(outcome, "warning");
+    assert!(
+        stale
+            .iter()
+            .any(|p| p.starts_with("pod/shop-canary/web-") && p.ends_with("has no sidecar, wants one from 1-31-1")),
+        "{stale:?}"
+    );
+}
