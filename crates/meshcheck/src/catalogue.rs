@@ -80,6 +80,14 @@ pub const CHECKS: &[Check] = &[
         hint: "relabel the namespace (kubectl meshmigrate namespace NS --to REV) or install the revision it names",
     },
     Check {
+        code: "MC0304",
+        stage: Precheck,
+        category: "installation",
+        level: Warning,
+        description: "no IstioOperator resources are left from the removed in-cluster operator",
+        hint: "the in-cluster operator is gone since Istio 1.24: save and delete leftover IstioOperator resources so no tool acts on them",
+    },
+    Check {
         code: "MC0401",
         stage: Precheck,
         category: "injection",
@@ -102,6 +110,14 @@ pub const CHECKS: &[Check] = &[
         level: Error,
         description: "every injector webhook's Service exists",
         hint: "reinstall the revision whose istiod Service is gone, or remove its webhooks",
+    },
+    Check {
+        code: "MC0404",
+        stage: Precheck,
+        category: "gateway api",
+        level: Error,
+        description: "Gateway API CRDs serve the versions Istio needs",
+        hint: "install a Gateway API release whose CRDs serve v1 (and still v1beta1) for Gateway, GatewayClass, HTTPRoute, GRPCRoute and ReferenceGrant",
     },
     Check {
         code: "MC0501",
@@ -134,6 +150,14 @@ pub const CHECKS: &[Check] = &[
         level: Warning,
         description: "pods in injected namespaces have a proxy",
         hint: "restart those workloads (they started before injection was enabled, or injection failed)",
+    },
+    Check {
+        code: "MC0505",
+        stage: Precheck,
+        category: "capacity",
+        level: Warning,
+        description: "some node has room for a second istiod",
+        hint: "free up or add a node that can hold istiod's requests before installing the canary",
     },
     Check {
         code: "MC0601",

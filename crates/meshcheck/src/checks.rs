@@ -8,8 +8,13 @@ use meshkit::istio::{
     namespace_injection, pod_injected, pod_state, proxy_version,
 };
 
-use crate::report::{Finding, Report};
+use meshkit::istio::Requests;
+
+use crate::report::{Finding, Installation, Report};
 use crate::snapshot::Snapshot;
+
+/// What Istio's chart requests for istiod when values do not say otherwise.
+const DEFAULT_ISTIOD_REQUESTS: Requests = Requests { cpu_millis: 500, memory_bytes: 2048 * 1024 * 1024 };
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
@@ -27,15 +32,18 @@ pub fn precheck(snapshot: &Snapshot, options: &Options) -> Report {
         revision_name_free(&mesh, options),
         tags_resolve(&mesh),
         namespaces_resolve(snapshot, &mesh),
+        no_operator_leftovers(snapshot),
         both_injection_labels(snapshot),
         no_overlaps(snapshot, &mesh),
         injector_services_exist(snapshot),
+        gateway_api_versions(snapshot),
         proxies_not_newer(snapshot, &mesh),
         proxies_within_skew(snapshot, &mesh),
         injected_by_installed_revisions(snapshot, &mesh),
         injected_namespaces_have_proxies(snapshot, &mesh),
+        room_for_istiod(snapshot),
     ];
-    Report { findings }
+    Report { findings, installation: Some(installation(snapshot, &mesh)) }
 }
 
 pub fn verify(snapshot: &Snapshot) -> Report {
@@ -49,7 +57,7 @@ pub fn verify(snapshot: &Snapshot) -> Report {
         pods_on_intended_revision(snapshot, &mesh),
         revisions_in_use(snapshot, &mesh),
     ];
-    Report { findings }
+    Report { findings, installation: Some(installation(snapshot, &mesh)) }
 }
 
 fn namespace_of(snapshot: &Snapshot, name: &str) -> NamespaceView {
@@ -59,6 +67,24 @@ fn namespace_of(snapshot: &Snapshot, name: &str) -> NamespaceView {
         .find(|n| n.name == name)
         .cloned()
         .unwrap_or_else(|| NamespaceView { name: name.to_string(), labels: Default::default() })
+}
+
+/// What is installed, for the report's header.
+fn installation(snapshot: &Snapshot, mesh: &Mesh) -> Installation {
+    let default = mesh.default_revision();
+    Installation {
+        revisions: mesh
+            .installed_revisions()
+            .map(|r| {
+                let version = r.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "unknown version".into());
+                let default = if default == Some(r.name.as_str()) { ", default" } else { "" };
+                format!("{} ({version}{default})", r.name)
+            })
+            .collect(),
+        tags: mesh.tags.values().map(|t| format!("{} → {}", t.name, t.revision)).collect(),
+        helm_releases: snapshot.helm_releases.clone().unwrap_or_else(|why| vec![format!("unknown ({why})")]),
+        istio_operators: snapshot.istio_operators.clone().unwrap_or_else(|why| vec![format!("unknown ({why})")]),
+    }
 }
 
 fn kubernetes_version(snapshot: &Snapshot, mesh: &Mesh, options: &Options) -> Finding {
@@ -148,6 +174,15 @@ fn namespaces_resolve(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
     })
 }
 
+fn no_operator_leftovers(snapshot: &Snapshot) -> Finding {
+    let operators = match &snapshot.istio_operators {
+        Ok(operators) => operators,
+        Err(why) => return Finding::skipped("MC0304", why.clone()),
+    };
+    let leftovers: Vec<String> = operators.iter().map(|o| format!("istiooperator/{o}")).collect();
+    Finding::none_of("MC0304", leftovers, |n| format!("{n} IstioOperator resource(s) remain"))
+}
+
 fn both_injection_labels(snapshot: &Snapshot) -> Finding {
     let both: Vec<String> = snapshot
         .namespaces
@@ -185,6 +220,93 @@ fn injector_services_exist(snapshot: &Snapshot) -> Finding {
     Finding::none_of("MC0403", missing.into_iter().collect(), |n| {
         format!("{n} webhook(s) call a Service that does not exist")
     })
+}
+
+fn gateway_api_versions(snapshot: &Snapshot) -> Finding {
+    const CODE: &str = "MC0404";
+    let crds = match &snapshot.gateway_crds {
+        Ok(crds) => crds,
+        Err(why) => return Finding::skipped(CODE, why.clone()),
+    };
+    if crds.is_empty() {
+        return Finding::pass_with(CODE, "the Gateway API is not installed");
+    }
+    let lacking = |kinds: &[&str], version: &str| -> Vec<String> {
+        crds.iter()
+            .filter(|c| kinds.contains(&c.kind.as_str()) && !c.served.iter().any(|v| v == version))
+            .map(|c| format!("crd/{} does not serve {version} (serves {})", c.kind, c.served.join(", ")))
+            .collect()
+    };
+    // Istio reads these through v1beta1 (IST0156) and is moving them to v1 (IST0172).
+    let errors = lacking(&["Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant"], "v1beta1");
+    let warnings = lacking(&["Gateway", "GatewayClass", "HTTPRoute", "GRPCRoute"], "v1");
+    let bundles: std::collections::BTreeSet<&str> = crds.iter().filter_map(|c| c.bundle_version.as_deref()).collect();
+    let bundle = bundles.into_iter().collect::<Vec<_>>().join(", ");
+    if !errors.is_empty() {
+        Finding::fail(
+            CODE,
+            format!("Gateway API CRDs (bundle {bundle}) lack versions Istio reads"),
+            [errors, warnings].concat(),
+        )
+    } else if !warnings.is_empty() {
+        Finding::warn(CODE, format!("Gateway API CRDs (bundle {bundle}) do not serve v1 yet"), warnings)
+    } else {
+        Finding::pass_with(CODE, format!("Gateway API bundle {bundle}"))
+    }
+}
+
+fn room_for_istiod(snapshot: &Snapshot) -> Finding {
+    const CODE: &str = "MC0505";
+    let nodes = match &snapshot.nodes {
+        Ok(nodes) => nodes,
+        Err(why) => return Finding::skipped(CODE, why.clone()),
+    };
+    if nodes.is_empty() {
+        return Finding::skipped(
+            CODE,
+            "the cluster has no nodes to place an istiod on (a control plane without workers?)",
+        );
+    }
+    let wanted = snapshot
+        .istiods
+        .iter()
+        .map(|i| i.requests)
+        .max_by_key(|r| (r.cpu_millis, r.memory_bytes))
+        .filter(|r| r.cpu_millis > 0 || r.memory_bytes > 0)
+        .unwrap_or(DEFAULT_ISTIOD_REQUESTS);
+    let mut used: BTreeMap<&str, Requests> = BTreeMap::new();
+    for pod in snapshot.pods.iter().filter(|p| !p.finished) {
+        if let Some(node) = pod.node.as_deref() {
+            let entry = used.entry(node).or_default();
+            entry.cpu_millis += pod.requests.cpu_millis;
+            entry.memory_bytes += pod.requests.memory_bytes;
+        }
+    }
+    let mib = |bytes: u64| bytes / (1024 * 1024);
+    let free: Vec<(String, u64, u64)> = nodes
+        .iter()
+        .filter(|n| n.schedulable)
+        .map(|n| {
+            let u = used.get(n.name.as_str()).copied().unwrap_or_default();
+            (
+                n.name.clone(),
+                n.allocatable.cpu_millis.saturating_sub(u.cpu_millis),
+                n.allocatable.memory_bytes.saturating_sub(u.memory_bytes),
+            )
+        })
+        .collect();
+    let need = format!("{}m CPU and {}Mi memory", wanted.cpu_millis, mib(wanted.memory_bytes));
+    match free.iter().find(|(_, cpu, memory)| *cpu >= wanted.cpu_millis && *memory >= wanted.memory_bytes) {
+        Some((node, cpu, memory)) => Finding::pass_with(
+            CODE,
+            format!("node {node} has {cpu}m CPU and {}Mi memory free; istiod asks {need}", mib(*memory)),
+        ),
+        None => Finding::fail(
+            CODE,
+            format!("no schedulable node has {need} free"),
+            free.iter().map(|(n, cpu, memory)| format!("node/{n}: {cpu}m CPU, {}Mi free", mib(*memory))).collect(),
+        ),
+    }
 }
 
 /// `(pod, injected revision, proxy version, control-plane version)` for every injected pod whose

@@ -71,11 +71,24 @@ pub enum FailOn {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    pub installation: Option<Installation>,
+}
+
+/// What is installed, shown above the checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Installation {
+    pub revisions: Vec<String>,
+    pub tags: Vec<String>,
+    pub helm_releases: Vec<String>,
+    pub istio_operators: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Document {
     pub success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installation: Option<Installation>,
     pub categories: Vec<CategoryDoc>,
 }
 
@@ -126,6 +139,7 @@ impl Report {
     pub fn document(&self, fail_on: FailOn) -> Document {
         Document {
             success: !self.failed(fail_on),
+            installation: self.installation.clone(),
             categories: self
                 .grouped()
                 .into_iter()
@@ -151,6 +165,16 @@ impl Report {
     pub fn text(&self, fail_on: FailOn, color: bool) -> String {
         const MAX_OBJECTS: usize = 10;
         let mut out = String::new();
+        if let Some(i) = &self.installation {
+            let list = |items: &[String]| if items.is_empty() { "none".to_string() } else { items.join(", ") };
+            out.push_str(&format!(
+                "Installation\n------------\nrevisions:      {}\ntags:           {}\nHelm releases:  {}\nIstioOperators: {}\n\n",
+                list(&i.revisions),
+                list(&i.tags),
+                list(&i.helm_releases),
+                list(&i.istio_operators)
+            ));
+        }
         for (name, findings) in self.grouped() {
             out.push_str(&format!("{}\n{}\n", paint(name, Tone::Plain, color), "-".repeat(name.len())));
             for f in findings {
@@ -206,6 +230,7 @@ mod tests {
                 ),
                 Finding::skipped("MC0201", "no access review API"),
             ],
+            installation: None,
         }
     }
 
@@ -215,7 +240,7 @@ mod tests {
         assert!(!r.failed(FailOn::Error), "only a warning");
         assert!(r.failed(FailOn::Warning));
         assert_eq!(r.exit(FailOn::Warning), Exit::Failed);
-        let with_error = Report { findings: vec![Finding::fail("MC0402", "overlap", vec![])] };
+        let with_error = Report { findings: vec![Finding::fail("MC0402", "overlap", vec![])], installation: None };
         assert!(with_error.failed(FailOn::Error));
     }
 

@@ -7,16 +7,18 @@ use futures::{StreamExt, stream};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use meshkit::cluster::Cluster;
-use meshkit::istio::{IstiodView, Mesh, NamespaceView, PodView, ServiceView, WebhookConfigView, keys};
+use meshkit::istio::{IstiodView, Mesh, NamespaceView, PodView, Requests, ServiceView, WebhookConfigView, keys};
+use meshkit::quantity;
 use meshkit::{Error, Result};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub istio_namespace: String,
     /// `(major, minor)` of the apiserver.
@@ -34,6 +36,43 @@ pub struct Snapshot {
     pub pods: Vec<PodView>,
     /// `None` when permissions were not asked for or the review API could not be used.
     pub permissions: Option<Vec<Permission>>,
+    /// Data only some checks need is `Err(reason)` when we may not read it: those checks are
+    /// skipped with the reason instead of failing the whole run.
+    pub nodes: Partial<Vec<NodeView>>,
+    /// CustomResourceDefinitions of the Gateway API.
+    pub gateway_crds: Partial<Vec<CrdView>>,
+    /// Helm releases in the Istio namespace (from their release Secrets' labels, not contents).
+    pub helm_releases: Partial<Vec<String>>,
+    /// `namespace/name` of IstioOperator resources.
+    pub istio_operators: Partial<Vec<String>>,
+}
+
+/// Data that may be forbidden to us: the value, or why we could not read it.
+pub type Partial<T> = std::result::Result<T, String>;
+
+/// A forbidden read becomes a reason; anything else is still an error.
+fn partial<T>(outcome: Result<T>) -> Result<Partial<T>> {
+    match outcome {
+        Ok(value) => Ok(Ok(value)),
+        Err(Error::Forbidden { action, .. }) => Ok(Err(format!("not allowed to {action}"))),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeView {
+    pub name: String,
+    pub allocatable: Requests,
+    pub schedulable: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrdView {
+    /// The kind, e.g. `HTTPRoute`.
+    pub kind: String,
+    pub served: Vec<String>,
+    /// The `gateway.networking.k8s.io/bundle-version` annotation.
+    pub bundle_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,6 +125,28 @@ pub struct Needs {
     pub permissions: bool,
 }
 
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            istio_namespace: String::new(),
+            kubernetes: None,
+            kubernetes_version: String::new(),
+            istiods: Vec::new(),
+            mutating: Vec::new(),
+            validating: Vec::new(),
+            services: Vec::new(),
+            ready_endpoints: BTreeMap::new(),
+            namespaces: Vec::new(),
+            pods: Vec::new(),
+            permissions: None,
+            nodes: Ok(Vec::new()),
+            gateway_crds: Ok(Vec::new()),
+            helm_releases: Ok(Vec::new()),
+            istio_operators: Ok(Vec::new()),
+        }
+    }
+}
+
 impl Snapshot {
     pub async fn fetch(cluster: &Cluster, needs: Needs) -> Result<Snapshot> {
         let client = cluster.client();
@@ -102,18 +163,46 @@ impl Snapshot {
             (what("deployments"), what("services"), what("endpointslices"));
         let permissions =
             async { if needs.permissions { Ok(Some(review_permissions(cluster).await?)) } else { Ok(None) } };
-        let (version, istiods, mutating, validating, services, slices, revisioned, legacy, pods, permissions) = tokio::try_join!(
-            cluster.call("read the server version", client.apiserver_version()),
-            cluster.list(&deployments, Some("app=istiod"), &list_deployments),
-            cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
-            cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
-            cluster.list(&services, None, &list_services),
-            cluster.list(&slices, None, &list_slices),
-            cluster.list(&namespaces, Some(keys::REV), "list namespaces"),
-            cluster.list(&namespaces, Some(keys::INJECTION), "list namespaces"),
-            cluster.list(&pods, None, "list pods"),
-            permissions,
-        )?;
+        let nodes_api: Api<Node> = Api::all(client.clone());
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        let iop_resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("install.istio.io", "v1alpha1", "IstioOperator"),
+            "istiooperators",
+        );
+        let iops: Api<DynamicObject> = Api::all_with(client.clone(), &iop_resource);
+        let list_secrets = what("secrets");
+        let helm_secrets = ListParams::default().labels("owner=helm");
+        let all_operators = ListParams::default();
+        let extras = async {
+            let (nodes, crds, releases, operators) = tokio::join!(
+                cluster.list(&nodes_api, None, "list nodes"),
+                cluster.list(&crds, None, "list customresourcedefinitions"),
+                cluster.call(&list_secrets, secrets.list_metadata(&helm_secrets)),
+                cluster.call("list istiooperators", iops.list(&all_operators)),
+            );
+            // The IstioOperator kind only exists where its CRD is still installed.
+            let operators = match operators {
+                Err(Error::Api { code: 404, .. }) => Ok(Vec::new()),
+                other => other.map(|list| list.items),
+            };
+            Ok::<_, Error>((partial(nodes)?, partial(crds)?, partial(releases.map(|r| r.items))?, partial(operators)?))
+        };
+        let (version, istiods, mutating, validating, services, slices, revisioned, legacy, pods, permissions, extras) =
+            tokio::try_join!(
+                cluster.call("read the server version", client.apiserver_version()),
+                cluster.list(&deployments, Some("app=istiod"), &list_deployments),
+                cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
+                cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
+                cluster.list(&services, None, &list_services),
+                cluster.list(&slices, None, &list_slices),
+                cluster.list(&namespaces, Some(keys::REV), "list namespaces"),
+                cluster.list(&namespaces, Some(keys::INJECTION), "list namespaces"),
+                cluster.list(&pods, None, "list pods"),
+                permissions,
+                extras,
+            )?;
+        let (nodes, crds, releases, operators) = extras;
         let mut by_name = BTreeMap::new();
         for namespace in revisioned.iter().chain(&legacy) {
             let view = NamespaceView::from(namespace);
@@ -145,11 +234,62 @@ impl Snapshot {
             namespaces: by_name.into_values().collect(),
             pods: pods.iter().map(PodView::from).collect(),
             permissions,
+            nodes: nodes.map(|nodes| nodes.iter().map(node_view).collect()),
+            gateway_crds: crds.map(|crds| {
+                crds.iter().filter(|c| c.spec.group == "gateway.networking.k8s.io").map(crd_view).collect()
+            }),
+            helm_releases: releases.map(|releases| {
+                let mut names: Vec<String> =
+                    releases.iter().filter_map(|s| s.metadata.labels.as_ref()?.get("name").cloned()).collect();
+                names.sort();
+                names.dedup();
+                names
+            }),
+            istio_operators: operators.map(|operators| {
+                operators
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{}/{}",
+                            o.metadata.namespace.clone().unwrap_or_default(),
+                            o.metadata.name.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            }),
         })
     }
 
     pub fn mesh(&self) -> Mesh {
         Mesh::discover(&self.istiods, &self.mutating, &self.services)
+    }
+}
+
+fn node_view(node: &Node) -> NodeView {
+    let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
+    let get = |key: &str, parse: fn(&str) -> Option<u64>| {
+        allocatable.and_then(|a| a.get(key)).and_then(|q| parse(&q.0)).unwrap_or(0)
+    };
+    NodeView {
+        name: node.metadata.name.clone().unwrap_or_default(),
+        allocatable: Requests {
+            cpu_millis: get("cpu", quantity::cpu_millis),
+            memory_bytes: get("memory", quantity::bytes),
+        },
+        schedulable: !node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
+    }
+}
+
+fn crd_view(crd: &CustomResourceDefinition) -> CrdView {
+    CrdView {
+        kind: crd.spec.names.kind.clone(),
+        served: crd.spec.versions.iter().filter(|v| v.served).map(|v| v.name.clone()).collect(),
+        bundle_version: crd
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("gateway.networking.k8s.io/bundle-version"))
+            .cloned(),
     }
 }
 

@@ -99,6 +99,9 @@ fn precheck_names_missing_permissions() {
     );
     assert!(missing.contains(&"escalate clusterroles.rbac.authorization.k8s.io".to_string()), "{missing:?}");
     assert!(missing.contains(&"delete deployments.apps in namespace istio-system".to_string()), "{missing:?}");
+    // What it may not read only skips the checks that need it.
+    let (outcome, _) = result(&doc, "MC0505");
+    assert_eq!(outcome, "skipped");
     // Without read access the command itself is forbidden, and says by whom.
     let nobody = plane.user_kubeconfig("nobody", &[]).unwrap();
     let (code, _, err) = run(meshcheck(&nobody).arg("precheck"));

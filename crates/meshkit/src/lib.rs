@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod confirm;
 pub mod error;
 pub mod istio;
+pub mod quantity;
 pub mod render;
 
 pub use error::{Error, Exit, Result};

@@ -136,6 +136,7 @@ pub mod testing {
             image: Some(format!("docker.io/istio/pilot:{version}")),
             replicas: 1,
             ready_replicas: 1,
+            ..Default::default()
         }
     }
 

@@ -201,6 +201,11 @@ fn demo() -> Result<ExitCode> {
             "istio.io/rev",
         ],
     )?;
+    step(
+        "before the canary: is it safe? (Kubernetes support, permissions, installation, injection, data plane)",
+        &["kubectl", "meshcheck", "precheck", "--to-version", "1.30"],
+    )?;
+    step("control-plane and data-plane versions, read from pod specs", &["kubectl", "meshcheck", "version"])?;
     step("revision tags, the namespaces using them and each revision's Istio version", &["kubectl", "revtag", "list"])?;
     step("every installed revision side by side", &["kubectl", "revtag", "revisions"])?;
     step(

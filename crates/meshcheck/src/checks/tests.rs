@@ -20,6 +20,7 @@ fn istiod(rev: &str, version: &str, ready: i32) -> IstiodView {
         image: Some(format!("docker.io/istio/pilot:{version}")),
         replicas: 1,
         ready_replicas: ready,
+        ..Default::default()
     }
 }
 
@@ -211,4 +212,71 @@ fn verify_lists_stale_pods_and_unused_revisions() {
     snap.namespaces.retain(|n| n.name != "apps");
     snap.pods.retain(|p| p.namespace != "apps");
     assert_eq!(outcome(&verify(&snap), "MC0605"), (Outcome::Warning, vec!["revision/1-31-1".to_string()]));
+}
+
+#[test]
+fn leftover_operators_and_the_installation_summary() {
+    let mut snap = healthy();
+    snap.istio_operators = Ok(vec!["istio-system/installed-state".into()]);
+    snap.helm_releases = Ok(vec!["istio-base".into(), "istiod-1-30-3".into()]);
+    let report = precheck(&snap, &Options::default());
+    assert_eq!(
+        outcome(&report, "MC0304"),
+        (Outcome::Warning, vec!["istiooperator/istio-system/installed-state".to_string()])
+    );
+    let installation = report.installation.unwrap();
+    assert_eq!(installation.revisions, ["1-30-3 (1.30.3, default)", "1-31-1 (1.31.1)"]);
+    assert_eq!(installation.tags, ["canary → 1-31-1", "default → 1-30-3"]);
+    assert_eq!(installation.helm_releases, ["istio-base", "istiod-1-30-3"]);
+}
+
+#[test]
+fn gateway_api_served_versions() {
+    use crate::snapshot::CrdView;
+    let crd = |kind: &str, served: &[&str]| CrdView {
+        kind: kind.into(),
+        served: served.iter().map(|v| v.to_string()).collect(),
+        bundle_version: Some("v1.2.0".into()),
+    };
+    let mut snap = healthy();
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0404").0, Outcome::Pass, "not installed is fine");
+    snap.gateway_crds =
+        Ok(vec![crd("Gateway", &["v1", "v1beta1"]), crd("HTTPRoute", &["v1", "v1beta1"]), crd("GRPCRoute", &["v1"])]);
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0404").0, Outcome::Pass);
+    snap.gateway_crds.as_mut().unwrap()[2] = crd("GRPCRoute", &["v1alpha2"]);
+    assert_eq!(
+        outcome(&precheck(&snap, &Options::default()), "MC0404"),
+        (Outcome::Warning, vec!["crd/GRPCRoute does not serve v1 (serves v1alpha2)".to_string()])
+    );
+    snap.gateway_crds.as_mut().unwrap()[1] = crd("HTTPRoute", &["v1"]);
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0404").0, Outcome::Error);
+    snap.gateway_crds = Err("not allowed to list customresourcedefinitions".into());
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0404").0, Outcome::Skipped);
+}
+
+#[test]
+fn room_for_a_second_istiod() {
+    use crate::snapshot::NodeView;
+    use meshkit::istio::Requests;
+    let gib = 1024 * 1024 * 1024;
+    let node = |name: &str, cpu: u64, memory: u64| NodeView {
+        name: name.into(),
+        allocatable: Requests { cpu_millis: cpu, memory_bytes: memory },
+        schedulable: true,
+    };
+    let mut snap = healthy();
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0505").0, Outcome::Skipped, "no nodes");
+    snap.istiods[0].requests = Requests { cpu_millis: 500, memory_bytes: 2 * gib };
+    snap.nodes = Ok(vec![node("small", 1000, 4 * gib), node("big", 8000, 32 * gib)]);
+    let busy = |node: &str, cpu: u64| PodView {
+        node: Some(node.into()),
+        requests: Requests { cpu_millis: cpu, memory_bytes: gib },
+        ..pod("apps", &format!("busy-{node}"), None)
+    };
+    snap.pods = vec![busy("small", 800), busy("big", 7800)];
+    let (result, objects) = outcome(&precheck(&snap, &Options::default()), "MC0505");
+    assert_eq!(result, Outcome::Warning);
+    assert_eq!(objects, ["node/small: 200m CPU, 3072Mi free", "node/big: 200m CPU, 31744Mi free"]);
+    snap.pods[1].finished = true;
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0505").0, Outcome::Pass, "finished pods hold nothing");
 }

@@ -181,6 +181,7 @@ mod tests {
             image: Some(format!("docker.io/istio/pilot:{version}")),
             replicas: 1,
             ready_replicas: 1,
+            ..Default::default()
         }
     }
 

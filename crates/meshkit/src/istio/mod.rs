@@ -18,7 +18,7 @@ pub use injection::{
 };
 pub use mesh::{Mesh, Revision, Tag, TagTarget};
 pub use objects::{
-    ContainerView, IstiodView, Labels, NamespaceView, PodView, ServiceView, WebhookConfigView, WebhookView,
+    ContainerView, IstiodView, Labels, NamespaceView, PodView, Requests, ServiceView, WebhookConfigView, WebhookView,
 };
 pub use overlap::{Overlap, injection_overlaps};
 pub use selector::{LabelSelector, Requirement, SelectorOp};

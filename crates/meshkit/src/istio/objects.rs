@@ -38,6 +38,34 @@ pub struct PodView {
     pub containers: Vec<ContainerView>,
     /// Init containers, where native sidecars (`restartPolicy: Always`) live.
     pub init_containers: Vec<ContainerView>,
+    /// The node it is scheduled on.
+    pub node: Option<String>,
+    /// Summed container requests: CPU millicores and memory bytes.
+    pub requests: Requests,
+    /// Succeeded or Failed pods hold no resources.
+    pub finished: bool,
+}
+
+/// Resource requests: CPU in millicores, memory in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Requests {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+}
+
+impl Requests {
+    fn of(containers: &[Container]) -> Requests {
+        containers.iter().fold(Requests::default(), |sum, c| {
+            let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+            let get = |key: &str, parse: fn(&str) -> Option<u64>| {
+                requests.and_then(|r| r.get(key)).and_then(|q| parse(&q.0)).unwrap_or(0)
+            };
+            Requests {
+                cpu_millis: sum.cpu_millis + get("cpu", crate::quantity::cpu_millis),
+                memory_bytes: sum.memory_bytes + get("memory", crate::quantity::bytes),
+            }
+        })
+    }
 }
 
 /// An istiod Deployment.
@@ -50,6 +78,8 @@ pub struct IstiodView {
     pub image: Option<String>,
     pub replicas: i32,
     pub ready_replicas: i32,
+    /// What one istiod pod requests.
+    pub requests: Requests,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -125,6 +155,13 @@ impl From<&Pod> for PodView {
             annotations: pod.metadata.annotations.clone().unwrap_or_default(),
             containers: containers(spec.map(|s| &s.containers)),
             init_containers: containers(spec.and_then(|s| s.init_containers.as_ref())),
+            node: spec.and_then(|s| s.node_name.clone()),
+            requests: spec.map(|s| Requests::of(&s.containers)).unwrap_or_default(),
+            finished: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|p| p == "Succeeded" || p == "Failed"),
         }
     }
 }
@@ -143,6 +180,7 @@ impl From<&Deployment> for IstiodView {
             image,
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
             ready_replicas: d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            requests: pod_spec.map(|p| Requests::of(&p.containers)).unwrap_or_default(),
         }
     }
 }
