@@ -174,7 +174,7 @@ async fn execute(invocation: Invocation) -> Result<Exit> {
     }
     let started = Instant::now();
     loop {
-        let needs = Needs { permissions: command == Command::Precheck };
+        let needs = Needs { permissions: command == Command::Precheck, all_pods: true };
         let snapshot = Snapshot::fetch(&cluster, needs).await?;
         let report = match command {
             Command::Precheck => checks::precheck(&snapshot, &options),

@@ -123,7 +123,12 @@ const NAMESPACE_PERMISSIONS: &[(&str, &str, &[&str])] = &[
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Needs {
     pub permissions: bool,
+    /// Every pod, not only injected ones (checks for missing sidecars need the others too).
+    pub all_pods: bool,
 }
+
+/// Label the injector puts on every pod it injects.
+const INJECTED_POD_LABEL: &str = "security.istio.io/tlsMode";
 
 impl Default for Snapshot {
     fn default() -> Self {
@@ -198,7 +203,9 @@ impl Snapshot {
                 cluster.list(&slices, None, &list_slices),
                 cluster.list(&namespaces, Some(keys::REV), "list namespaces"),
                 cluster.list(&namespaces, Some(keys::INJECTION), "list namespaces"),
-                cluster.list(&pods, None, "list pods"),
+                cluster.list_map(&pods, (!needs.all_pods).then_some(INJECTED_POD_LABEL), "list pods", |p: &Pod| {
+                    PodView::from(p)
+                }),
                 permissions,
                 extras,
             )?;
@@ -232,7 +239,7 @@ impl Snapshot {
             services: services.iter().map(ServiceView::from).collect(),
             ready_endpoints,
             namespaces: by_name.into_values().collect(),
-            pods: pods.iter().map(PodView::from).collect(),
+            pods,
             permissions,
             nodes: nodes.map(|nodes| nodes.iter().map(node_view).collect()),
             gateway_crds: crds.map(|crds| {

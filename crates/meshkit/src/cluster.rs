@@ -68,6 +68,21 @@ impl Cluster {
     where
         K: Clone + DeserializeOwned + Debug,
     {
+        self.list_map(api, label_selector, what, K::clone).await
+    }
+
+    /// Lists page by page and keeps only `view` of each object, so that no more than one page of
+    /// full objects is in memory at a time (pods at scale are mostly managedFields we never read).
+    pub async fn list_map<K, T>(
+        &self,
+        api: &Api<K>,
+        label_selector: Option<&str>,
+        what: &str,
+        view: impl Fn(&K) -> T,
+    ) -> Result<Vec<T>>
+    where
+        K: Clone + DeserializeOwned + Debug,
+    {
         let mut params = ListParams::default().limit(PAGE_SIZE);
         if let Some(selector) = label_selector {
             params = params.labels(selector);
@@ -75,7 +90,7 @@ impl Cluster {
         let mut items = Vec::new();
         loop {
             let page = self.call(what, api.list(&params)).await?;
-            items.extend(page.items);
+            items.extend(page.items.iter().map(&view));
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
                 None => return Ok(items),

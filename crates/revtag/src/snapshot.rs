@@ -62,13 +62,12 @@ impl Snapshot {
             // Injected pods, and pods asking for a revision by label (which may not be injected yet).
             let opted_in_selector = format!("{}=true", keys::SIDECAR_INJECT);
             let (injected, labelled, opted_in) = tokio::try_join!(
-                cluster.list(&pods, Some(INJECTED_POD_LABEL), "list pods"),
-                cluster.list(&pods, Some(keys::REV), "list pods"),
-                cluster.list(&pods, Some(&opted_in_selector), "list pods"),
+                cluster.list_map(&pods, Some(INJECTED_POD_LABEL), "list pods", |p: &Pod| PodView::from(p)),
+                cluster.list_map(&pods, Some(keys::REV), "list pods", |p: &Pod| PodView::from(p)),
+                cluster.list_map(&pods, Some(&opted_in_selector), "list pods", |p: &Pod| PodView::from(p)),
             )?;
             let mut by_key = BTreeMap::new();
-            for pod in injected.iter().chain(&labelled).chain(&opted_in) {
-                let view = PodView::from(pod);
+            for view in injected.into_iter().chain(labelled).chain(opted_in) {
                 by_key.insert((view.namespace.clone(), view.name.clone()), view);
             }
             Ok(by_key.into_values().collect())
