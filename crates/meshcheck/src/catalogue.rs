@@ -120,6 +120,14 @@ pub const CHECKS: &[Check] = &[
         hint: "install a Gateway API release whose CRDs serve v1 (and still v1beta1) for Gateway, GatewayClass, HTTPRoute, GRPCRoute and ReferenceGrant",
     },
     Check {
+        code: "MC0405",
+        stage: Precheck,
+        category: "crds",
+        level: Error,
+        description: "every version Istio objects are stored as is still served by their CRD",
+        hint: "migrate the stored objects to a served version (read and write them back), then trim status.storedVersions",
+    },
+    Check {
         code: "MC0501",
         stage: Precheck,
         category: "data plane",

@@ -37,6 +37,7 @@ pub fn precheck(snapshot: &Snapshot, options: &Options) -> Report {
         no_overlaps(snapshot, &mesh),
         injector_services_exist(snapshot),
         gateway_api_versions(snapshot),
+        stored_versions_served(snapshot),
         proxies_not_newer(snapshot, &mesh),
         proxies_within_skew(snapshot, &mesh),
         injected_by_installed_revisions(snapshot, &mesh),
@@ -253,6 +254,27 @@ fn gateway_api_versions(snapshot: &Snapshot) -> Finding {
     } else {
         Finding::pass_with(CODE, format!("Gateway API bundle {bundle}"))
     }
+}
+
+fn stored_versions_served(snapshot: &Snapshot) -> Finding {
+    const CODE: &str = "MC0405";
+    let crds = match &snapshot.istio_crds {
+        Ok(crds) => crds,
+        Err(why) => return Finding::skipped(CODE, why.clone()),
+    };
+    let unserved: Vec<String> = crds
+        .iter()
+        .flat_map(|c| {
+            c.stored
+                .iter()
+                .filter(|v| !c.served.contains(v))
+                .map(move |v| format!("crd/{}: stored as {v}, which it no longer serves", c.name))
+        })
+        .collect();
+    if crds.is_empty() {
+        return Finding::pass_with(CODE, "no Istio CRDs are installed");
+    }
+    Finding::none_of(CODE, unserved, |n| format!("{n} stored version(s) are no longer served"))
 }
 
 fn room_for_istiod(snapshot: &Snapshot) -> Finding {

@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub nodes: Partial<Vec<NodeView>>,
     /// CustomResourceDefinitions of the Gateway API.
     pub gateway_crds: Partial<Vec<CrdView>>,
+    /// CustomResourceDefinitions in Istio's API groups.
+    pub istio_crds: Partial<Vec<CrdView>>,
     /// Helm releases in the Istio namespace (from their release Secrets' labels, not contents).
     pub helm_releases: Partial<Vec<String>>,
     /// `namespace/name` of IstioOperator resources.
@@ -73,6 +75,9 @@ pub struct CrdView {
     pub served: Vec<String>,
     /// The `gateway.networking.k8s.io/bundle-version` annotation.
     pub bundle_version: Option<String>,
+    /// `status.storedVersions`: versions objects may still be stored in etcd as.
+    pub stored: Vec<String>,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -146,6 +151,7 @@ impl Default for Snapshot {
             permissions: None,
             nodes: Ok(Vec::new()),
             gateway_crds: Ok(Vec::new()),
+            istio_crds: Ok(Vec::new()),
             helm_releases: Ok(Vec::new()),
             istio_operators: Ok(Vec::new()),
         }
@@ -242,9 +248,12 @@ impl Snapshot {
             pods,
             permissions,
             nodes: nodes.map(|nodes| nodes.iter().map(node_view).collect()),
-            gateway_crds: crds.map(|crds| {
-                crds.iter().filter(|c| c.spec.group == "gateway.networking.k8s.io").map(crd_view).collect()
-            }),
+            gateway_crds: crds
+                .as_ref()
+                .map(|crds| crds.iter().filter(|c| c.spec.group == "gateway.networking.k8s.io").map(crd_view).collect())
+                .map_err(Clone::clone),
+            istio_crds: crds
+                .map(|crds| crds.iter().filter(|c| c.spec.group.ends_with("istio.io")).map(crd_view).collect()),
             helm_releases: releases.map(|releases| {
                 let mut names: Vec<String> =
                     releases.iter().filter_map(|s| s.metadata.labels.as_ref()?.get("name").cloned()).collect();
@@ -297,6 +306,8 @@ fn crd_view(crd: &CustomResourceDefinition) -> CrdView {
             .as_ref()
             .and_then(|a| a.get("gateway.networking.k8s.io/bundle-version"))
             .cloned(),
+        stored: crd.status.as_ref().and_then(|s| s.stored_versions.clone()).unwrap_or_default(),
+        name: crd.metadata.name.clone().unwrap_or_default(),
     }
 }
 

@@ -56,6 +56,9 @@ fn precheck_on_the_fixture() {
         ("warning".into(), vec!["namespace/shop-both (istio-injection=enabled hides istio.io/rev=1-31-1)".into()])
     );
     assert_eq!(result(&doc, "MC0402").0, "pass", "Istio's own webhooks do not overlap");
+    assert_eq!(result(&doc, "MC0405").0, "pass", "Istio's real CRDs store only served versions");
+    assert_eq!(result(&doc, "MC0505").0, "skipped", "Tier A has no nodes");
+    assert_eq!(doc["installation"]["revisions"][0], "1-30-3 (1.30.3, default)");
     let (code, doc) = document(&["precheck", "--to-version", "1.30", "--fail-on", "warning"], &plane.kubeconfig);
     assert_eq!(code, 1);
     assert_eq!(doc["success"], false);

@@ -237,6 +237,7 @@ fn gateway_api_served_versions() {
         kind: kind.into(),
         served: served.iter().map(|v| v.to_string()).collect(),
         bundle_version: Some("v1.2.0".into()),
+        ..Default::default()
     };
     let mut snap = healthy();
     assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0404").0, Outcome::Pass, "not installed is fine");
@@ -279,4 +280,27 @@ fn room_for_a_second_istiod() {
     assert_eq!(objects, ["node/small: 200m CPU, 3072Mi free", "node/big: 200m CPU, 31744Mi free"]);
     snap.pods[1].finished = true;
     assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0505").0, Outcome::Pass, "finished pods hold nothing");
+}
+
+#[test]
+fn stored_versions_must_still_be_served() {
+    use crate::snapshot::CrdView;
+    let crd = |served: &[&str], stored: &[&str]| CrdView {
+        name: "virtualservices.networking.istio.io".into(),
+        kind: "VirtualService".into(),
+        served: served.iter().map(|v| v.to_string()).collect(),
+        stored: stored.iter().map(|v| v.to_string()).collect(),
+        bundle_version: None,
+    };
+    let mut snap = healthy();
+    snap.istio_crds = Ok(vec![crd(&["v1", "v1beta1", "v1alpha3"], &["v1"])]);
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0405").0, Outcome::Pass);
+    snap.istio_crds = Ok(vec![crd(&["v1"], &["v1alpha3", "v1"])]);
+    assert_eq!(
+        outcome(&precheck(&snap, &Options::default()), "MC0405"),
+        (
+            Outcome::Error,
+            vec!["crd/virtualservices.networking.istio.io: stored as v1alpha3, which it no longer serves".to_string()]
+        )
+    );
 }
