@@ -128,6 +128,14 @@ pub const CHECKS: &[Check] = &[
         hint: "migrate the stored objects to a served version (read and write them back), then trim status.storedVersions",
     },
     Check {
+        code: "MC0406",
+        stage: Precheck,
+        category: "crds",
+        level: Warning,
+        description: "no pod uses an annotation Istio has deprecated",
+        hint: "move the setting to its replacement (for sidecar.istio.io/inject, the label of the same name) in the workload's pod template",
+    },
+    Check {
         code: "MC0501",
         stage: Precheck,
         category: "data plane",

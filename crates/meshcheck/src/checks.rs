@@ -38,6 +38,7 @@ pub fn precheck(snapshot: &Snapshot, options: &Options) -> Report {
         injector_services_exist(snapshot),
         gateway_api_versions(snapshot),
         stored_versions_served(snapshot),
+        no_deprecated_annotations(snapshot),
         proxies_not_newer(snapshot, &mesh),
         proxies_within_skew(snapshot, &mesh),
         injected_by_installed_revisions(snapshot, &mesh),
@@ -275,6 +276,18 @@ fn stored_versions_served(snapshot: &Snapshot) -> Finding {
         return Finding::pass_with(CODE, "no Istio CRDs are installed");
     }
     Finding::none_of(CODE, unserved, |n| format!("{n} stored version(s) are no longer served"))
+}
+
+fn no_deprecated_annotations(snapshot: &Snapshot) -> Finding {
+    let found: Vec<String> = snapshot
+        .pods
+        .iter()
+        .filter_map(|pod| {
+            let deprecated = meshkit::istio::deprecated::deprecated_annotations("Pod", pod.annotations.keys());
+            (!deprecated.is_empty()).then(|| format!("pod/{}/{}: {}", pod.namespace, pod.name, deprecated.join(", ")))
+        })
+        .collect();
+    Finding::none_of("MC0406", found, |n| format!("{n} pod(s) carry deprecated Istio annotations"))
 }
 
 fn room_for_istiod(snapshot: &Snapshot) -> Finding {

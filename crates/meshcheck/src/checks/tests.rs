@@ -304,3 +304,13 @@ fn stored_versions_must_still_be_served() {
         )
     );
 }
+
+#[test]
+fn deprecated_annotations_on_pods() {
+    let mut snap = healthy();
+    snap.pods[0].annotations.insert("sidecar.istio.io/inject".into(), "true".into());
+    assert_eq!(
+        outcome(&precheck(&snap, &Options::default()), "MC0406"),
+        (Outcome::Warning, vec!["pod/legacy/a: sidecar.istio.io/inject".to_string()])
+    );
+}
