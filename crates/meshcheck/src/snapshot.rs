@@ -7,7 +7,7 @@ use futures::{StreamExt, stream};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
@@ -167,7 +167,6 @@ impl Snapshot {
         let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-        let namespaces: Api<Namespace> = Api::all(client.clone());
         let pods: Api<Pod> = Api::all(client.clone());
         let what = |kind: &str| format!("list {kind} in namespace {ns}");
         let (list_deployments, list_services, list_slices) =
@@ -216,11 +215,6 @@ impl Snapshot {
                 extras,
             )?;
         let (nodes, crds, releases, operators) = extras;
-        let mut by_name = BTreeMap::new();
-        for namespace in revisioned.iter().chain(&legacy) {
-            let view = NamespaceView::from(namespace);
-            by_name.insert(view.name.clone(), view);
-        }
         let mut ready_endpoints: BTreeMap<String, usize> = BTreeMap::new();
         for slice in &slices {
             let Some(service) = slice.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) else {
@@ -244,7 +238,7 @@ impl Snapshot {
             validating: validating.iter().map(WebhookConfigView::from).collect(),
             services: services.iter().map(ServiceView::from).collect(),
             ready_endpoints,
-            namespaces: by_name.into_values().collect(),
+            namespaces,
             pods,
             permissions,
             nodes: nodes.map(|nodes| nodes.iter().map(node_view).collect()),

@@ -10,6 +10,7 @@ pub mod args;
 pub mod cluster;
 pub mod confirm;
 pub mod error;
+pub mod fetch;
 pub mod istio;
 pub mod quantity;
 pub mod render;

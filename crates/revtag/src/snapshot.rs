@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use meshkit::Result;
 use meshkit::cluster::Cluster;
@@ -44,7 +44,6 @@ impl Snapshot {
         let services: Api<Service> = Api::namespaced(client.clone(), &ns);
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-        let namespaces: Api<Namespace> = Api::all(client.clone());
         let pods: Api<Pod> = Api::all(client);
         let (list_deployments, list_services) =
             (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
@@ -72,27 +71,21 @@ impl Snapshot {
             }
             Ok(by_key.into_values().collect())
         };
-        let (istiods, mutating, validating, services, revisioned, legacy, pods) = tokio::try_join!(
+        let (istiods, mutating, validating, services, namespaces, pods) = tokio::try_join!(
             cluster.list(&deployments, Some("app=istiod"), &list_deployments),
             cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
             optional_validating,
             cluster.list(&services, Some(keys::REV), &list_services),
-            cluster.list(&namespaces, Some(keys::REV), "list namespaces"),
-            cluster.list(&namespaces, Some(keys::INJECTION), "list namespaces"),
+            meshkit::fetch::labelled_namespaces(cluster),
             optional_pods,
         )?;
-        let mut by_name = BTreeMap::new();
-        for namespace in revisioned.iter().chain(&legacy) {
-            let view = NamespaceView::from(namespace);
-            by_name.insert(view.name.clone(), view);
-        }
         Ok(Snapshot {
             istio_namespace: ns,
             istiods: istiods.iter().map(IstiodView::from).collect(),
             mutating,
             validating,
             services: services.iter().map(ServiceView::from).collect(),
-            namespaces: by_name.into_values().collect(),
+            namespaces,
             pods,
         })
     }

@@ -206,6 +206,10 @@ fn demo() -> Result<ExitCode> {
         &["kubectl", "meshcheck", "precheck", "--to-version", "1.30"],
     )?;
     step("control-plane and data-plane versions, read from pod specs", &["kubectl", "meshcheck", "version"])?;
+    step(
+        "per namespace: what its labels ask for, what its pods have, what a restart would fix",
+        &["kubectl", "meshmigrate", "status"],
+    )?;
     step("revision tags, the namespaces using them and each revision's Istio version", &["kubectl", "revtag", "list"])?;
     step("every installed revision side by side", &["kubectl", "revtag", "revisions"])?;
     step(

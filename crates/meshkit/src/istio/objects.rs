@@ -44,6 +44,8 @@ pub struct PodView {
     pub requests: Requests,
     /// Succeeded or Failed pods hold no resources.
     pub finished: bool,
+    /// The controller that owns it, as `(kind, name)` (a ReplicaSet for Deployment pods).
+    pub owner: Option<(String, String)>,
 }
 
 /// Resource requests: CPU in millicores, memory in bytes.
@@ -157,6 +159,13 @@ impl From<&Pod> for PodView {
             init_containers: containers(spec.and_then(|s| s.init_containers.as_ref())),
             node: spec.and_then(|s| s.node_name.clone()),
             requests: spec.map(|s| Requests::of(&s.containers)).unwrap_or_default(),
+            owner: pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .map(|o| (o.kind.clone(), o.name.clone())),
             finished: pod
                 .status
                 .as_ref()

@@ -1,0 +1,401 @@
+//! `kubectl meshmigrate status [NS…|-A]`: per namespace, what its labels ask for, what its pods
+//! have, which pods are stale and which workloads a restart would fix.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kube::Api;
+use kube::core::PartialObjectMeta;
+use meshkit::cluster::Cluster;
+use meshkit::istio::{
+    IstioVersion, IstiodView, Mesh, NamespaceInjection, NamespaceView, PodRevisionState, PodView, ServiceView,
+    WebhookConfigView, keys, namespace_injection, pod_injected, pod_state, proxy_version,
+};
+use meshkit::render::{Cell, Table, Tone};
+use meshkit::{Error, Result};
+use serde::Serialize;
+
+/// What `status` decides on.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub istiods: Vec<IstiodView>,
+    pub webhooks: Vec<WebhookConfigView>,
+    pub services: Vec<ServiceView>,
+    /// The namespaces to report on.
+    pub namespaces: Vec<NamespaceView>,
+    pub pods: Vec<PodView>,
+    /// `(namespace, ReplicaSet) → Deployment`.
+    pub replica_set_owners: BTreeMap<(String, String), String>,
+}
+
+/// Which namespaces: the named ones, or every namespace with an injection label or an injected pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Named(Vec<String>),
+}
+
+pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
+    let client = cluster.client();
+    let ns = &cluster.istio_namespace;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let (list_deployments, list_services) =
+        (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
+    let (istiods, webhooks, services, labelled) = tokio::try_join!(
+        cluster.list_map(&deployments, Some("app=istiod"), &list_deployments, |d: &Deployment| IstiodView::from(d)),
+        cluster.list_map(
+            &webhooks,
+            Some(keys::REV),
+            "list mutatingwebhookconfigurations",
+            |w: &MutatingWebhookConfiguration| { WebhookConfigView::from(w) }
+        ),
+        cluster.list_map(&services, Some(keys::REV), &list_services, |s: &Service| ServiceView::from(s)),
+        meshkit::fetch::labelled_namespaces(cluster),
+    )?;
+    let (namespaces, pods, replica_sets) = match scope {
+        Scope::All => {
+            let pods: Api<Pod> = Api::all(client.clone());
+            let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
+            let (pods, replica_sets) = tokio::try_join!(
+                cluster.list_map(&pods, None, "list pods", |p: &Pod| PodView::from(p)),
+                list_replica_set_owners(cluster, &replica_sets, "list replicasets"),
+            )?;
+            (labelled, pods, replica_sets)
+        }
+        Scope::Named(names) => {
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            let mut views = Vec::new();
+            let mut pods = Vec::new();
+            let mut owners = BTreeMap::new();
+            for name in names {
+                let namespace = match cluster.call(&format!("get namespace {name}"), namespaces.get(name)).await {
+                    Ok(namespace) => namespace,
+                    Err(Error::Api { code: 404, .. }) => {
+                        return Err(Error::not_found(
+                            format!("namespace {name:?} does not exist"),
+                            "`kubectl get namespaces` lists them",
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
+                views.push(NamespaceView::from(&namespace));
+                let pod_api: Api<Pod> = Api::namespaced(client.clone(), name);
+                let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), name);
+                let (list_pods, list_rs) =
+                    (format!("list pods in namespace {name}"), format!("list replicasets in namespace {name}"));
+                let (more_pods, more_owners) = tokio::try_join!(
+                    cluster.list_map(&pod_api, None, &list_pods, |p: &Pod| PodView::from(p)),
+                    list_replica_set_owners(cluster, &rs_api, &list_rs),
+                )?;
+                pods.extend(more_pods);
+                owners.extend(more_owners);
+            }
+            (views, pods, owners)
+        }
+    };
+    Ok(Snapshot { istiods, webhooks, services, namespaces, pods, replica_set_owners: replica_sets })
+}
+
+/// ReplicaSet owners from metadata only (their pod templates are never needed here).
+async fn list_replica_set_owners(
+    cluster: &Cluster,
+    api: &Api<ReplicaSet>,
+    what: &str,
+) -> Result<BTreeMap<(String, String), String>> {
+    let mut owners = BTreeMap::new();
+    let mut params = kube::api::ListParams::default().limit(meshkit::cluster::PAGE_SIZE);
+    loop {
+        let page = cluster.call(what, api.list_metadata(&params)).await?;
+        for rs in &page.items {
+            let rs: &PartialObjectMeta<ReplicaSet> = rs;
+            if let Some(owner) = rs
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true) && o.kind == "Deployment")
+            {
+                owners.insert(
+                    (rs.metadata.namespace.clone().unwrap_or_default(), rs.metadata.name.clone().unwrap_or_default()),
+                    owner.name.clone(),
+                );
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(owners),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionPods {
+    pub revision: String,
+    pub proxy_version: Option<IstioVersion>,
+    pub pods: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceStatus {
+    pub namespace: String,
+    /// `istio-injection` and `istio.io/rev`, as set.
+    pub labels: BTreeMap<String, String>,
+    /// The tag or revision the labels ask for (`default` for `istio-injection=enabled`).
+    pub requested: Option<String>,
+    /// Where that resolves; `None` when it names nothing installed or nothing is asked for.
+    pub intended_revision: Option<String>,
+    pub pods: usize,
+    pub injected: Vec<RevisionPods>,
+    pub uninjected: usize,
+    /// Pods whose sidecar differs from what their labels ask for.
+    pub stale_pods: Vec<String>,
+    /// Workloads to restart so that their pods get the intended sidecar.
+    pub restart: Vec<String>,
+}
+
+/// The workload that owns a pod: what has to be restarted to replace it.
+fn workload(pod: &PodView, replica_set_owners: &BTreeMap<(String, String), String>) -> String {
+    match &pod.owner {
+        Some((kind, name)) if kind == "ReplicaSet" => {
+            match replica_set_owners.get(&(pod.namespace.clone(), name.clone())) {
+                Some(deployment) => format!("deployment/{deployment}"),
+                None => format!("replicaset/{name}"),
+            }
+        }
+        Some((kind, name)) => format!("{}/{name}", kind.to_ascii_lowercase()),
+        None => format!("pod/{} (no controller: delete it to recreate it)", pod.name),
+    }
+}
+
+pub fn decide(snapshot: &Snapshot, scope: &Scope) -> Vec<NamespaceStatus> {
+    let mesh = Mesh::discover(&snapshot.istiods, &snapshot.webhooks, &snapshot.services);
+    let mut by_namespace: BTreeMap<&str, Vec<&PodView>> = BTreeMap::new();
+    for pod in snapshot.pods.iter().filter(|p| !p.finished) {
+        by_namespace.entry(pod.namespace.as_str()).or_default().push(pod);
+    }
+    let mut namespaces: BTreeMap<String, NamespaceView> =
+        snapshot.namespaces.iter().map(|n| (n.name.clone(), n.clone())).collect();
+    if *scope == Scope::All {
+        // Unlabelled namespaces whose pods still carry sidecars belong in the report too.
+        for (name, pods) in &by_namespace {
+            if pods.iter().any(|p| pod_injected(p).revision().is_some()) {
+                namespaces
+                    .entry(name.to_string())
+                    .or_insert_with(|| NamespaceView { name: name.to_string(), labels: Default::default() });
+            }
+        }
+    }
+    namespaces
+        .into_values()
+        .map(|ns| {
+            let pods = by_namespace.get(ns.name.as_str()).cloned().unwrap_or_default();
+            let requested = namespace_injection(&ns.labels).requested().map(str::to_string);
+            let mut counts: BTreeMap<(String, Option<IstioVersion>), usize> = BTreeMap::new();
+            let mut uninjected = 0;
+            let mut stale_pods = Vec::new();
+            let mut restart = BTreeSet::new();
+            for pod in &pods {
+                match pod_injected(pod).revision() {
+                    Some(revision) => *counts.entry((revision.to_string(), proxy_version(pod))).or_default() += 1,
+                    None => uninjected += 1,
+                }
+                if let PodRevisionState::Stale { .. } = pod_state(&ns, pod, &mesh) {
+                    stale_pods.push(pod.name.clone());
+                    restart.insert(workload(pod, &snapshot.replica_set_owners));
+                }
+            }
+            NamespaceStatus {
+                labels: ns
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| *k == keys::REV || *k == keys::INJECTION)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                intended_revision: requested.as_deref().and_then(|r| mesh.resolve(r)).map(str::to_string),
+                requested: match namespace_injection(&ns.labels) {
+                    NamespaceInjection::Disabled { .. } => None,
+                    _ => requested,
+                },
+                namespace: ns.name,
+                pods: pods.len(),
+                injected: counts
+                    .into_iter()
+                    .map(|((revision, proxy_version), pods)| RevisionPods { revision, proxy_version, pods })
+                    .collect(),
+                uninjected,
+                stale_pods,
+                restart: restart.into_iter().collect(),
+            }
+        })
+        .collect()
+}
+
+pub fn table(rows: &[NamespaceStatus]) -> Table {
+    let mut table = Table::new(&["NAMESPACE", "LABELS", "INTENDED", "PODS", "INJECTED", "STALE", "RESTART"]);
+    for row in rows {
+        let labels = if row.labels.is_empty() {
+            Cell::new("-", Tone::Dim)
+        } else {
+            Cell::from(row.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        };
+        let intended = match (&row.requested, &row.intended_revision) {
+            (None, _) => Cell::new("none", Tone::Dim),
+            (Some(via), Some(rev)) if via == rev => Cell::from(rev.as_str()),
+            (Some(via), Some(rev)) => Cell::from(format!("{via} → {rev}")),
+            (Some(via), None) => Cell::new(format!("{via} (missing)"), Tone::Bad),
+        };
+        let mut injected: Vec<String> = row
+            .injected
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}:{} ({})",
+                    r.revision,
+                    r.pods,
+                    r.proxy_version.as_ref().map(|v| v.to_string()).unwrap_or("?".into())
+                )
+            })
+            .collect();
+        if row.uninjected > 0 {
+            injected.push(format!("none:{}", row.uninjected));
+        }
+        let stale = row.stale_pods.len();
+        table.push(vec![
+            Cell::from(row.namespace.as_str()),
+            labels,
+            intended,
+            Cell::from(row.pods.to_string()),
+            Cell::from(if injected.is_empty() { "-".to_string() } else { injected.join(", ") }),
+            Cell::new(stale.to_string(), if stale > 0 { Tone::Warn } else { Tone::Good }),
+            Cell::from(if row.restart.is_empty() { "-".to_string() } else { row.restart.join(",") }),
+        ]);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshkit::istio::ContainerView;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn pod(ns: &str, name: &str, injected: Option<(&str, &str)>, owner: Option<(&str, &str)>) -> PodView {
+        let mut pod = PodView {
+            namespace: ns.into(),
+            name: name.into(),
+            containers: vec![ContainerView { name: "app".into(), image: "nginx".into() }],
+            owner: owner.map(|(k, n)| (k.to_string(), n.to_string())),
+            ..Default::default()
+        };
+        if let Some((rev, version)) = injected {
+            pod.annotations = labels(&[("istio.io/rev", rev)]);
+            pod.containers.push(ContainerView {
+                name: "istio-proxy".into(),
+                image: format!("docker.io/istio/proxyv2:{version}"),
+            });
+        }
+        pod
+    }
+
+    fn snapshot() -> Snapshot {
+        let istiod = |rev: &str, version: &str| IstiodView {
+            name: format!("istiod-{rev}"),
+            labels: labels(&[("app", "istiod"), ("istio.io/rev", rev)]),
+            image: Some(format!("docker.io/istio/pilot:{version}")),
+            replicas: 1,
+            ready_replicas: 1,
+            ..Default::default()
+        };
+        let tag = |tag: &str, rev: &str| WebhookConfigView {
+            name: format!("istio-revision-tag-{tag}"),
+            labels: labels(&[("istio.io/rev", rev), ("istio.io/tag", tag)]),
+            webhooks: vec![],
+        };
+        Snapshot {
+            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
+            webhooks: vec![tag("default", "1-30-3"), tag("prod-canary", "1-31-1")],
+            namespaces: vec![
+                NamespaceView {
+                    name: "shop".into(),
+                    labels: labels(&[("istio.io/rev", "prod-canary"), ("team", "x")]),
+                },
+                NamespaceView { name: "legacy".into(), labels: labels(&[("istio-injection", "enabled")]) },
+            ],
+            pods: vec![
+                pod("shop", "web-abc-1", Some(("1-31-1", "1.31.1")), Some(("ReplicaSet", "web-abc"))),
+                pod("shop", "web-old-1", Some(("1-30-3", "1.30.3")), Some(("ReplicaSet", "web-old"))),
+                pod("shop", "db-0", Some(("1-30-3", "1.30.3")), Some(("StatefulSet", "db"))),
+                pod("shop", "job-x", None, None),
+                pod("legacy", "api-1", Some(("1-30-3", "1.30.3")), Some(("ReplicaSet", "api-1234"))),
+                pod("leftover", "cron-1", Some(("1-29-0", "1.29.0")), Some(("Job", "cron"))),
+                pod("plain", "x", None, None),
+            ],
+            replica_set_owners: [
+                (("shop".to_string(), "web-abc".to_string()), "web".to_string()),
+                (("shop".to_string(), "web-old".to_string()), "web".to_string()),
+                (("legacy".to_string(), "api-1234".to_string()), "api".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reports_intent_injection_staleness_and_what_to_restart() {
+        let rows = decide(&snapshot(), &Scope::All);
+        let names: Vec<&str> = rows.iter().map(|r| r.namespace.as_str()).collect();
+        assert_eq!(names, ["leftover", "legacy", "shop"], "unlabelled namespaces show up only with sidecars");
+        let shop = &rows[2];
+        assert_eq!(shop.labels, labels(&[("istio.io/rev", "prod-canary")]));
+        assert_eq!(shop.requested.as_deref(), Some("prod-canary"));
+        assert_eq!(shop.intended_revision.as_deref(), Some("1-31-1"));
+        assert_eq!(shop.pods, 4);
+        assert_eq!(shop.uninjected, 1);
+        assert_eq!(
+            shop.injected.iter().map(|r| (r.revision.as_str(), r.pods)).collect::<Vec<_>>(),
+            [("1-30-3", 2), ("1-31-1", 1)]
+        );
+        assert_eq!(shop.stale_pods, ["web-old-1", "db-0", "job-x"]);
+        assert_eq!(
+            shop.restart,
+            ["deployment/web", "pod/job-x (no controller: delete it to recreate it)", "statefulset/db"]
+        );
+        let legacy = &rows[1];
+        assert_eq!(
+            (legacy.requested.as_deref(), legacy.intended_revision.as_deref()),
+            (Some("default"), Some("1-30-3"))
+        );
+        assert!(legacy.stale_pods.is_empty() && legacy.restart.is_empty());
+        let leftover = &rows[0];
+        assert_eq!(leftover.requested, None);
+        assert_eq!(leftover.stale_pods, ["cron-1"], "a sidecar nobody asks for any more");
+        assert_eq!(leftover.restart, ["job/cron"]);
+    }
+
+    #[test]
+    fn named_namespaces_are_reported_even_without_labels() {
+        let mut snap = snapshot();
+        snap.namespaces.push(NamespaceView { name: "plain".into(), labels: Default::default() });
+        let rows = decide(&snap, &Scope::Named(vec!["plain".into()]));
+        assert!(rows.iter().any(|r| r.namespace == "plain" && r.pods == 1 && r.requested.is_none()));
+    }
+
+    #[test]
+    fn table_says_where_labels_point() {
+        let rows = decide(&snapshot(), &Scope::All);
+        let text =
+            meshkit::render::Renderer { format: meshkit::render::Format::Table, no_headers: false, color: false }
+                .table_text(&table(&rows));
+        assert!(text.contains("istio.io/rev=prod-canary   prod-canary → 1-31-1   4      1-30-3:2 (1.30.3), 1-31-1:1 (1.31.1), none:1   3"), "{text}");
+    }
+}
