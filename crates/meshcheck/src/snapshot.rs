@@ -198,22 +198,20 @@ impl Snapshot {
             };
             Ok::<_, Error>((partial(nodes)?, partial(crds)?, partial(releases.map(|r| r.items))?, partial(operators)?))
         };
-        let (version, istiods, mutating, validating, services, slices, revisioned, legacy, pods, permissions, extras) =
-            tokio::try_join!(
-                cluster.call("read the server version", client.apiserver_version()),
-                cluster.list(&deployments, Some("app=istiod"), &list_deployments),
-                cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
-                cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
-                cluster.list(&services, None, &list_services),
-                cluster.list(&slices, None, &list_slices),
-                cluster.list(&namespaces, Some(keys::REV), "list namespaces"),
-                cluster.list(&namespaces, Some(keys::INJECTION), "list namespaces"),
-                cluster.list_map(&pods, (!needs.all_pods).then_some(INJECTED_POD_LABEL), "list pods", |p: &Pod| {
-                    PodView::from(p)
-                }),
-                permissions,
-                extras,
-            )?;
+        let (version, istiods, mutating, validating, services, slices, namespaces, pods, permissions, extras) = tokio::try_join!(
+            cluster.call("read the server version", client.apiserver_version()),
+            cluster.list(&deployments, Some("app=istiod"), &list_deployments),
+            cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
+            cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
+            cluster.list(&services, None, &list_services),
+            cluster.list(&slices, None, &list_slices),
+            meshkit::fetch::labelled_namespaces(cluster),
+            cluster.list_map(&pods, (!needs.all_pods).then_some(INJECTED_POD_LABEL), "list pods", |p: &Pod| {
+                PodView::from(p)
+            }),
+            permissions,
+            extras,
+        )?;
         let (nodes, crds, releases, operators) = extras;
         let mut ready_endpoints: BTreeMap<String, usize> = BTreeMap::new();
         for slice in &slices {
