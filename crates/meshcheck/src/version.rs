@@ -116,7 +116,7 @@ pub fn text(versions: &Versions, renderer: &Renderer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshkit::istio::{ContainerView, IstiodView, PodView};
+    use meshkit::istio::{ContainerView, PodView};
 
     fn pod(revision: &str, image_tag: &str) -> PodView {
         PodView {
@@ -131,17 +131,7 @@ mod tests {
 
     #[test]
     fn counts_proxies_per_revision_and_version_and_warns_on_skew() {
-        let istiod = |rev: &str, v: &str| IstiodView {
-            name: format!("istiod-{rev}"),
-            labels: [("app", "istiod"), ("istio.io/rev", rev)]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            image: Some(format!("docker.io/istio/pilot:{v}")),
-            replicas: 1,
-            ready_replicas: 1,
-            ..Default::default()
-        };
+        let istiod = meshkit::testing::istiod;
         let snapshot = Snapshot {
             kubernetes_version: "v1.35.4".into(),
             istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],

@@ -14,5 +14,7 @@ pub mod fetch;
 pub mod istio;
 pub mod quantity;
 pub mod render;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{Error, Exit, Result};

@@ -308,14 +308,7 @@ mod tests {
     }
 
     fn snapshot() -> Snapshot {
-        let istiod = |rev: &str, version: &str| IstiodView {
-            name: format!("istiod-{rev}"),
-            labels: labels(&[("app", "istiod"), ("istio.io/rev", rev)]),
-            image: Some(format!("docker.io/istio/pilot:{version}")),
-            replicas: 1,
-            ready_replicas: 1,
-            ..Default::default()
-        };
+        let istiod = meshkit::testing::istiod;
         let tag = |tag: &str, rev: &str| WebhookConfigView {
             name: format!("istio-revision-tag-{tag}"),
             labels: labels(&[("istio.io/rev", rev), ("istio.io/tag", tag)]),

@@ -117,20 +117,7 @@ pub mod testing {
     use super::*;
     use serde_json::json;
 
-    pub fn istiod(rev: &str, version: &str) -> IstiodView {
-        IstiodView {
-            namespace: "istio-system".into(),
-            name: format!("istiod-{rev}"),
-            labels: [("app", "istiod"), ("istio.io/rev", rev)]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            image: Some(format!("docker.io/istio/pilot:{version}")),
-            replicas: 1,
-            ready_replicas: 1,
-            ..Default::default()
-        }
-    }
+    pub use meshkit::testing::istiod;
 
     /// An injector configuration as Istio's chart renders it for a revision (`tag: None`) or a tag.
     pub fn mwc(name: &str, revision: &str, tag: Option<&str>, service_namespace: &str) -> MutatingWebhookConfiguration {

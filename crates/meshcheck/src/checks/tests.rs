@@ -13,15 +13,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn istiod(rev: &str, version: &str, ready: i32) -> IstiodView {
-    IstiodView {
-        namespace: "istio-system".into(),
-        name: format!("istiod-{rev}"),
-        labels: labels(&[("app", "istiod"), ("istio.io/rev", rev)]),
-        image: Some(format!("docker.io/istio/pilot:{version}")),
-        replicas: 1,
-        ready_replicas: ready,
-        ..Default::default()
-    }
+    IstiodView { ready_replicas: ready, ..meshkit::testing::istiod(rev, version) }
 }
 
 /// An injector as Istio renders it: for a revision (`tag == None`) or a tag of `revision`.

@@ -168,21 +168,10 @@ impl Mesh {
 mod tests {
     use super::*;
     use crate::istio::WebhookView;
+    use crate::testing::istiod;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    pub(crate) fn istiod(rev: &str, version: &str) -> IstiodView {
-        IstiodView {
-            namespace: "istio-system".into(),
-            name: format!("istiod-{rev}"),
-            labels: labels(&[("app", "istiod"), ("istio.io/rev", rev)]),
-            image: Some(format!("docker.io/istio/pilot:{version}")),
-            replicas: 1,
-            ready_replicas: 1,
-            ..Default::default()
-        }
     }
 
     fn injector(name: &str, pairs: &[(&str, &str)], entries: &[&str]) -> WebhookConfigView {
