@@ -15,6 +15,7 @@ pub enum Level {
 pub enum Stage {
     Precheck,
     Verify,
+    Manifest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +216,38 @@ pub const CHECKS: &[Check] = &[
         description: "every installed revision is still in use",
         hint: "an unused revision can be retired (kubectl meshmigrate retire REV)",
     },
+    Check {
+        code: "MC0801",
+        stage: Manifest,
+        category: "images",
+        level: Error,
+        description: "Istio images share one hub and one tag, matching the target version",
+        hint: "render the manifest again with one hub and tag (e.g. --set hub=… --set tag=1.Y.Z)",
+    },
+    Check {
+        code: "MC0802",
+        stage: Manifest,
+        category: "security",
+        level: Warning,
+        description: "control-plane containers do not run as root",
+        hint: "keep runAsNonRoot: true and non-zero runAsUser/runAsGroup (Istio's defaults); only istio-cni needs root",
+    },
+    Check {
+        code: "MC0803",
+        stage: Manifest,
+        category: "services",
+        level: Warning,
+        description: "istiod Services are ClusterIP",
+        hint: "istiod serves the mesh inside the cluster; expose it only on purpose (multi-cluster) and through a gateway",
+    },
+    Check {
+        code: "MC0804",
+        stage: Manifest,
+        category: "dry run",
+        level: Error,
+        description: "the apiserver accepts every object (server-side dry run)",
+        hint: "fix the object the apiserver rejects; the message is the apiserver's",
+    },
 ];
 
 pub fn check(code: &str) -> &'static Check {
@@ -226,12 +259,13 @@ pub fn markdown() -> String {
     let mut out = String::from(
         "# meshcheck checks\n\n<!-- Generated from crates/meshcheck/src/catalogue.rs by `kubectl-meshcheck catalogue`; do not edit. -->\n\n",
     );
-    for stage in [Precheck, Verify] {
+    for stage in [Precheck, Verify, Manifest] {
         out.push_str(&format!(
             "## {}\n\n| code | category | level | check |\n|---|---|---|---|\n",
             match stage {
                 Precheck => "precheck",
                 Verify => "verify",
+                Manifest => "manifest",
             }
         ));
         for c in CHECKS.iter().filter(|c| c.stage == stage) {

@@ -13,7 +13,7 @@ use meshkit::{Error, Exit, Result};
 use crate::checks::{self, Options};
 use crate::report::FailOn;
 use crate::snapshot::{Needs, Snapshot};
-use crate::{catalogue, version};
+use crate::{catalogue, manifest, version};
 
 const NAME: &str = "kubectl meshcheck";
 
@@ -27,6 +27,7 @@ Commands:
   precheck    Before an upgrade: Kubernetes support, permissions, installation, injection, data plane
   verify      After an upgrade: control plane available, webhooks served, pods on their revisions
   version     Control-plane and data-plane versions per revision, with skew warnings
+  manifest    Review an upgrade manifest before applying it: FILE… or -f FILE (- for stdin)
 
 Every check has a code; docs/checks.md explains each one.
 
@@ -35,6 +36,11 @@ Check flags (precheck, verify):
       --revision REV           The revision name the canary will get (precheck)
       --fail-on LEVEL          error (default) or warning: the least severe finding that exits 1
       --wait D                 Retry failing checks until they pass or D has passed (e.g. 2m)
+
+Manifest flags:
+  -f, --filename FILE          A manifest to review (repeatable; - reads stdin)
+      --to-version 1.Y         The Istio version the images should carry
+      --offline                Skip the server-side dry run (no cluster needed)
 
 Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage, 3 cluster unreachable,
 4 forbidden.
@@ -46,6 +52,10 @@ pub enum Command {
     Precheck,
     Verify,
     Version,
+    Manifest {
+        files: Vec<String>,
+        offline: bool,
+    },
     /// Prints `docs/checks.md` (used to regenerate it).
     Catalogue,
 }
@@ -75,6 +85,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
     let mut fail_on = FailOn::default();
     let mut wait = None;
     let mut words: Vec<String> = Vec::new();
+    let mut files: Vec<String> = Vec::new();
+    let mut offline = false;
     let mut help = false;
     while let Some(arg) = next_arg(&mut parser, NAME)? {
         if kube.consume(&arg, &mut parser)? || output.consume(&arg, &mut parser)? {
@@ -82,7 +94,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
         }
         match arg {
             Flag::Short('h') => help = true,
+            Flag::Short('f') => files.push(value(&mut parser, "--filename")?),
             Flag::Long(name) => match name.as_str() {
+                "filename" => files.push(value(&mut parser, "--filename")?),
+                "offline" => offline = true,
                 "help" => help = true,
                 "version" => return Ok(Request::Version),
                 "to-version" => {
@@ -122,6 +137,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
         "precheck" => Command::Precheck,
         "verify" => Command::Verify,
         "version" => Command::Version,
+        "manifest" => {
+            files.extend(words.drain(1..));
+            if files.is_empty() {
+                return Err(Error::usage(
+                    "`kubectl meshcheck manifest` needs a FILE (or -f -)",
+                    "e.g. `helm template … | kubectl meshcheck manifest -f -`",
+                ));
+            }
+            Command::Manifest { files, offline }
+        }
         "catalogue" => Command::Catalogue,
         other => {
             return Err(Error::usage(
@@ -151,6 +176,38 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     if invocation.command == Command::Catalogue {
         print!("{}", catalogue::markdown());
         return Ok(Exit::Ok);
+    }
+    if let Command::Manifest { files, offline } = &invocation.command {
+        // Read and parse first: bad input fails before any cluster is contacted.
+        let mut objects = Vec::new();
+        for file in files {
+            let (name, text) = if file == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                ("<stdin>".to_string(), text)
+            } else {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| Error::usage(format!("cannot read {file}: {e}"), "check the path"))?;
+                (file.clone(), text)
+            };
+            objects.extend(manifest::parse(&name, &text)?);
+        }
+        let mut report = manifest::review(&objects, invocation.options.to_version.as_ref());
+        if !offline {
+            let dry_run = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Output(std::io::Error::other(e)))?
+                .block_on(async {
+                    let cluster = Cluster::connect(&invocation.kube).await?;
+                    let namespace = invocation.kube.namespace.clone().unwrap_or_else(|| "default".into());
+                    Ok::<_, Error>(manifest::dry_run(&cluster, &objects, &namespace).await)
+                })?;
+            report.findings.push(dry_run);
+        }
+        let renderer = Renderer::new(invocation.output);
+        renderer.print_human(&report.document(invocation.fail_on), |color| report.text(invocation.fail_on, color))?;
+        return Ok(report.exit(invocation.fail_on));
     }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

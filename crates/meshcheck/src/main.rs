@@ -3,6 +3,7 @@
 mod catalogue;
 mod checks;
 mod cli;
+mod manifest;
 mod report;
 mod snapshot;
 mod version;
