@@ -46,7 +46,7 @@ pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
     let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let (list_deployments, list_services) =
         (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
-    let (istiods, webhooks, services, labelled) = tokio::try_join!(
+    let (istiods, webhooks, services) = tokio::try_join!(
         cluster.list_map(&deployments, Some("app=istiod"), &list_deployments, |d: &Deployment| IstiodView::from(d)),
         cluster.list_map(
             &webhooks,
@@ -55,13 +55,13 @@ pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
             |w: &MutatingWebhookConfiguration| { WebhookConfigView::from(w) }
         ),
         cluster.list_map(&services, Some(keys::REV), &list_services, |s: &Service| ServiceView::from(s)),
-        meshkit::fetch::labelled_namespaces(cluster),
     )?;
     let (namespaces, pods, replica_sets) = match scope {
         Scope::All => {
             let pods: Api<Pod> = Api::all(client.clone());
             let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
-            let (pods, replica_sets) = tokio::try_join!(
+            let (labelled, pods, replica_sets) = tokio::try_join!(
+                meshkit::fetch::labelled_namespaces(cluster),
                 cluster.list_map(&pods, None, "list pods", |p: &Pod| PodView::from(p)),
                 list_replica_set_owners(cluster, &replica_sets, "list replicasets"),
             )?;
