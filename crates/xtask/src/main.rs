@@ -165,7 +165,9 @@ fn cluster_down() -> Result<()> {
 
 /// The canary-upgrade walkthrough on a throw-away cluster. Each plugin adds its step here.
 fn demo() -> Result<ExitCode> {
-    let status = cargo().args(["build", "--quiet", "--bins"]).status()?;
+    let status = cargo()
+        .args(["build", "--quiet", "--bins", "-p", "revtag", "-p", "meshcheck", "-p", "meshmigrate"])
+        .status()?;
     if !status.success() {
         bail!("cargo build failed");
     }
