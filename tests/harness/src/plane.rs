@@ -55,7 +55,23 @@ fn free_port() -> Result<u16> {
 }
 
 impl ControlPlane {
+    /// Starts the control plane. Free ports are found by binding and releasing them, so another
+    /// process can take one in between: a failed start is retried once, on new ports.
     pub fn start(options: &Options) -> Result<ControlPlane> {
+        match Self::start_once(options) {
+            Ok(plane) => Ok(plane),
+            Err(first) => {
+                eprintln!("meshtest: control plane did not start ({first:#}); retrying on new ports");
+                if let Some(dir) = &options.persistent_dir {
+                    Self::stop_detached(dir)?;
+                    fs::remove_dir_all(dir)?;
+                }
+                Self::start_once(options).with_context(|| format!("second attempt (the first failed with: {first:#})"))
+            }
+        }
+    }
+
+    fn start_once(options: &Options) -> Result<ControlPlane> {
         let tools = Tools::ensure()?;
         let (dir, temp) = match &options.persistent_dir {
             Some(dir) => {
