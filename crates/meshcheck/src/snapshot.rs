@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -132,9 +131,6 @@ pub struct Needs {
     pub all_pods: bool,
 }
 
-/// Label the injector puts on every pod it injects.
-const INJECTED_POD_LABEL: &str = "security.istio.io/tlsMode";
-
 impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
@@ -162,15 +158,13 @@ impl Snapshot {
     pub async fn fetch(cluster: &Cluster, needs: Needs) -> Result<Snapshot> {
         let client = cluster.client();
         let ns = cluster.istio_namespace.clone();
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
         let services: Api<Service> = Api::namespaced(client.clone(), &ns);
         let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
         let pods: Api<Pod> = Api::all(client.clone());
         let what = |kind: &str| format!("list {kind} in namespace {ns}");
-        let (list_deployments, list_services, list_slices) =
-            (what("deployments"), what("services"), what("endpointslices"));
+        let (list_services, list_slices) = (what("services"), what("endpointslices"));
         let permissions =
             async { if needs.permissions { Ok(Some(review_permissions(cluster).await?)) } else { Ok(None) } };
         let nodes_api: Api<Node> = Api::all(client.clone());
@@ -200,13 +194,13 @@ impl Snapshot {
         };
         let (version, istiods, mutating, validating, services, slices, namespaces, pods, permissions, extras) = tokio::try_join!(
             cluster.call("read the server version", client.apiserver_version()),
-            cluster.list(&deployments, Some("app=istiod"), &list_deployments),
+            meshkit::fetch::istiods(cluster),
             cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
             cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
             cluster.list(&services, None, &list_services),
             cluster.list(&slices, None, &list_slices),
             meshkit::fetch::labelled_namespaces(cluster),
-            cluster.list_map(&pods, (!needs.all_pods).then_some(INJECTED_POD_LABEL), "list pods", |p: &Pod| {
+            cluster.list_map(&pods, (!needs.all_pods).then_some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| {
                 PodView::from(p)
             }),
             permissions,
@@ -231,7 +225,7 @@ impl Snapshot {
             istio_namespace: ns,
             kubernetes: major.zip(minor),
             kubernetes_version: version.git_version,
-            istiods: istiods.iter().map(IstiodView::from).collect(),
+            istiods,
             mutating: mutating.iter().map(WebhookConfigView::from).collect(),
             validating: validating.iter().map(WebhookConfigView::from).collect(),
             services: services.iter().map(ServiceView::from).collect(),

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::Api;
@@ -41,13 +40,11 @@ pub enum Scope {
 pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
     let client = cluster.client();
     let ns = &cluster.istio_namespace;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let (list_deployments, list_services) =
-        (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
+    let list_services = format!("list services in namespace {ns}");
     let (istiods, webhooks, services) = tokio::try_join!(
-        cluster.list_map(&deployments, Some("app=istiod"), &list_deployments, |d: &Deployment| IstiodView::from(d)),
+        meshkit::fetch::istiods(cluster),
         cluster.list_map(
             &webhooks,
             Some(keys::REV),

@@ -4,15 +4,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use meshkit::Result;
 use meshkit::cluster::Cluster;
 use meshkit::istio::{IstiodView, Mesh, NamespaceView, PodView, ServiceView, WebhookConfigView, keys};
-
-/// Label every pod Istio's injector injected carries; lets us list injected pods only.
-const INJECTED_POD_LABEL: &str = "security.istio.io/tlsMode";
 
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
@@ -40,13 +36,11 @@ impl Snapshot {
     pub async fn fetch(cluster: &Cluster, needs: Needs) -> Result<Snapshot> {
         let client = cluster.client();
         let ns = cluster.istio_namespace.clone();
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
         let services: Api<Service> = Api::namespaced(client.clone(), &ns);
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
         let pods: Api<Pod> = Api::all(client);
-        let (list_deployments, list_services) =
-            (format!("list deployments in namespace {ns}"), format!("list services in namespace {ns}"));
+        let list_services = format!("list services in namespace {ns}");
         let optional_validating = async {
             if needs.validating {
                 cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations").await
@@ -61,7 +55,7 @@ impl Snapshot {
             // Injected pods, and pods asking for a revision by label (which may not be injected yet).
             let opted_in_selector = format!("{}=true", keys::SIDECAR_INJECT);
             let (injected, labelled, opted_in) = tokio::try_join!(
-                cluster.list_map(&pods, Some(INJECTED_POD_LABEL), "list pods", |p: &Pod| PodView::from(p)),
+                cluster.list_map(&pods, Some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| PodView::from(p)),
                 cluster.list_map(&pods, Some(keys::REV), "list pods", |p: &Pod| PodView::from(p)),
                 cluster.list_map(&pods, Some(&opted_in_selector), "list pods", |p: &Pod| PodView::from(p)),
             )?;
@@ -72,7 +66,7 @@ impl Snapshot {
             Ok(by_key.into_values().collect())
         };
         let (istiods, mutating, validating, services, namespaces, pods) = tokio::try_join!(
-            cluster.list(&deployments, Some("app=istiod"), &list_deployments),
+            meshkit::fetch::istiods(cluster),
             cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
             optional_validating,
             cluster.list(&services, Some(keys::REV), &list_services),
@@ -81,7 +75,7 @@ impl Snapshot {
         )?;
         Ok(Snapshot {
             istio_namespace: ns,
-            istiods: istiods.iter().map(IstiodView::from).collect(),
+            istiods,
             mutating,
             validating,
             services: services.iter().map(ServiceView::from).collect(),

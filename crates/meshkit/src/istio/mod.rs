@@ -46,4 +46,8 @@ pub mod keys {
     pub const DISCOVERY_CONTAINER: &str = "discovery";
     /// Suffix of the injector entries inside a MutatingWebhookConfiguration.
     pub const INJECTOR_SUFFIX: &str = "sidecar-injector.istio.io";
+    /// Label the injector puts on every pod it injects: lists of injected pods select on it.
+    pub const INJECTED_POD_LABEL: &str = "security.istio.io/tlsMode";
+    /// Selects istiod Deployments (their revision is in `istio.io/rev`).
+    pub const ISTIOD_SELECTOR: &str = "app=istiod";
 }

@@ -111,7 +111,23 @@ pub struct ServiceView {
     pub labels: Labels,
 }
 
+impl WebhookView {
+    /// Whether this entry belongs to the control plane in `istio_namespace`: it calls a Service
+    /// there, or a URL (a remote or external istiod).
+    pub fn served_from(&self, istio_namespace: &str) -> bool {
+        self.url.is_some()
+            || self.service.as_deref().and_then(|s| s.split_once('/')).is_some_and(|(ns, _)| ns == istio_namespace)
+    }
+}
+
 impl WebhookConfigView {
+    /// Configurations of the control plane in `istio_namespace` (see [`WebhookView::served_from`]);
+    /// one without injector entries is kept, as nothing says it belongs elsewhere.
+    pub fn belongs_to(&self, istio_namespace: &str) -> bool {
+        let mut injectors = self.injectors().peekable();
+        injectors.peek().is_none() || injectors.any(|w| w.served_from(istio_namespace))
+    }
+
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key).map(String::as_str)
     }
@@ -237,5 +253,27 @@ impl From<&ValidatingWebhookConfiguration> for WebhookConfigView {
 impl From<&Service> for ServiceView {
     fn from(s: &Service) -> Self {
         ServiceView { namespace: namespace_of(&s.metadata), name: name_of(&s.metadata), labels: labels_of(&s.metadata) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhooks_belong_to_the_control_plane_they_call() {
+        let entry = |service: Option<&str>, url: Option<&str>| WebhookView {
+            name: "rev.namespace.sidecar-injector.istio.io".into(),
+            service: service.map(str::to_string),
+            url: url.map(str::to_string),
+            ..Default::default()
+        };
+        assert!(entry(Some("istio-system/istiod"), None).served_from("istio-system"));
+        assert!(!entry(Some("mesh-b/istiod"), None).served_from("istio-system"));
+        assert!(entry(None, Some("https://istiod.remote:15017/inject")).served_from("istio-system"));
+        let config = |entries| WebhookConfigView { name: "c".into(), labels: Labels::new(), webhooks: entries };
+        assert!(config(vec![entry(Some("istio-system/istiod"), None)]).belongs_to("istio-system"));
+        assert!(!config(vec![entry(Some("mesh-b/istiod"), None)]).belongs_to("istio-system"));
+        assert!(config(vec![]).belongs_to("istio-system"), "nothing says it is someone else's");
     }
 }
