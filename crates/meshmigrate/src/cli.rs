@@ -19,6 +19,12 @@ Usage:
   kubectl meshmigrate <command> [flags]
 
 Commands:
+  namespace NS… --to REV|TAG [--dry-run] [--force]
+                    Move namespaces to a revision or tag: record their injection labels in the
+                    journal, remove istio-injection, set istio.io/rev. Pods change on restart.
+  rollback NS… [--dry-run]
+                    Restore the labels the last recorded move of each namespace replaced.
+  log               The journal: every change, when, by whom, from what, to what.
   status [NS…|-A]   Per namespace: labels, intended revision (through tags and the default), pods per
                     injected revision and proxy version, stale pods, workloads needing a restart.
                     Without arguments: every namespace with an injection label or an injected pod.
@@ -34,6 +40,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     let mut kube = meshkit::args::KubeArgs::default();
     let mut output = OutputArgs::default();
     let mut words: Vec<String> = Vec::new();
+    let (mut to, mut dry_run, mut force) = (None, false, false);
     while let Some(arg) = next_arg(&mut parser, NAME)? {
         if kube.consume(&arg, &mut parser)? || output.consume(&arg, &mut parser)? {
             continue;
@@ -41,6 +48,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         match arg {
             Flag::Short('h') => words.insert(0, "help".into()),
             Flag::Long(name) if name == "help" => words.insert(0, "help".into()),
+            Flag::Long(name) if name == "to" => to = Some(meshkit::args::value(&mut parser, "--to")?),
+            Flag::Long(name) if name == "dry-run" => dry_run = true,
+            Flag::Long(name) if name == "force" => force = true,
             Flag::Long(name) if name == "version" => {
                 println!("kubectl-meshmigrate {}", env!("CARGO_PKG_VERSION"));
                 return Ok(Exit::Ok);
@@ -72,9 +82,46 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                     Ok(Exit::Ok)
                 })
         }
+        Some(command @ ("namespace" | "rollback" | "log")) => {
+            let names = words[1..].to_vec();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Output(std::io::Error::other(e)))?;
+            match command {
+                "log" => runtime.block_on(async {
+                    let cluster = Cluster::connect(&kube).await?;
+                    let journal = crate::journal::Journal::read(&cluster).await?;
+                    Renderer::new(output).print(&journal.entries, || crate::relabel::log_table(&journal))?;
+                    Ok(Exit::Ok)
+                }),
+                _ => {
+                    if names.is_empty() {
+                        return Err(Error::usage(
+                            format!("`{NAME} {command}` needs at least one NAMESPACE"),
+                            format!("see `{NAME} --help`"),
+                        ));
+                    }
+                    let target = match (command, to) {
+                        ("namespace", Some(target)) => Some(target),
+                        ("namespace", None) => {
+                            return Err(Error::usage(
+                                format!("`{NAME} namespace` needs --to REV|TAG"),
+                                "e.g. --to prod-canary",
+                            ));
+                        }
+                        (_, Some(_)) => {
+                            return Err(Error::usage("--to goes with `namespace`", format!("see `{NAME} --help`")));
+                        }
+                        (_, None) => None,
+                    };
+                    runtime.block_on(crate::commands::relabel(&kube, output, &names, target.as_deref(), dry_run, force))
+                }
+            }
+        }
         Some(other) => Err(Error::usage(
             format!("unknown command {other:?} for \"{NAME}\""),
-            "available commands: status (the rest of meshmigrate is not built yet); see `kubectl meshmigrate --help`",
+            "available commands: namespace, rollback, log, status; see `kubectl meshmigrate --help`",
         )),
     }
 }

@@ -1,6 +1,9 @@
 //! `kubectl meshmigrate`: move the data plane between Istio revisions.
 
 mod cli;
+mod commands;
+mod journal;
+mod relabel;
 mod status;
 
 use std::process::ExitCode;

@@ -76,3 +76,80 @@ fn status_names_the_deployments_to_restart() {
     assert_eq!(off["requested"], Value::Null);
     assert!(off["restart"].as_array().unwrap().is_empty(), "injection is off there: nothing to fix");
 }
+
+fn labels_of(plane: &ControlPlane, namespace: &str) -> Value {
+    plane.get_json(&["namespace", namespace]).unwrap()["metadata"]["labels"].clone()
+}
+
+fn versions(plane: &ControlPlane) -> String {
+    plane
+        .kubectl_ok(&[
+            "get",
+            "namespaces,configmaps",
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}",
+        ])
+        .unwrap()
+}
+
+/// The seed's move: namespaces to the canary through a tag, recorded first, rolled back exactly.
+#[test]
+fn move_record_and_roll_back_namespaces() {
+    let plane = ControlPlane::start(&Options::default()).unwrap();
+    Fixture::install(&plane, true).unwrap();
+    let kc = &plane.kubeconfig;
+
+    let before = versions(&plane);
+    let (code, out, err) = run(meshmigrate(kc).args(["namespace", "shop-legacy", "--to", "prod-canary", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("istio-injection=enabled") && out.contains("would change (dry run)"), "{out}");
+    assert_eq!(versions(&plane), before, "a dry run changes nothing");
+
+    // Refusals change nothing either.
+    for (args, code, message) in [
+        (vec!["namespace", "shop-legacy", "--to", "1-28-0"], 5, "no revision or tag named \"1-28-0\""),
+        (vec!["namespace", "kube-system", "--to", "1-31-1"], 1, "refusing to relabel system namespace(s) kube-system"),
+        (vec!["namespace", "nope", "--to", "1-31-1"], 5, "namespace(s) nope do not exist"),
+        (vec!["namespace", "shop-legacy"], 2, "needs --to"),
+        (vec!["rollback", "shop-stable"], 5, "no recorded change to roll back for namespace shop-stable"),
+    ] {
+        let (got, _, err) = run(meshmigrate(kc).args(&args));
+        assert_eq!(got, code, "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    assert_eq!(versions(&plane), before);
+
+    let (code, _, err) = run(meshmigrate(kc).args(["namespace", "shop-legacy", "shop-stable", "--to", "prod-canary"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(labels_of(&plane, "shop-legacy")["istio.io/rev"], "prod-canary");
+    assert!(labels_of(&plane, "shop-legacy").get("istio-injection").is_none());
+    assert_eq!(labels_of(&plane, "shop-stable")["istio.io/rev"], "prod-canary");
+    // A rerun converges without new entries.
+    let (code, out, _) = run(meshmigrate(kc).args(["namespace", "shop-legacy", "shop-stable", "--to", "prod-canary"]));
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("unchanged").count(), 2, "{out}");
+
+    let (code, out, err) = run(meshmigrate(kc).args(["log", "-o", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let log: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(log.len(), 2, "{log:#?}");
+    assert_eq!(log[0]["namespace"], "shop-legacy");
+    assert_eq!(log[0]["from"]["istioInjection"], "enabled");
+    assert_eq!(log[0]["state"], "done");
+    assert_eq!(log[0]["user"], "admin");
+
+    // The moved namespace's pod is now stale: status says so.
+    let rows = status(kc, &["shop-legacy"]);
+    assert_eq!(rows[0]["stalePods"], serde_json::json!(["web-0"]));
+
+    let (code, _, err) = run(meshmigrate(kc).args(["rollback", "shop-legacy"]));
+    assert_eq!(code, 0, "{err}");
+    let restored = labels_of(&plane, "shop-legacy");
+    assert_eq!(restored["istio-injection"], "enabled");
+    assert!(restored.get("istio.io/rev").is_none(), "exactly the labels it had: {restored}");
+    let (_, out, _) = run(meshmigrate(kc).args(["log"]));
+    assert!(out.contains("rollback of 000001"), "{out}");
+    let (code, _, _) = run(meshmigrate(kc).args(["rollback", "shop-legacy"]));
+    assert_eq!(code, 5, "nothing left to roll back");
+}

@@ -228,6 +228,16 @@ fn demo() -> Result<ExitCode> {
         &["kubectl", "revtag", "set", "default", "--revision", "1-31-1", "--overwrite", "--yes"],
     )?;
     step("the canary is now the default", &["kubectl", "revtag", "revisions"])?;
+    step(
+        "move a namespace to the canary: its labels are recorded in the journal first",
+        &["kubectl", "meshmigrate", "namespace", "shop-stable", "--to", "prod-canary"],
+    )?;
+    step(
+        "its pod is now stale: a restart would re-inject it from the canary",
+        &["kubectl", "meshmigrate", "status", "shop-stable"],
+    )?;
+    step("roll it back: exactly the labels it had", &["kubectl", "meshmigrate", "rollback", "shop-stable"])?;
+    step("the journal: what changed, when, by whom", &["kubectl", "meshmigrate", "log"])?;
     ControlPlane::stop_detached(&cluster_dir())?;
     eprintln!(
         "\nThe demo cluster is stopped. `eval \"$(cargo xtask cluster up)\"` starts one to explore;\n\
