@@ -24,6 +24,9 @@ Commands:
                     journal, remove istio-injection, set istio.io/rev. Pods change on restart.
   rollback NS… [--dry-run]
                     Restore the labels the last recorded move of each namespace replaced.
+  restart [NS…] [--dry-run]
+                    Restart only the workloads whose pods are stale (as `kubectl rollout restart`),
+                    each recorded in the journal first. Without NS: every mesh namespace.
   log               The journal: every change, when, by whom, from what, to what.
   status [NS…|-A]   Per namespace: labels, intended revision (through tags and the default), pods per
                     injected revision and proxy version, stale pods, workloads needing a restart.
@@ -63,6 +66,27 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         None | Some("help") => {
             println!("{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
             Ok(Exit::Ok)
+        }
+        Some("restart") => {
+            let names = words[1..].to_vec();
+            let scope = if names.is_empty() { Scope::All } else { Scope::Named(names) };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Output(std::io::Error::other(e)))?
+                .block_on(async {
+                    let cluster = Cluster::connect(&kube).await?;
+                    let snapshot = status::fetch(&cluster, &scope).await?;
+                    let (restarts, bare) = crate::restart::plan(&status::decide(&snapshot, &scope));
+                    for pod in &bare {
+                        eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
+                    }
+                    if !dry_run && !restarts.is_empty() {
+                        crate::restart::apply(&cluster, &restarts).await?;
+                    }
+                    Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, dry_run))?;
+                    Ok(Exit::Ok)
+                })
         }
         Some("status") => {
             let names = words[1..].to_vec();
@@ -121,7 +145,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         }
         Some(other) => Err(Error::usage(
             format!("unknown command {other:?} for \"{NAME}\""),
-            "available commands: namespace, rollback, log, status; see `kubectl meshmigrate --help`",
+            "available commands: namespace, rollback, restart, log, status; see `kubectl meshmigrate --help`",
         )),
     }
 }

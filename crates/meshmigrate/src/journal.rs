@@ -28,6 +28,8 @@ pub struct InjectionLabels {
 pub enum Action {
     Relabel,
     Rollback,
+    /// A workload restarted so that its pods are re-injected.
+    Restart,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +55,9 @@ pub struct Entry {
     /// For a rollback: the entry it undoes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undoes: Option<String>,
+    /// For a restart: `deployment/web`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
 }
 
 /// The journal as read, with the version to write against.
@@ -141,6 +146,7 @@ mod tests {
             to: InjectionLabels::default(),
             state,
             undoes: undoes.map(str::to_string),
+            workload: None,
         }
     }
 

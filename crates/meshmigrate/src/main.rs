@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod journal;
 mod relabel;
+mod restart;
 mod status;
 
 use std::process::ExitCode;

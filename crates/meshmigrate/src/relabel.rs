@@ -114,7 +114,7 @@ pub fn plan_rollback(journal: &Journal, namespaces: &[NamespaceView]) -> Result<
 }
 
 /// Who is making the change, as the apiserver sees us.
-async fn whoami(cluster: &Cluster) -> String {
+pub async fn whoami(cluster: &Cluster) -> String {
     let api: Api<SelfSubjectReview> = Api::all(cluster.client());
     match api.create(&PostParams::default(), &SelfSubjectReview::default()).await {
         Ok(review) => review.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_default(),
@@ -142,6 +142,7 @@ pub async fn apply(cluster: &Cluster, plan: &[Planned], action: Action) -> Resul
                 to: p.to.clone(),
                 state: State::Pending,
                 undoes: p.undoes.clone(),
+                workload: None,
             });
             ids.push(id);
         }
@@ -174,7 +175,7 @@ fn settle_pending(journal: &mut Journal, plan: &[Planned]) {
     }
 }
 
-async fn with_journal<T>(cluster: &Cluster, mut change: impl FnMut(&mut Journal) -> T) -> Result<T> {
+pub async fn with_journal<T>(cluster: &Cluster, mut change: impl FnMut(&mut Journal) -> T) -> Result<T> {
     const ATTEMPTS: usize = 5;
     for attempt in 1..=ATTEMPTS {
         let mut journal = Journal::read(cluster).await?;
@@ -212,10 +213,12 @@ pub fn plan_table(plan: &[Planned], dry_run: bool) -> Table {
 pub fn log_table(journal: &Journal) -> Table {
     let mut table = Table::new(&["ID", "TIME", "USER", "ACTION", "NAMESPACE", "FROM", "TO", "STATE"]);
     for e in &journal.entries {
-        let action = match (e.action, &e.undoes) {
-            (Action::Relabel, _) => "relabel".to_string(),
-            (Action::Rollback, Some(id)) => format!("rollback of {id}"),
-            (Action::Rollback, None) => "rollback".to_string(),
+        let action = match (e.action, &e.undoes, &e.workload) {
+            (Action::Relabel, _, _) => "relabel".to_string(),
+            (Action::Rollback, Some(id), _) => format!("rollback of {id}"),
+            (Action::Rollback, None, _) => "rollback".to_string(),
+            (Action::Restart, _, Some(workload)) => format!("restart {workload}"),
+            (Action::Restart, _, None) => "restart".to_string(),
         };
         let state = match e.state {
             State::Done => Cell::new("done", Tone::Good),
@@ -298,6 +301,7 @@ mod tests {
                 to: InjectionLabels { istio_injection: None, istio_rev: Some("prod-canary".into()) },
                 state: State::Done,
                 undoes: None,
+                workload: None,
             }],
             ..Default::default()
         };
@@ -321,6 +325,7 @@ mod tests {
             to: InjectionLabels { istio_injection: None, istio_rev: Some("1-31-1".into()) },
             state: State::Pending,
             undoes: None,
+            workload: None,
         });
         let rerun =
             plan_relabel(&mesh(), &[ns("a", &[("istio.io/rev", "1-31-1")])], "1-31-1", "istio-system", false).unwrap();

@@ -153,3 +153,38 @@ fn move_record_and_roll_back_namespaces() {
     let (code, _, _) = run(meshmigrate(kc).args(["rollback", "shop-legacy"]));
     assert_eq!(code, 5, "nothing left to roll back");
 }
+
+/// Only workloads with stale pods are restarted, each journaled first; the rollout really
+/// happens (Tier B).
+#[test]
+fn restart_only_what_is_stale() {
+    let plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install(&plane, false).unwrap();
+    for ns in ["shop-canary", "shop-off", "shop-plain"] {
+        plane.kubectl_ok(&["-n", ns, "rollout", "status", "deployment/web", "--timeout=90s"]).unwrap();
+    }
+    let kc = &plane.kubeconfig;
+    let generation = |ns: &str| {
+        plane.get_json(&["deployment", "-n", ns, "web"]).unwrap()["metadata"]["generation"].as_i64().unwrap()
+    };
+    let before: Vec<i64> = ["shop-canary", "shop-off", "shop-plain"].iter().map(|ns| generation(ns)).collect();
+
+    let (code, out, err) = run(meshmigrate(kc).args(["restart", "shop-canary", "shop-off", "shop-plain", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shop-canary   deployment/web") && out.contains("would restart (dry run)"), "{out}");
+    assert!(!out.contains("shop-off") && !out.contains("shop-plain"), "nothing stale there: {out}");
+    assert_eq!(["shop-canary", "shop-off", "shop-plain"].iter().map(|ns| generation(ns)).collect::<Vec<_>>(), before);
+
+    let (code, _, err) = run(meshmigrate(kc).args(["restart", "shop-canary", "shop-off", "shop-plain"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(generation("shop-canary"), before[0] + 1, "restarted");
+    assert_eq!((generation("shop-off"), generation("shop-plain")), (before[1], before[2]), "left alone");
+    plane.kubectl_ok(&["-n", "shop-canary", "rollout", "status", "deployment/web", "--timeout=90s"]).unwrap();
+    let (_, log, _) = run(meshmigrate(kc).args(["log", "-o", "json"]));
+    let log: Vec<Value> = serde_json::from_str(&log).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0]["action"].as_str(), log[0]["workload"].as_str(), log[0]["state"].as_str()),
+        (Some("restart"), Some("deployment/web"), Some("done"))
+    );
+}

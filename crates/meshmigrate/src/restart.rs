@@ -1,0 +1,144 @@
+//! `restart [NS…|-A] [--dry-run]`: restart only the workloads whose pods are stale, as
+//! `kubectl rollout restart` does (a new `restartedAt` annotation on the pod template), each
+//! recorded in the journal first.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use meshkit::cluster::Cluster;
+use meshkit::render::{Cell, Table, Tone};
+use meshkit::{Error, Result};
+use serde::Serialize;
+
+use crate::journal::{Action, Entry, InjectionLabels, State};
+use crate::relabel::{whoami, with_journal};
+use crate::status::NamespaceStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restart {
+    pub namespace: String,
+    /// `deployment/web`
+    pub workload: String,
+    pub stale_pods: usize,
+}
+
+/// Decide: the controllers to restart (bare pods cannot be restarted; they are reported apart).
+pub fn plan(statuses: &[NamespaceStatus]) -> (Vec<Restart>, Vec<String>) {
+    let mut restarts = Vec::new();
+    let mut bare = Vec::new();
+    for status in statuses {
+        for workload in &status.restart {
+            if workload.starts_with("deployment/")
+                || workload.starts_with("statefulset/")
+                || workload.starts_with("daemonset/")
+            {
+                restarts.push(Restart {
+                    namespace: status.namespace.clone(),
+                    workload: workload.clone(),
+                    stale_pods: status.stale_pods.len(),
+                });
+            } else {
+                bare.push(format!("{}/{workload}", status.namespace));
+            }
+        }
+    }
+    (restarts, bare)
+}
+
+pub async fn apply(cluster: &Cluster, restarts: &[Restart]) -> Result<()> {
+    let user = whoami(cluster).await;
+    let time = k8s_openapi::jiff::Timestamp::now().to_string();
+    let ids = with_journal(cluster, |journal| {
+        let mut ids = Vec::new();
+        for (next, r) in (journal.next_id()..).zip(restarts) {
+            let id = format!("{next:06}");
+            journal.entries.push(Entry {
+                id: id.clone(),
+                time: time.clone(),
+                user: user.clone(),
+                action: Action::Restart,
+                namespace: r.namespace.clone(),
+                from: InjectionLabels::default(),
+                to: InjectionLabels::default(),
+                state: State::Pending,
+                undoes: None,
+                workload: Some(r.workload.clone()),
+            });
+            ids.push(id);
+        }
+        ids
+    })
+    .await?;
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": time}}}}});
+    let params = PatchParams::default();
+    for r in restarts {
+        let (kind, name) = r.workload.split_once('/').unwrap_or_default();
+        let what = format!("restart {} in namespace {}", r.workload, r.namespace);
+        let client = cluster.client();
+        match kind {
+            "deployment" => {
+                let api: Api<Deployment> = Api::namespaced(client, &r.namespace);
+                cluster.call(&what, api.patch(name, &params, &Patch::Merge(&patch))).await?;
+            }
+            "statefulset" => {
+                let api: Api<StatefulSet> = Api::namespaced(client, &r.namespace);
+                cluster.call(&what, api.patch(name, &params, &Patch::Merge(&patch))).await?;
+            }
+            "daemonset" => {
+                let api: Api<DaemonSet> = Api::namespaced(client, &r.namespace);
+                cluster.call(&what, api.patch(name, &params, &Patch::Merge(&patch))).await?;
+            }
+            other => return Err(Error::refused(format!("cannot restart a {other}"), "")),
+        }
+    }
+    with_journal(cluster, |journal| {
+        for entry in journal.entries.iter_mut().filter(|e| ids.contains(&e.id)) {
+            entry.state = State::Done;
+        }
+    })
+    .await
+}
+
+pub fn table(restarts: &[Restart], dry_run: bool) -> Table {
+    let mut table = Table::new(&["NAMESPACE", "WORKLOAD", "STALE PODS", "RESULT"]);
+    for r in restarts {
+        let result =
+            if dry_run { Cell::new("would restart (dry run)", Tone::Warn) } else { Cell::new("restarted", Tone::Good) };
+        table.push(vec![
+            Cell::from(r.namespace.as_str()),
+            Cell::from(r.workload.as_str()),
+            Cell::from(r.stale_pods.to_string()),
+            result,
+        ]);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_controllers_and_reports_bare_pods() {
+        let status = NamespaceStatus {
+            namespace: "shop".into(),
+            labels: Default::default(),
+            requested: Some("1-31-1".into()),
+            intended_revision: Some("1-31-1".into()),
+            pods: 3,
+            injected: vec![],
+            uninjected: 3,
+            stale_pods: vec!["a".into(), "b".into(), "c".into()],
+            restart: vec![
+                "deployment/web".into(),
+                "pod/job-x (no controller: delete it to recreate it)".into(),
+                "statefulset/db".into(),
+            ],
+        };
+        let (restarts, bare) = plan(&[status]);
+        let workloads: Vec<&str> = restarts.iter().map(|r| r.workload.as_str()).collect();
+        assert_eq!(workloads, ["deployment/web", "statefulset/db"]);
+        assert_eq!(bare, ["shop/pod/job-x (no controller: delete it to recreate it)"]);
+    }
+}
