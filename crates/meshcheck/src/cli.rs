@@ -194,26 +194,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         }
         let mut report = manifest::review(&objects, invocation.options.to_version.as_ref());
         if !offline {
-            let dry_run = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::Output(std::io::Error::other(e)))?
-                .block_on(async {
-                    let cluster = Cluster::connect(&invocation.kube).await?;
-                    let namespace = invocation.kube.namespace.clone().unwrap_or_else(|| "default".into());
-                    Ok::<_, Error>(manifest::dry_run(&cluster, &objects, &namespace).await)
-                })?;
+            let dry_run = meshkit::cluster::block_on(async {
+                let cluster = Cluster::connect(&invocation.kube).await?;
+                let namespace = invocation.kube.namespace.clone().unwrap_or_else(|| "default".into());
+                Ok::<_, Error>(manifest::dry_run(&cluster, &objects, &namespace).await)
+            })?;
             report.findings.push(dry_run);
         }
         let renderer = Renderer::new(invocation.output);
         renderer.print_human(&report.document(invocation.fail_on), |color| report.text(invocation.fail_on, color))?;
         return Ok(report.exit(invocation.fail_on));
     }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Output(std::io::Error::other(e)))?
-        .block_on(execute(invocation))
+    meshkit::cluster::block_on(execute(invocation))
 }
 
 async fn execute(invocation: Invocation) -> Result<Exit> {
@@ -231,7 +223,7 @@ async fn execute(invocation: Invocation) -> Result<Exit> {
     }
     let started = Instant::now();
     loop {
-        let needs = Needs { permissions: command == Command::Precheck, all_pods: true };
+        let needs = Needs { permissions: command == Command::Precheck, all_pods: true, inventory: true };
         let snapshot = Snapshot::fetch(&cluster, needs).await?;
         let report = match command {
             Command::Precheck => checks::precheck(&snapshot, &options),

@@ -129,6 +129,8 @@ pub struct Needs {
     pub permissions: bool,
     /// Every pod, not only injected ones (checks for missing sidecars need the others too).
     pub all_pods: bool,
+    /// Nodes, CRDs, Helm releases and IstioOperators (the checks read them; `version` does not).
+    pub inventory: bool,
 }
 
 impl Default for Snapshot {
@@ -179,6 +181,9 @@ impl Snapshot {
         let helm_secrets = ListParams::default().labels("owner=helm");
         let all_operators = ListParams::default();
         let extras = async {
+            if !needs.inventory {
+                return Ok((Ok(Vec::new()), Ok(Vec::new()), Ok(Vec::new()), Ok(Vec::new())));
+            }
             let (nodes, crds, releases, operators) = tokio::join!(
                 cluster.list(&nodes_api, None, "list nodes"),
                 cluster.list(&crds, None, "list customresourcedefinitions"),

@@ -13,6 +13,16 @@ use serde::de::DeserializeOwned;
 use crate::args::{KubeArgs, format_duration};
 use crate::error::{Error, Result, Target};
 
+/// Runs a command's async work on a single-threaded runtime (a plugin does one thing at a time;
+/// concurrency comes from joined requests, not threads).
+pub fn block_on<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Output(std::io::Error::other(e)))?
+        .block_on(work)
+}
+
 /// Items per page when listing; the same chunk size kubectl uses.
 pub const PAGE_SIZE: u32 = 500;
 

@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::Api;
 
 use crate::cluster::Cluster;
 use crate::error::Result;
-use crate::istio::{IstiodView, NamespaceView, keys};
+use crate::istio::{IstiodView, Mesh, NamespaceView, ServiceView, WebhookConfigView, keys};
 
 /// Namespaces carrying `istio.io/rev` or `istio-injection`, sorted by name: two label-selected
 /// lists (a label selector cannot say "either"), never a list of every namespace.
@@ -29,4 +30,37 @@ pub async fn istiods(cluster: &Cluster) -> Result<Vec<IstiodView>> {
     let api: Api<Deployment> = Api::namespaced(cluster.client(), ns);
     let what = format!("list deployments in namespace {ns}");
     cluster.list_map(&api, Some(keys::ISTIOD_SELECTOR), &what, |d: &Deployment| IstiodView::from(d)).await
+}
+
+/// What [`Mesh::discover`] reads, as views: istiod Deployments, revision webhooks and the
+/// revision Services of the Istio namespace, in three lists sent together.
+#[derive(Debug, Clone, Default)]
+pub struct ControlPlane {
+    pub istiods: Vec<IstiodView>,
+    pub webhooks: Vec<WebhookConfigView>,
+    pub services: Vec<ServiceView>,
+}
+
+impl ControlPlane {
+    pub fn mesh(&self) -> Mesh {
+        Mesh::discover(&self.istiods, &self.webhooks, &self.services)
+    }
+}
+
+pub async fn control_plane(cluster: &Cluster) -> Result<ControlPlane> {
+    let ns = &cluster.istio_namespace;
+    let services: Api<Service> = Api::namespaced(cluster.client(), ns);
+    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
+    let list_services = format!("list services in namespace {ns}");
+    let (istiods, webhooks, services) = tokio::try_join!(
+        istiods(cluster),
+        cluster.list_map(
+            &webhooks,
+            Some(keys::REV),
+            "list mutatingwebhookconfigurations",
+            |w: &MutatingWebhookConfiguration| { WebhookConfigView::from(w) }
+        ),
+        cluster.list_map(&services, Some(keys::REV), &list_services, |s: &Service| ServiceView::from(s)),
+    )?;
+    Ok(ControlPlane { istiods, webhooks, services })
 }

@@ -70,23 +70,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         Some("restart") => {
             let names = words[1..].to_vec();
             let scope = if names.is_empty() { Scope::All } else { Scope::Named(names) };
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::Output(std::io::Error::other(e)))?
-                .block_on(async {
-                    let cluster = Cluster::connect(&kube).await?;
-                    let snapshot = status::fetch(&cluster, &scope).await?;
-                    let (restarts, bare) = crate::restart::plan(&status::decide(&snapshot, &scope));
-                    for pod in &bare {
-                        eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
-                    }
-                    if !dry_run && !restarts.is_empty() {
-                        crate::restart::apply(&cluster, &restarts).await?;
-                    }
-                    Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, dry_run))?;
-                    Ok(Exit::Ok)
-                })
+            meshkit::cluster::block_on(async {
+                let cluster = Cluster::connect(&kube).await?;
+                let snapshot = status::fetch(&cluster, &scope).await?;
+                let (restarts, bare) = crate::restart::plan(&status::decide(&snapshot, &scope));
+                for pod in &bare {
+                    eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
+                }
+                if !dry_run && !restarts.is_empty() {
+                    crate::restart::apply(&cluster, &restarts).await?;
+                }
+                Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, dry_run))?;
+                Ok(Exit::Ok)
+            })
         }
         Some("status") => {
             let names = words[1..].to_vec();
@@ -94,26 +90,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                 return Err(Error::usage("name namespaces or pass -A, not both", format!("see `{NAME} --help`")));
             }
             let scope = if names.is_empty() { Scope::All } else { Scope::Named(names) };
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::Output(std::io::Error::other(e)))?
-                .block_on(async {
-                    let cluster = Cluster::connect(&kube).await?;
-                    let snapshot = status::fetch(&cluster, &scope).await?;
-                    let rows = status::decide(&snapshot, &scope);
-                    Renderer::new(output).print(&rows, || status::table(&rows))?;
-                    Ok(Exit::Ok)
-                })
+            meshkit::cluster::block_on(async {
+                let cluster = Cluster::connect(&kube).await?;
+                let snapshot = status::fetch(&cluster, &scope).await?;
+                let rows = status::decide(&snapshot, &scope);
+                Renderer::new(output).print(&rows, || status::table(&rows))?;
+                Ok(Exit::Ok)
+            })
         }
         Some(command @ ("namespace" | "rollback" | "log")) => {
             let names = words[1..].to_vec();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::Output(std::io::Error::other(e)))?;
             match command {
-                "log" => runtime.block_on(async {
+                "log" => meshkit::cluster::block_on(async {
                     let cluster = Cluster::connect(&kube).await?;
                     let journal = crate::journal::Journal::read(&cluster).await?;
                     Renderer::new(output).print(&journal.entries, || crate::relabel::log_table(&journal))?;
@@ -139,7 +127,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                         }
                         (_, None) => None,
                     };
-                    runtime.block_on(crate::commands::relabel(&kube, output, &names, target.as_deref(), dry_run, force))
+                    meshkit::cluster::block_on(crate::commands::relabel(
+                        &kube,
+                        output,
+                        &names,
+                        target.as_deref(),
+                        dry_run,
+                        force,
+                    ))
                 }
             }
         }

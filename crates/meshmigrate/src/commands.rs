@@ -1,11 +1,10 @@
 //! fetch → decide → apply → render for `namespace` and `rollback`.
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use meshkit::args::KubeArgs;
 use meshkit::cluster::Cluster;
-use meshkit::istio::{Mesh, NamespaceView, ServiceView, WebhookConfigView, keys};
+use meshkit::istio::NamespaceView;
 use meshkit::render::{OutputArgs, Renderer};
 use meshkit::{Error, Exit, Result};
 
@@ -25,7 +24,7 @@ pub async fn relabel(
     let namespaces = get_namespaces(&cluster, names).await?;
     let plan = match target {
         Some(target) => {
-            let mesh = mesh(&cluster).await?;
+            let mesh = meshkit::fetch::control_plane(&cluster).await?.mesh();
             plan_relabel(&mesh, &namespaces, target, &cluster.istio_namespace, force)?
         }
         None => plan_rollback(&Journal::read(&cluster).await?, &namespaces)?,
@@ -36,24 +35,6 @@ pub async fn relabel(
     }
     Renderer::new(output).print(&plan, || relabel::plan_table(&plan, dry_run))?;
     Ok(Exit::Ok)
-}
-
-async fn mesh(cluster: &Cluster) -> Result<Mesh> {
-    let ns = &cluster.istio_namespace;
-    let services: Api<Service> = Api::namespaced(cluster.client(), ns);
-    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
-    let list_services = format!("list services in namespace {ns}");
-    let (istiods, webhooks, services) = tokio::try_join!(
-        meshkit::fetch::istiods(cluster),
-        cluster.list_map(
-            &webhooks,
-            Some(keys::REV),
-            "list mutatingwebhookconfigurations",
-            |w: &MutatingWebhookConfiguration| { WebhookConfigView::from(w) }
-        ),
-        cluster.list_map(&services, Some(keys::REV), &list_services, |s: &Service| ServiceView::from(s)),
-    )?;
-    Ok(Mesh::discover(&istiods, &webhooks, &services))
 }
 
 /// The named namespaces; every missing one is reported before anything changes.

@@ -3,9 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use meshkit::cluster::Cluster;
@@ -39,20 +38,7 @@ pub enum Scope {
 
 pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
     let client = cluster.client();
-    let ns = &cluster.istio_namespace;
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    let webhooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let list_services = format!("list services in namespace {ns}");
-    let (istiods, webhooks, services) = tokio::try_join!(
-        meshkit::fetch::istiods(cluster),
-        cluster.list_map(
-            &webhooks,
-            Some(keys::REV),
-            "list mutatingwebhookconfigurations",
-            |w: &MutatingWebhookConfiguration| { WebhookConfigView::from(w) }
-        ),
-        cluster.list_map(&services, Some(keys::REV), &list_services, |s: &Service| ServiceView::from(s)),
-    )?;
+    let meshkit::fetch::ControlPlane { istiods, webhooks, services } = meshkit::fetch::control_plane(cluster).await?;
     let (namespaces, pods, replica_sets) = match scope {
         Scope::All => {
             let pods: Api<Pod> = Api::all(client.clone());

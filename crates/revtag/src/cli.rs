@@ -323,20 +323,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             println!("kubectl-revtag {}", env!("CARGO_PKG_VERSION"));
             Ok(Exit::Ok)
         }
-        Request::Run(invocation) => block_on(async {
+        Request::Run(invocation) => meshkit::cluster::block_on(async {
             let Invocation { kube, output, command } = *invocation;
             let cluster = Cluster::connect(&kube).await?;
             commands::run(&cluster, &kube, Renderer::new(output), command).await
         }),
     }
-}
-
-fn block_on<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Output(std::io::Error::other(e)))?
-        .block_on(work)
 }
 
 #[cfg(test)]
