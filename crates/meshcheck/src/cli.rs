@@ -17,9 +17,7 @@ use crate::{catalogue, manifest, version};
 
 const NAME: &str = "kubectl meshcheck";
 
-const HELP: &str = "\
-Checks for safe Istio canary upgrades.
-
+pub const HELP: &str = "\
 Usage:
   kubectl meshcheck <command> [flags]
 
@@ -28,6 +26,7 @@ Commands:
   verify      After an upgrade: control plane available, webhooks served, pods on their revisions
   version     Control-plane and data-plane versions per revision, with skew warnings
   manifest    Review an upgrade manifest before applying it: FILE… or -f FILE (- for stdin)
+  completion  Print or install the kubectl completion shim (kubectl_complete-meshcheck)
 
 Every check has a code; docs/checks.md explains each one.
 
@@ -162,9 +161,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(done) = meshkit::complete::dispatch(&crate::completion::SPEC, &args) {
+        return done;
+    }
     let invocation = match parse(args)? {
         Request::Help => {
-            println!("{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
+            let about = meshkit::catalogue::about("meshcheck");
+            println!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
             return Ok(Exit::Ok);
         }
         Request::Version => {

@@ -3,6 +3,7 @@
 mod catalogue;
 mod checks;
 mod cli;
+mod completion;
 mod manifest;
 mod report;
 mod snapshot;

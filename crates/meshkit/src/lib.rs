@@ -7,7 +7,9 @@
 //! - [`error`]: the shared error type and exit codes.
 
 pub mod args;
+pub mod catalogue;
 pub mod cluster;
+pub mod complete;
 pub mod confirm;
 pub mod error;
 pub mod fetch;

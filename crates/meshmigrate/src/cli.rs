@@ -12,9 +12,7 @@ use crate::status::{self, Scope};
 
 const NAME: &str = "kubectl meshmigrate";
 
-const HELP: &str = "\
-Move the data plane between Istio revisions.
-
+pub const HELP: &str = "\
 Usage:
   kubectl meshmigrate <command> [flags]
 
@@ -31,6 +29,7 @@ Commands:
   status [NS…|-A]   Per namespace: labels, intended revision (through tags and the default), pods per
                     injected revision and proxy version, stale pods, workloads needing a restart.
                     Without arguments: every namespace with an injection label or an injected pod.
+  completion        Print or install the kubectl completion shim (kubectl_complete-meshmigrate).
 
 Examples:
   kubectl meshmigrate status
@@ -39,6 +38,10 @@ Examples:
       --version                Show the version";
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(done) = meshkit::complete::dispatch(&crate::completion::SPEC, &args) {
+        return done;
+    }
     let mut parser = Parser::from_args(args);
     let mut kube = meshkit::args::KubeArgs::default();
     let mut output = OutputArgs::default();
@@ -64,7 +67,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     }
     match words.first().map(String::as_str) {
         None | Some("help") => {
-            println!("{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
+            let about = meshkit::catalogue::about("meshmigrate");
+            println!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
             Ok(Exit::Ok)
         }
         Some("restart") => {

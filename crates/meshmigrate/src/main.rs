@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod completion;
 mod journal;
 mod relabel;
 mod restart;

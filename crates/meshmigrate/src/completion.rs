@@ -1,0 +1,73 @@
+//! What `kubectl meshmigrate` completes: its commands, their flags, and live namespaces,
+//! revisions and tags.
+
+use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values};
+
+const FORCE: FlagSpec = FlagSpec { long: "force", short: None, value: None, about: "allow system namespaces" };
+
+pub const SPEC: Spec = Spec {
+    plugin: "meshmigrate",
+    commands: &[
+        CommandSpec {
+            name: "namespace",
+            aliases: &[],
+            about: "move namespaces to a revision or tag",
+            flags: &[
+                FlagSpec {
+                    long: "to",
+                    short: None,
+                    value: Some(Values::RevisionsOrTags),
+                    about: "the target revision or tag",
+                },
+                DRY_RUN,
+                FORCE,
+                OUTPUT,
+            ],
+            args: Values::Namespaces,
+        },
+        CommandSpec {
+            name: "rollback",
+            aliases: &[],
+            about: "restore the labels the last move replaced",
+            flags: &[DRY_RUN, OUTPUT],
+            args: Values::Namespaces,
+        },
+        CommandSpec {
+            name: "restart",
+            aliases: &[],
+            about: "restart only workloads with stale pods",
+            flags: &[DRY_RUN, OUTPUT],
+            args: Values::Namespaces,
+        },
+        CommandSpec {
+            name: "log",
+            aliases: &[],
+            about: "the journal",
+            flags: &[OUTPUT, NO_HEADERS],
+            args: Values::Nothing,
+        },
+        CommandSpec {
+            name: "status",
+            aliases: &[],
+            about: "per namespace: intent, injected revisions, stale pods",
+            flags: &[OUTPUT, NO_HEADERS],
+            args: Values::Namespaces,
+        },
+        meshkit::complete::COMPLETION,
+    ],
+};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_flag_in_the_help_is_completed_and_the_reverse() {
+        let help = format!(
+            "{}\n{}\n{}\n{}",
+            crate::cli::HELP,
+            meshkit::render::OUTPUT_FLAGS_HELP,
+            meshkit::args::GLOBAL_FLAGS_HELP,
+            meshkit::complete::COMPLETION_HELP
+        );
+        assert_eq!(meshkit::complete::unlisted_flags(&super::SPEC, &help), (vec![], vec![]));
+    }
+}
