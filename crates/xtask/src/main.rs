@@ -19,7 +19,10 @@ Tasks:
                         Start a local control plane and leave it running (Istio fixture unless --bare;
                         controllers, scheduler and N kwok nodes with --nodes)
   cluster down          Stop it
-  tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl) into the cache
+  dist [--version vX.Y.Z] [--target TRIPLE]… [--base-url URL] [--out DIR] [--index DIR]
+                        Release builds, one archive per plugin and platform with its sha256 (in
+                        target/dist/<version>), and the krew index rendered from plugins.yaml (krew/)
+  tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl, krew) into the cache
 ";
 
 fn main() -> ExitCode {
@@ -37,10 +40,16 @@ fn run() -> Result<ExitCode> {
     let mut words: Vec<String> = Vec::new();
     let mut options = Options::default();
     let mut bare = false;
+    let mut dist = xtask::dist::Options::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("bare") => bare = true,
             Long("nodes") => options.nodes = parser.value()?.parse()?,
+            Long("version") => dist.version = Some(parser.value()?.string()?),
+            Long("target") => dist.targets.push(parser.value()?.string()?),
+            Long("base-url") => dist.base_url = Some(parser.value()?.string()?),
+            Long("out") => dist.out = Some(parser.value()?.into()),
+            Long("index") => dist.index = Some(parser.value()?.into()),
             Short('h') | Long("help") => {
                 print!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -53,6 +62,7 @@ fn run() -> Result<ExitCode> {
     match words.as_slice() {
         ["test", ..] => test(&words[1..]),
         ["demo"] => demo(),
+        ["dist"] => xtask::dist::run(&repo_root(), &dist).map(|_| ExitCode::SUCCESS),
         ["cluster", "up"] => {
             let plane = cluster_up(options, bare)?;
             println!("export KUBECONFIG={}", plane.kubeconfig.display());
@@ -64,6 +74,7 @@ fn run() -> Result<ExitCode> {
             let started = Instant::now();
             let tools = Tools::ensure()?;
             tools.istioctl()?;
+            tools.krew()?;
             eprintln!(
                 "tools ready in {:.1?}: {} and {}",
                 started.elapsed(),
@@ -89,7 +100,9 @@ fn cargo() -> Command {
 /// wait on each other's build), then runs the whole test suite.
 fn test(extra: &[&str]) -> Result<ExitCode> {
     let started = Instant::now();
-    Tools::ensure()?.istioctl()?;
+    let tools = Tools::ensure()?;
+    tools.istioctl()?;
+    tools.krew()?;
     eprintln!("xtask: test tools ready after {:.1?}", started.elapsed());
     let mut child = cargo()
         .args(["test", "--workspace", "--locked", "--no-fail-fast"])
