@@ -137,6 +137,53 @@ fn precheck_finds_dangling_tags_and_double_injection() {
 }
 
 #[test]
+fn precheck_reads_how_objects_were_written_and_gateway_api_bundles() {
+    let plane = ControlPlane::start(&Options::default()).unwrap();
+    Fixture::install(&plane, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.yaml");
+    std::fs::write(
+        &old,
+        "apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\n\
+         spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings, namespace: default}\n\
+         spec: {hosts: [ratings], http: [{route: [{destination: {host: ratings}}]}]}\n---\n\
+         apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata:\n  name: tlsroutes.gateway.networking.k8s.io\n  annotations:\n\
+         \x20   api-approved.kubernetes.io: https://github.com/kubernetes-sigs/gateway-api/pull/3328\n\
+         \x20   gateway.networking.k8s.io/bundle-version: v1.4.0\n\
+         spec:\n  group: gateway.networking.k8s.io\n  scope: Namespaced\n\
+         \x20 names: {kind: TLSRoute, listKind: TLSRouteList, plural: tlsroutes, singular: tlsroute}\n\
+         \x20 versions:\n  - name: v1alpha2\n    served: true\n    storage: true\n\
+         \x20   schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+    )
+    .unwrap();
+    // Client-side apply, as most pipelines still do: it records last-applied and a managedFields entry.
+    let (code, out, err) = run(plane.kubectl().args(["apply", "-f"]).arg(&old));
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, doc) = document(&["precheck", "--to-version", "1.31"], &plane.kubeconfig);
+    assert_eq!(
+        result(&doc, "MC0408"),
+        (
+            "warning".into(),
+            vec![
+                "virtualservice/default/reviews: written as networking.istio.io/v1alpha3 by kubectl-client-side-apply, \
+                 networking.istio.io/v1alpha3 by last-applied"
+                    .into()
+            ]
+        )
+    );
+    assert_eq!(
+        result(&doc, "MC0407"),
+        (
+            "warning".into(),
+            vec!["crd/tlsroutes.gateway.networking.k8s.io is bundle v1.4.0; Istio 1.31 needs v1.5.0".into()]
+        )
+    );
+    assert_eq!(result(&doc, "MC0405").0, "pass", "Istio 1.31 serves every stored version");
+}
+
+#[test]
 fn version_reads_the_data_plane_from_pod_specs() {
     let plane = fixture();
     let (code, out, err) = run(meshcheck(&plane.kubeconfig).args(["version", "-o", "json"]));

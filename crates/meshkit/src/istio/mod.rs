@@ -3,6 +3,7 @@
 //! Everything here is computed from a snapshot; nothing talks to the cluster. The rules follow
 //! what Istio's own webhooks and istiod do (see the selector table in `injection.rs`).
 
+pub mod apis;
 pub mod deprecated;
 mod injection;
 mod mesh;
