@@ -264,6 +264,22 @@ pub const CHECKS: &[Check] = &[
         description: "the apiserver accepts every object (server-side dry run)",
         hint: "fix the object the apiserver rejects; the message is the apiserver's",
     },
+    Check {
+        code: "MC0805",
+        stage: Manifest,
+        category: "cni",
+        level: Warning,
+        description: "the revision's injector and the istio-cni node agent agree",
+        hint: "set pilot.cni.enabled to match whether istio-cni runs (install the istio-cni chart first, or render with CNI off)",
+    },
+    Check {
+        code: "MC0806",
+        stage: Manifest,
+        category: "config",
+        level: Warning,
+        description: "no mesh or proxy config field newer Istio removed",
+        hint: "drop the field (it is ignored) or move to its replacement in the upgrade notes before rendering again",
+    },
 ];
 
 pub fn check(code: &str) -> &'static Check {

@@ -13,7 +13,7 @@ use meshkit::{Error, Exit, Result};
 use crate::checks::{self, Options};
 use crate::report::FailOn;
 use crate::snapshot::{Needs, Snapshot};
-use crate::{catalogue, manifest, version};
+use crate::{catalogue, manifest, manifest_settings, version};
 
 const NAME: &str = "kubectl meshcheck";
 
@@ -197,13 +197,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             objects.extend(manifest::parse(&name, &text)?);
         }
         let mut report = manifest::review(&objects, invocation.options.to_version.as_ref());
-        if !offline {
-            let dry_run = meshkit::cluster::block_on(async {
+        if *offline {
+            report.findings.push(manifest_settings::cni(&objects, None));
+        } else {
+            let findings = meshkit::cluster::block_on(async {
                 let cluster = Cluster::connect(&invocation.kube).await?;
                 let namespace = invocation.kube.namespace.clone().unwrap_or_else(|| "default".into());
-                Ok::<_, Error>(manifest::dry_run(&cluster, &objects, &namespace).await)
+                let cni = manifest_settings::cni(&objects, Some(manifest_settings::cni_in_cluster(&cluster).await?));
+                Ok::<_, Error>([cni, manifest::dry_run(&cluster, &objects, &namespace).await])
             })?;
-            report.findings.push(dry_run);
+            report.findings.extend(findings);
         }
         let renderer = Renderer::new(invocation.output);
         renderer.print_human(&report.document(invocation.fail_on), |color| report.text(invocation.fail_on, color))?;

@@ -5,6 +5,7 @@ mod checks;
 mod cli;
 mod completion;
 mod manifest;
+mod manifest_settings;
 mod report;
 mod snapshot;
 mod version;

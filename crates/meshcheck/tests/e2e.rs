@@ -286,7 +286,7 @@ fn manifest_review_of_a_rendered_revision() {
     let before = plane.kubectl_ok(&["get", "deployments", "-n", "istio-system", "-o", "name"]).unwrap();
     let (code, doc) = document(&["manifest", file.to_str().unwrap(), "--to-version", "1.31"], &plane.kubeconfig);
     assert_eq!(code, 0, "{doc:#}");
-    for check in ["MC0801", "MC0802", "MC0803", "MC0804"] {
+    for check in ["MC0801", "MC0802", "MC0803", "MC0804", "MC0805", "MC0806"] {
         assert_eq!(result(&doc, check).0, "pass", "{check}: {doc:#}");
     }
     assert_eq!(
@@ -295,9 +295,28 @@ fn manifest_review_of_a_rendered_revision() {
         "a dry run creates nothing"
     );
 
-    let tampered = String::from_utf8(out.stdout)
-        .unwrap()
-        .replace("\"docker.io/istio/pilot:1.31.2\"", "\"docker.io/istio/pilot:1.30.3\"")
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    // The same chart rendered for CNI, into a cluster that runs no istio-cni, with a removed field.
+    let cni = rendered
+        .replace("\"cni\": {\n          \"enabled\": false", "\"cni\": {\n          \"enabled\": true")
+        .replace("    defaultConfig:\n", "    defaultConfig:\n      connectTimeout: 1s\n");
+    assert_ne!(cni, rendered, "the rendered values changed shape; update this test");
+    std::fs::write(&file, &cni).unwrap();
+    let (_, doc) = document(&["manifest", file.to_str().unwrap(), "--to-version", "1.31"], &plane.kubeconfig);
+    let (outcome, objects) = result(&doc, "MC0805");
+    assert_eq!(outcome, "warning");
+    assert!(
+        objects[0].contains("configmap/istio-system/istio-sidecar-injector-1-32-0: pilot.cni.enabled"),
+        "{objects:?}"
+    );
+    let (outcome, objects) = result(&doc, "MC0806");
+    assert_eq!(outcome, "warning");
+    assert!(
+        objects[0].ends_with("configmap/istio-system/istio-1-32-0 data.mesh: defaultConfig.connectTimeout"),
+        "{objects:?}"
+    );
+
+    let tampered = rendered.replace("\"docker.io/istio/pilot:1.31.2\"", "\"docker.io/istio/pilot:1.30.3\"")
         + "---\napiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n";
     let mut child = meshcheck(&plane.kubeconfig)
         .args(["manifest", "-f", "-", "-o", "json", "--to-version", "1.31"])

@@ -17,6 +17,53 @@ pub fn removed_in(group: &str) -> Option<&'static str> {
     REMOVED_GROUPS.iter().find(|(g, _)| *g == group).map(|(_, release)| *release)
 }
 
+/// MeshConfig fields Istio has removed (reserved names in istio.io/api `mesh/v1alpha1/config.proto`,
+/// as the JSON/YAML names the `mesh` ConfigMap uses). istiod ignores them: a setting that once
+/// mattered silently does nothing.
+const REMOVED_MESH_CONFIG_FIELDS: &[&str] = &[
+    "mixerCheckServer",
+    "mixerReportServer",
+    "disablePolicyChecks",
+    "disableMixerHttpReports",
+    "policyCheckFailOpen",
+    "sidecarToTelemetrySessionAffinity",
+    "authPolicy",
+    "rdsRefreshDelay",
+    "mixerAddress",
+    "enableClientSidePolicyCheck",
+    "sdsUdsPath",
+    "sdsRefreshDelay",
+    "enableSdsTokenMount",
+    "sdsUseK8sSaJwt",
+    "terminationDrainDuration",
+    "disableReportBatch",
+    "reportBatchMaxEntries",
+    "reportBatchMaxTime",
+    "fileFlushInterval",
+    "fileFlushMinSize",
+    "thriftConfig",
+];
+
+/// ProxyConfig fields Istio has removed (reserved in `mesh/v1alpha1/proxy.proto`): in
+/// `meshConfig.defaultConfig` and the `proxy.istio.io/config` annotation.
+const REMOVED_PROXY_CONFIG_FIELDS: &[&str] = &["parentShutdownDuration", "connectTimeout"];
+
+/// Removed fields set in a MeshConfig document, as `field` or `defaultConfig.field` paths.
+pub fn removed_mesh_config_fields(mesh: &serde_json::Value) -> Vec<String> {
+    let mut found: Vec<String> =
+        REMOVED_MESH_CONFIG_FIELDS.iter().filter(|f| mesh.get(**f).is_some()).map(|f| f.to_string()).collect();
+    found.extend(removed_proxy_config_fields(&mesh["defaultConfig"]).into_iter().map(|f| format!("defaultConfig.{f}")));
+    if mesh["outboundTrafficPolicy"]["mode"] == "VIRTUAL_SERVICE_ONLY" {
+        found.push("outboundTrafficPolicy.mode: VIRTUAL_SERVICE_ONLY".into());
+    }
+    found
+}
+
+/// Removed fields set in a ProxyConfig document.
+pub fn removed_proxy_config_fields(proxy: &serde_json::Value) -> Vec<String> {
+    REMOVED_PROXY_CONFIG_FIELDS.iter().filter(|f| proxy.get(**f).is_some()).map(|f| f.to_string()).collect()
+}
+
 /// Whether objects written as `version` should move to `v1`: the kind serves `v1` and `version` is
 /// an alpha or beta (same schema, since Istio's CRDs have no conversion webhooks, but the old
 /// version is the one a future release will stop serving).
@@ -101,6 +148,20 @@ mod tests {
         assert!(!superseded("v1alpha3", &["v1alpha3".to_string()]), "EnvoyFilter has nothing newer");
         assert_eq!(removed_in("rbac.istio.io"), Some("1.6"));
         assert_eq!(removed_in("networking.istio.io"), None);
+    }
+
+    #[test]
+    fn removed_config_fields() {
+        let mesh = serde_json::json!({
+            "mixerAddress": "x", "accessLogFile": "/dev/stdout",
+            "defaultConfig": {"connectTimeout": "1s", "concurrency": 2},
+            "outboundTrafficPolicy": {"mode": "VIRTUAL_SERVICE_ONLY"}
+        });
+        assert_eq!(
+            removed_mesh_config_fields(&mesh),
+            ["mixerAddress", "defaultConfig.connectTimeout", "outboundTrafficPolicy.mode: VIRTUAL_SERVICE_ONLY"]
+        );
+        assert!(removed_mesh_config_fields(&serde_json::json!({"accessLogFile": "x"})).is_empty());
     }
 
     #[test]
