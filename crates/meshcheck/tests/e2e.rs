@@ -184,6 +184,16 @@ fn precheck_reads_how_objects_were_written_and_gateway_api_bundles() {
 }
 
 #[test]
+fn a_hung_server_is_given_up_on_after_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = meshtest::hanging_kubeconfig(dir.path());
+    let (code, out, err) = run(meshcheck(&kubeconfig).args(["precheck", "--request-timeout", "1s"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty(), "no half report: {out}");
+    assert!(err.lines().next().unwrap().contains("within the request timeout of 1s"), "{err}");
+}
+
+#[test]
 fn version_reads_the_data_plane_from_pod_specs() {
     let plane = fixture();
     let (code, out, err) = run(meshcheck(&plane.kubeconfig).args(["version", "-o", "json"]));
