@@ -15,15 +15,11 @@ use meshkit::catalogue::Catalogue;
 use meshtest::{ControlPlane, Fixture, Options, Tools, repo_root, run};
 use xtask::dist::{self, Platform};
 
-const VERSION: &str = "v0.0.1-test";
+mod common;
 
-/// `target/debug`, where cargo put the plugin binaries next to this test's `deps/` directory.
-fn built_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(Path::parent).unwrap().join(name);
-    assert!(path.exists(), "{} is missing: build the plugins first (`cargo xtask test` does)", path.display());
-    path
-}
+use common::built_binary;
+
+const VERSION: &str = "v0.0.1-test";
 
 /// Serves the files of `dir` over HTTP on loopback, for krew to download archives from.
 fn serve(dir: PathBuf) -> String {
