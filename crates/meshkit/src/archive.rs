@@ -205,6 +205,39 @@ fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A sha256 of an object's content that does not depend on the order of its keys: equal for
+/// objects that compare equal, whichever way they were read.
+pub fn fingerprint(object: &Value) -> String {
+    fn feed(hasher: &mut Sha256, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                hasher.update(b"{");
+                for key in keys {
+                    feed(hasher, &Value::String(key.clone()));
+                    hasher.update(b":");
+                    feed(hasher, &map[key]);
+                    hasher.update(b",");
+                }
+                hasher.update(b"}");
+            }
+            Value::Array(items) => {
+                hasher.update(b"[");
+                for item in items {
+                    feed(hasher, item);
+                    hasher.update(b",");
+                }
+                hasher.update(b"]");
+            }
+            scalar => hasher.update(scalar.to_string().as_bytes()),
+        }
+    }
+    let mut hasher = Sha256::new();
+    feed(&mut hasher, object);
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Removes what the server writes and owns, so that the object re-applies cleanly with
 /// server-side apply, in this cluster or another: identity, versions, timestamps, managed fields,
 /// owner references (their uids would dangle), `status`, the last-applied annotation, and

@@ -259,3 +259,14 @@ fn keys_print_as_people_search_for_them() {
     assert_eq!(key("networking.istio.io", "ns").to_string(), "gateway.networking.istio.io/ns/g");
     assert_eq!(key("", "").to_string(), "gateway/g");
 }
+
+#[test]
+fn fingerprints_ignore_key_order_but_not_content() {
+    let a: Value = serde_json::from_str(r#"{"b": [1, {"y": "2", "x": null}], "a": "s"}"#).unwrap();
+    let b: Value = serde_json::from_str(r#"{"a": "s", "b": [1, {"x": null, "y": "2"}]}"#).unwrap();
+    assert_eq!(fingerprint(&a), fingerprint(&b));
+    let c: Value = serde_json::from_str(r#"{"a": "s", "b": [1, {"x": null, "y": 2}]}"#).unwrap();
+    assert_ne!(fingerprint(&a), fingerprint(&c), "a number is not the string of it");
+    let d: Value = serde_json::from_str(r#"{"a": "s", "b": [{"x": null, "y": "2"}, 1]}"#).unwrap();
+    assert_ne!(fingerprint(&a), fingerprint(&d), "list order matters");
+}
