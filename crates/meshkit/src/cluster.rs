@@ -93,17 +93,40 @@ impl Cluster {
     where
         K: Clone + DeserializeOwned + Debug,
     {
+        let mut items = Vec::new();
+        self.list_each(api, label_selector, what, |object: K| {
+            items.push(view(&object));
+            Ok(())
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// Lists page by page and hands each object to `visit` as its page arrives; nothing is kept
+    /// (a backup streams tens of thousands of objects into an archive this way).
+    pub async fn list_each<K>(
+        &self,
+        api: &Api<K>,
+        label_selector: Option<&str>,
+        what: &str,
+        mut visit: impl FnMut(K) -> Result<()>,
+    ) -> Result<()>
+    where
+        K: Clone + DeserializeOwned + Debug,
+    {
         let mut params = ListParams::default().limit(PAGE_SIZE);
         if let Some(selector) = label_selector {
             params = params.labels(selector);
         }
-        let mut items = Vec::new();
         loop {
             let page = self.call(what, api.list(&params)).await?;
-            items.extend(page.items.iter().map(&view));
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            let token = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+            for object in page.items {
+                visit(object)?;
+            }
+            match token {
                 Some(token) => params = params.continue_token(&token),
-                None => return Ok(items),
+                None => return Ok(()),
             }
         }
     }

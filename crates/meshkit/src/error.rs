@@ -24,6 +24,10 @@ pub enum Exit {
     /// The change needs confirmation that was not given (no terminal to ask on and no `--yes`,
     /// or the answer was no); nothing was changed.
     NotConfirmed = 6,
+    /// An input file is not what it must be: a corrupt, truncated or foreign backup archive, a
+    /// checksum that does not match, or a format version newer than this build reads; nothing
+    /// was changed.
+    Invalid = 8,
 }
 
 impl From<Exit> for ExitCode {
@@ -77,6 +81,10 @@ pub enum Error {
     #[error("not confirmed: {what}; nothing was changed")]
     NotConfirmed { what: String, hint: String },
 
+    /// An input file failed verification (see [`Exit::Invalid`]).
+    #[error("{message}")]
+    Invalid { message: String, hint: String },
+
     #[error("failed to {action}: {message}")]
     Api { action: String, code: u16, message: String },
 
@@ -107,6 +115,7 @@ impl Error {
             Error::Forbidden { .. } => Exit::Forbidden,
             Error::NotFound { .. } => Exit::NotFound,
             Error::NotConfirmed { .. } => Exit::NotConfirmed,
+            Error::Invalid { .. } => Exit::Invalid,
             Error::Refused { .. } | Error::Api { .. } | Error::Output(_) => Exit::Failed,
         }
     }
@@ -118,7 +127,8 @@ impl Error {
             | Error::Kubeconfig { hint, .. }
             | Error::NotFound { hint, .. }
             | Error::Refused { hint, .. }
-            | Error::NotConfirmed { hint, .. } => (!hint.is_empty()).then(|| hint.clone()),
+            | Error::NotConfirmed { hint, .. }
+            | Error::Invalid { hint, .. } => (!hint.is_empty()).then(|| hint.clone()),
             Error::Unreachable { .. } => Some(
                 "check that the cluster is running and the server address is right (kubectl cluster-info), \
                  or pick another --context"
@@ -176,6 +186,7 @@ mod tests {
         assert_eq!(Error::Api { action: "a".into(), code: 500, message: "m".into() }.exit() as u8, 1);
         assert_eq!(Error::refused("x", "").exit() as u8, 1);
         assert_eq!(Error::NotConfirmed { what: "x".into(), hint: String::new() }.exit() as u8, 6);
+        assert_eq!(Error::Invalid { message: "x".into(), hint: String::new() }.exit() as u8, 8);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Shared pieces of the Istio canary-upgrade kubectl plugins.
 //!
+//! - [`archive`]: the backup archive format (meshbackup, meshmigrate retire);
 //! - [`args`]: kubectl-compatible global flags;
 //! - [`cluster`]: building a client from them and turning API failures into [`Error`]s;
 //! - [`istio`]: the Istio revision model, pure and cluster-free;
 //! - [`render`]: table / json / yaml output;
 //! - [`error`]: the shared error type and exit codes.
 
+pub mod archive;
 pub mod args;
 pub mod catalogue;
 pub mod cluster;

@@ -179,7 +179,19 @@ fn cluster_down() -> Result<()> {
 /// The canary-upgrade walkthrough on a throw-away cluster. Each plugin adds its step here.
 fn demo() -> Result<ExitCode> {
     let status = cargo()
-        .args(["build", "--quiet", "--bins", "-p", "revtag", "-p", "meshcheck", "-p", "meshmigrate"])
+        .args([
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "revtag",
+            "-p",
+            "meshcheck",
+            "-p",
+            "meshmigrate",
+            "-p",
+            "meshbackup",
+        ])
         .status()?;
     if !status.success() {
         bail!("cargo build failed");
@@ -227,6 +239,13 @@ fn demo() -> Result<ExitCode> {
     )?;
     step("revision tags, the namespaces using them and each revision's Istio version", &["kubectl", "revtag", "list"])?;
     step("every installed revision side by side", &["kubectl", "revtag", "revisions"])?;
+    let backup = repo_root().join("target/demo-before-canary.tar.gz");
+    let backup = backup.to_str().context("non-UTF-8 path")?;
+    step(
+        "before changing anything: back up the installation, CA included (0600, written to a temporary file first)",
+        &["kubectl", "meshbackup", "create", "-f", backup, "--include-secrets", "--force"],
+    )?;
+    step("what the backup holds, every checksum verified", &["kubectl", "meshbackup", "inspect", backup])?;
     step(
         "move prod-stable to the canary revision: one command, no namespace relabelled",
         &["kubectl", "revtag", "set", "prod-stable", "--revision", "1-31-1", "--overwrite"],
@@ -248,6 +267,10 @@ fn demo() -> Result<ExitCode> {
     step(
         "its pod is now stale: a restart would re-inject it from the canary",
         &["kubectl", "meshmigrate", "status", "shop-stable"],
+    )?;
+    step(
+        "what the migration changed since the backup (exit 1: differences, as kubectl diff)",
+        &["sh", "-c", &format!("kubectl meshbackup diff {backup}; echo \"exit code $?\"")],
     )?;
     step("roll it back: exactly the labels it had", &["kubectl", "meshmigrate", "rollback", "shop-stable"])?;
     step("the journal: what changed, when, by whom", &["kubectl", "meshmigrate", "log"])?;

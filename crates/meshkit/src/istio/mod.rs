@@ -51,4 +51,16 @@ pub mod keys {
     pub const INJECTED_POD_LABEL: &str = "security.istio.io/tlsMode";
     /// Selects istiod Deployments (their revision is in `istio.io/rev`).
     pub const ISTIOD_SELECTOR: &str = "app=istiod";
+    /// Secrets holding the mesh's CA: a plugged-in CA, else the one istiod generated. Losing them
+    /// makes istiod mint a new root, and existing proxies and peer clusters stop trusting it.
+    pub const CA_SECRETS: &[&str] = &["cacerts", "istio-ca-secret"];
+    /// Label selectors that together pick the cluster-scoped objects an Istio install owns
+    /// (webhooks, ClusterRoles and bindings): Helm charts label them `part-of=istio`, istioctl and
+    /// older charts by `app` and the revision or tag labels. A label selector cannot say "either",
+    /// so each is listed separately and the results merged.
+    pub const INSTALL_SELECTORS: &[&str] =
+        &["app.kubernetes.io/part-of=istio", REV, TAG, "app in (istiod,istio-reader,sidecar-injector)"];
+    /// Per-namespace objects istiod derives and rewrites itself (`istio-ca-root-cert`), and the one
+    /// Kubernetes puts in every namespace: never backed up, or a restore would fight their owners.
+    pub const DERIVED_CONFIGMAPS: &[&str] = &["istio-ca-root-cert", "kube-root-ca.crt"];
 }
