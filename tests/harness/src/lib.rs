@@ -2,6 +2,7 @@
 //! loopback, with Istio's own charts rendered into it.
 
 mod fixture;
+pub mod injector;
 mod pki;
 mod plane;
 mod tools;
