@@ -119,6 +119,12 @@ impl Journal {
         Ok(())
     }
 
+    /// Every namespace with a move that can be rolled back, sorted.
+    pub fn undoable_namespaces(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<&str> = self.entries.iter().map(|e| e.namespace.as_str()).collect();
+        names.into_iter().filter(|n| self.last_undoable(n).is_some()).map(str::to_string).collect()
+    }
+
     /// The last relabel of `namespace` that is done and not yet rolled back.
     pub fn last_undoable(&self, namespace: &str) -> Option<&Entry> {
         let undone: Vec<&str> = self.entries.iter().filter_map(|e| e.undoes.as_deref()).collect();
@@ -163,6 +169,7 @@ mod tests {
         };
         assert_eq!(journal.last_undoable("a").map(|e| e.id.as_str()), Some("000001"));
         assert_eq!(journal.last_undoable("b"), None, "a pending change may not have happened");
+        assert_eq!(journal.undoable_namespaces(), ["a"]);
         assert_eq!(journal.next_id(), 5);
         assert_eq!(Journal::default().next_id(), 1);
     }

@@ -115,6 +115,37 @@ pub fn table(restarts: &[Restart], dry_run: bool) -> Table {
     table
 }
 
+/// What happened to each restart of a `namespace --restart` run.
+pub fn outcome_table(outcomes: &[crate::migrate::RestartOutcome]) -> Table {
+    use crate::migrate::RestartResult;
+    use crate::rollout::Rollout;
+    let mut table = Table::new(&["NAMESPACE", "WORKLOAD", "STALE PODS", "RESTART", "ROLLOUT"]);
+    for o in outcomes {
+        let restart = match o.result {
+            RestartResult::WouldRestart => Cell::new("would restart (dry run)", Tone::Warn),
+            RestartResult::Restarted => Cell::new("restarted", Tone::Good),
+            RestartResult::AlreadyRestarted => Cell::new("already restarted", Tone::Dim),
+            RestartResult::NotStarted => Cell::new("not started (timeout)", Tone::Bad),
+        };
+        let rollout = match &o.rollout {
+            None => Cell::new("-", Tone::Dim),
+            Some(Rollout::Complete) => Cell::new("complete", Tone::Good),
+            Some(Rollout::Progressing { updated, desired }) => {
+                Cell::new(format!("in progress ({updated}/{desired} updated)"), Tone::Warn)
+            }
+            Some(Rollout::Stuck { reason }) => Cell::new(format!("stuck: {reason}"), Tone::Bad),
+        };
+        table.push(vec![
+            Cell::from(o.restart.namespace.as_str()),
+            Cell::from(o.restart.workload.as_str()),
+            Cell::from(o.restart.stale_pods.to_string()),
+            restart,
+            rollout,
+        ]);
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

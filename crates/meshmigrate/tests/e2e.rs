@@ -188,3 +188,199 @@ fn restart_only_what_is_stale() {
         (Some("restart"), Some("deployment/web"), Some("done"))
     );
 }
+
+fn json_run(kubeconfig: &Path, args: &[&str]) -> (i32, Value, String) {
+    let (code, out, err) = run(meshmigrate(kubeconfig).args(args).args(["-o", "json"]));
+    let value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}\n{err}"));
+    (code, value, err)
+}
+
+/// `(pod name, injected revision)` of the running pods of `app` in `namespace`.
+fn injected_pods(plane: &ControlPlane, namespace: &str, app: &str) -> Vec<(String, Option<String>)> {
+    let pods = plane.get_json(&["pods", "-n", namespace, "-l", &format!("app={app}")]).unwrap();
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let rev = p["metadata"]["annotations"]["istio.io/rev"].as_str().map(String::from);
+            (p["metadata"]["name"].as_str().unwrap().to_string(), rev)
+        })
+        .collect()
+}
+
+fn workload_versions(plane: &ControlPlane) -> String {
+    plane
+        .kubectl_ok(&[
+            "get",
+            "namespaces,configmaps,deployments,statefulsets,leases",
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}",
+        ])
+        .unwrap()
+}
+
+const EXTRA_WORKLOADS: &str = "
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop-stable}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: postgres:17}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: batch, namespace: shop-stable}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: batch}}
+  template:
+    metadata: {labels: {app: batch, sidecar.istio.io/inject: 'false'}}
+    spec: {containers: [{name: batch, image: busybox}]}
+";
+
+/// The whole move on real controllers with a faithful injector: only stale workloads roll, in
+/// waves of --max-concurrent, every pod is verified, the opted-out one is reported with its
+/// reason, a rerun converges, and a rollback with restart brings the old sidecars back.
+#[test]
+fn namespace_restart_wait_verify_and_roll_back() {
+    let plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install_injected(&plane).unwrap();
+    plane.apply(EXTRA_WORKLOADS).unwrap();
+    for (ns, workload) in
+        [("shop-stable", "deployment/web"), ("shop-stable", "statefulset/db"), ("shop-stable", "deployment/batch")]
+            .into_iter()
+            .chain([("shop-legacy", "deployment/web"), ("shop-off", "deployment/web")])
+    {
+        plane.kubectl_ok(&["-n", ns, "rollout", "status", workload, "--timeout=90s"]).unwrap();
+    }
+    for ns in ["shop-stable", "shop-legacy"] {
+        plane.kubectl_ok(&["label", "namespace", ns, "team=shop"]).unwrap();
+    }
+    assert_eq!(injected_pods(&plane, "shop-stable", "web")[0].1.as_deref(), Some("1-30-3"), "the injector ran");
+    let kc = &plane.kubeconfig;
+    let args = ["namespace", "-l", "team=shop", "--to", "prod-canary", "--restart", "--wait", "--timeout=3m"];
+
+    // Without a terminal and without --yes, nothing happens.
+    let before = workload_versions(&plane);
+    let (code, _, err) = run(meshmigrate(kc).args(args));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("not confirmed: Move 2 namespace(s) to prod-canary and restart 3 workload(s)"), "{err}");
+    let (code, dry, err) = json_run(kc, &[&args[..], &["--dry-run"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(dry["restarts"].as_array().unwrap().len(), 3, "{dry:#}");
+    assert_eq!(workload_versions(&plane), before, "refusals and dry runs change nothing");
+
+    let (code, report, err) = json_run(kc, &[&args[..], &["--max-concurrent=1", "--yes"]].concat());
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert_eq!(report["complete"], true);
+    let restarted: Vec<String> = report["restarts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}/{} {} {}", r["namespace"], r["workload"], r["result"], r["rollout"]["state"]))
+        .collect();
+    assert_eq!(
+        restarted,
+        [
+            r#""shop-legacy"/"deployment/web" "restarted" "complete""#,
+            r#""shop-stable"/"deployment/web" "restarted" "complete""#,
+            r#""shop-stable"/"statefulset/db" "restarted" "complete""#,
+        ],
+        "the opted-out batch Deployment is not stale and is left alone"
+    );
+    let off_target = report["notOnTarget"].as_array().unwrap();
+    assert_eq!(off_target.len(), 1, "{off_target:#?}");
+    assert_eq!(off_target[0]["workload"], "deployment/batch");
+    assert_eq!(off_target[0]["reason"], serde_json::json!({"kind": "optedOut", "by": "label"}));
+    assert!(err.contains("restarted shop-stable/statefulset/db"), "progress lines on stderr: {err}");
+    for (ns, app) in [("shop-stable", "web"), ("shop-stable", "db"), ("shop-legacy", "web")] {
+        let pods = injected_pods(&plane, ns, app);
+        assert!(!pods.is_empty() && pods.iter().all(|(_, rev)| rev.as_deref() == Some("1-31-1")), "{ns}: {pods:?}");
+    }
+    // One wave per restart with --max-concurrent=1: three journal times.
+    let (_, log, _) = json_run(kc, &["log"]);
+    let restart_times: std::collections::BTreeSet<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "restart")
+        .map(|e| e["time"].as_str().unwrap())
+        .collect();
+    assert_eq!(restart_times.len(), 3, "{log:#}");
+    assert!(plane.get_json(&["lease", "-n", "istio-system", "meshmigrate-lock"]).is_none(), "the lock is released");
+
+    // A rerun converges: nothing left to restart or change.
+    let (code, again, err) = json_run(kc, &[&args[..], &["--yes"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(again["restarts"].as_array().unwrap().is_empty(), "{again:#}");
+    assert!(again["namespaces"].as_array().unwrap().iter().all(|n| n["unchanged"] == true));
+
+    // Roll one namespace back, with its workloads.
+    let (code, dry, _) = json_run(kc, &["rollback", "--all", "--dry-run"]);
+    assert_eq!(code, 0);
+    let names: Vec<&str> =
+        dry["namespaces"].as_array().unwrap().iter().map(|n| n["namespace"].as_str().unwrap()).collect();
+    assert_eq!(names, ["shop-legacy", "shop-stable"]);
+    let (code, back, err) = json_run(kc, &["rollback", "shop-legacy", "--restart", "--wait", "--timeout=3m", "--yes"]);
+    assert_eq!(code, 0, "{back:#}\n{err}");
+    assert_eq!(labels_of(&plane, "shop-legacy")["istio-injection"], "enabled");
+    let pods = injected_pods(&plane, "shop-legacy", "web");
+    assert!(pods.iter().all(|(_, rev)| rev.as_deref() == Some("1-30-3")), "back on the default revision: {pods:?}");
+    assert_eq!(back["notOnTarget"], serde_json::json!([]));
+}
+
+/// A rollout that cannot finish: `--wait` stops at the deadline with a partial report naming it
+/// and exit code 7; a rerun follows it instead of restarting it again. A run while another holds
+/// the lock refuses, names the holder, and changes nothing.
+#[test]
+fn wait_timeout_is_incomplete_and_the_lock_refuses() {
+    let plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install_injected(&plane).unwrap();
+    plane
+        .apply(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: stuck, namespace: shop-stable}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      nodeSelector: {no-such-node: 'true'}\n      containers: [{name: app, image: nginx:1.27}]\n",
+        )
+        .unwrap();
+    plane.kubectl_ok(&["-n", "shop-stable", "rollout", "status", "deployment/web", "--timeout=90s"]).unwrap();
+    // Its pod exists (Pending, unschedulable) and was injected by the stable revision.
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while injected_pods(&plane, "shop-stable", "stuck").first().and_then(|p| p.1.clone()).as_deref() != Some("1-30-3") {
+        assert!(std::time::Instant::now() < limit, "no pod for deployment/stuck");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let kc = &plane.kubeconfig;
+    let args = ["namespace", "shop-stable", "--to", "1-31-1", "--restart", "--wait", "--timeout=15s", "--yes"];
+    let (code, report, err) = json_run(kc, &args);
+    assert_eq!(code, 7, "{report:#}\n{err}");
+    assert_eq!(report["complete"], false);
+    let stuck = report["restarts"].as_array().unwrap().iter().find(|r| r["workload"] == "deployment/stuck").unwrap();
+    assert_eq!(stuck["rollout"]["state"], "progressing", "{stuck:#}");
+    let off: Vec<&Value> = report["notOnTarget"].as_array().unwrap().iter().collect();
+    assert!(
+        off.iter().any(|p| p["workload"] == "deployment/stuck" && p["reason"]["kind"] == "rolloutIncomplete"),
+        "{off:#?}"
+    );
+    let (code, text, _) = run(meshmigrate(kc).args(args));
+    assert_eq!(code, 7);
+    assert!(text.contains("already restarted") && text.contains("Incomplete"), "a rerun follows, not restarts: {text}");
+
+    // Someone else holds the lock.
+    plane
+        .apply(&format!(
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: meshmigrate-lock, namespace: istio-system}}\nspec:\n  holderIdentity: alice on laptop (pid 42)\n  leaseDurationSeconds: 300\n  acquireTime: {now}\n  renewTime: {now}\n",
+            now = "\"2099-01-01T00:00:00.000000Z\""
+        ))
+        .unwrap();
+    let before = workload_versions(&plane);
+    let (code, _, err) = run(meshmigrate(kc).args(["namespace", "shop-legacy", "--to", "1-31-1"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("another meshmigrate run holds the lock: alice on laptop (pid 42)"), "{err}");
+    assert_eq!(workload_versions(&plane), before, "nothing changed");
+}
