@@ -210,16 +210,13 @@ fn injected_pods(plane: &ControlPlane, namespace: &str, app: &str) -> Vec<(Strin
         .collect()
 }
 
+/// resourceVersions of everything a run may change (node and apiserver leases renew by themselves).
 fn workload_versions(plane: &ControlPlane) -> String {
-    plane
-        .kubectl_ok(&[
-            "get",
-            "namespaces,configmaps,deployments,statefulsets,leases",
-            "-A",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}",
-        ])
-        .unwrap()
+    let jsonpath = "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}";
+    let mut all =
+        plane.kubectl_ok(&["get", "namespaces,configmaps,deployments,statefulsets", "-A", "-o", jsonpath]).unwrap();
+    all.push_str(&plane.kubectl_ok(&["get", "leases", "-n", "istio-system", "-o", jsonpath]).unwrap());
+    all
 }
 
 const EXTRA_WORKLOADS: &str = "
