@@ -38,6 +38,8 @@ pub enum State {
     /// Recorded; the change may or may not have been made (interrupted runs leave this).
     Pending,
     Done,
+    /// Recorded by a run interrupted before it made the change; a later run found it not made.
+    Abandoned,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,8 +13,8 @@ use meshkit::cluster::Cluster;
 use meshkit::{Error, Result};
 
 pub const LEASE: &str = "meshmigrate-lock";
-const DURATION_SECONDS: i32 = 30;
-const RENEW_EVERY: Duration = Duration::from_secs(10);
+const DURATION_SECONDS: i32 = 15;
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 const ATTEMPTS: usize = 5;
 
 /// What a lease says about its holder, as plain data.
@@ -174,9 +174,9 @@ mod tests {
     #[test]
     fn a_lease_blocks_others_until_it_expires() {
         let holder =
-            Holder { identity: "alice".into(), acquired: Some(at(100)), renewed: Some(at(120)), duration_seconds: 30 };
-        assert!(holder.blocks("bob", at(149)));
-        assert!(!holder.blocks("bob", at(150)), "expired 30s after the last renewal");
+            Holder { identity: "alice".into(), acquired: Some(at(100)), renewed: Some(at(120)), duration_seconds: 15 };
+        assert!(holder.blocks("bob", at(134)));
+        assert!(!holder.blocks("bob", at(135)), "expired 15s after the last renewal");
         assert!(!holder.blocks("alice", at(130)), "our own lease");
         assert!(!Holder::default().blocks("bob", at(0)), "released");
     }

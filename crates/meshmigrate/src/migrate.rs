@@ -15,7 +15,7 @@ use meshkit::{Error, Exit, Result};
 use serde::Serialize;
 
 use crate::journal::InjectionLabels;
-use crate::journal::{Action, Journal};
+use crate::journal::{Action, Journal, State};
 use crate::progress::Progress;
 use crate::relabel::{self, Planned, plan_relabel, plan_rollback};
 use crate::restart::Restart;
@@ -160,9 +160,11 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
     let names: Vec<String> = namespaces.iter().map(|n| n.name.clone()).collect();
 
     let mut outcomes = Vec::new();
+    let mut workloads = Vec::new();
     if args.restart || args.wait {
-        let ((pods, owners), workloads) =
+        let ((pods, owners), fetched) =
             tokio::try_join!(crate::scope::pods_and_owners(&cluster, &names), crate::rollout::fetch(&cluster, &names))?;
+        workloads = fetched;
         let meshkit::fetch::ControlPlane { istiods, webhooks, services } = control_plane.clone();
         let snapshot =
             Snapshot { istiods, webhooks, services, namespaces: namespaces.clone(), pods, replica_set_owners: owners };
@@ -209,7 +211,13 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
     }
     let user = relabel::whoami(&cluster).await;
     let lock = crate::lock::acquire(&cluster, &user).await?;
-    let outcome = apply_and_follow(&cluster, args, action, &names, &mut report).await;
+    let outcome = async {
+        if journal.entries.iter().any(|e| e.state == State::Pending && e.action == Action::Restart) {
+            relabel::with_journal(&cluster, |j| crate::restart::settle_pending(j, &workloads)).await?;
+        }
+        apply_and_follow(&cluster, args, action, &names, &mut report).await
+    }
+    .await;
     let released = lock.release().await;
     outcome?;
     released?;
@@ -334,7 +342,7 @@ fn render(output: OutputArgs, report: &Report, dry_run: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Entry, InjectionLabels, State};
+    use crate::journal::{Entry, InjectionLabels};
 
     fn entry(namespace: &str, action: Action, time: &str) -> Entry {
         Entry {

@@ -165,12 +165,16 @@ pub async fn apply(cluster: &Cluster, plan: &[Planned], action: Action) -> Resul
     .await
 }
 
-/// Entries left pending by an interrupted run whose namespace now has the labels they aimed at
-/// are done.
+/// Label changes left pending by an interrupted run: done if the namespace now has the labels
+/// they aimed at, abandoned if it still has the ones they started from.
 fn settle_pending(journal: &mut Journal, plan: &[Planned]) {
-    for entry in journal.entries.iter_mut().filter(|e| e.state == State::Pending) {
-        if plan.iter().any(|p| p.namespace == entry.namespace && p.from == entry.to) {
+    let label_changes = |e: &&mut Entry| e.state == State::Pending && e.action != Action::Restart;
+    for entry in journal.entries.iter_mut().filter(label_changes) {
+        let Some(p) = plan.iter().find(|p| p.namespace == entry.namespace) else { continue };
+        if p.from == entry.to {
             entry.state = State::Done;
+        } else if p.from == entry.from {
+            entry.state = State::Abandoned;
         }
     }
 }
@@ -223,6 +227,7 @@ pub fn log_table(journal: &Journal) -> Table {
         let state = match e.state {
             State::Done => Cell::new("done", Tone::Good),
             State::Pending => Cell::new("pending", Tone::Warn),
+            State::Abandoned => Cell::new("abandoned (never made)", Tone::Dim),
         };
         table.push(vec![
             Cell::from(e.id.as_str()),
@@ -327,9 +332,13 @@ mod tests {
             undoes: None,
             workload: None,
         });
+        let mut never_made = journal.clone();
         let rerun =
             plan_relabel(&mesh(), &[ns("a", &[("istio.io/rev", "1-31-1")])], "1-31-1", "istio-system", false).unwrap();
         settle_pending(&mut journal, &rerun);
         assert_eq!(journal.entries[0].state, State::Done);
+        let rerun = plan_relabel(&mesh(), &[ns("a", &[])], "1-31-1", "istio-system", false).unwrap();
+        settle_pending(&mut never_made, &rerun);
+        assert_eq!(never_made.entries[0].state, State::Abandoned);
     }
 }

@@ -10,7 +10,7 @@ use meshkit::render::{Cell, Table, Tone};
 use meshkit::{Error, Result};
 use serde::Serialize;
 
-use crate::journal::{Action, Entry, InjectionLabels, State};
+use crate::journal::{Action, Entry, InjectionLabels, Journal, State};
 use crate::relabel::{whoami, with_journal};
 use crate::status::NamespaceStatus;
 
@@ -100,6 +100,23 @@ pub async fn apply(cluster: &Cluster, restarts: &[Restart]) -> Result<()> {
     .await
 }
 
+/// Restarts left pending by an interrupted run: done if the workload's template carries their
+/// stamp, abandoned if it carries none or another (the patch never landed, or a later restart
+/// superseded it). Returns whether anything changed.
+pub fn settle_pending(journal: &mut Journal, workloads: &[crate::rollout::WorkloadView]) -> bool {
+    let mut changed = false;
+    for entry in journal.entries.iter_mut().filter(|e| e.state == State::Pending && e.action == Action::Restart) {
+        let Some(workload) =
+            workloads.iter().find(|w| w.namespace == entry.namespace && Some(&w.workload) == entry.workload.as_ref())
+        else {
+            continue;
+        };
+        entry.state = if workload.restarted_at.as_ref() == Some(&entry.time) { State::Done } else { State::Abandoned };
+        changed = true;
+    }
+    changed
+}
+
 pub fn table(restarts: &[Restart], dry_run: bool) -> Table {
     let mut table = Table::new(&["NAMESPACE", "WORKLOAD", "STALE PODS", "RESULT"]);
     for r in restarts {
@@ -167,9 +184,45 @@ mod tests {
                 "statefulset/db".into(),
             ],
         };
-        let (restarts, bare) = plan(&[status]);
+        let (restarts, bare) = plan(&[status.clone()]);
         let workloads: Vec<&str> = restarts.iter().map(|r| r.workload.as_str()).collect();
         assert_eq!(workloads, ["deployment/web", "statefulset/db"]);
         assert_eq!(bare, ["shop/pod/job-x (no controller: delete it to recreate it)"]);
+    }
+
+    #[test]
+    fn interrupted_restarts_settle() {
+        let pending = |id: &str, workload: &str, time: &str| Entry {
+            id: id.into(),
+            time: time.into(),
+            user: "u".into(),
+            action: Action::Restart,
+            namespace: "shop".into(),
+            from: InjectionLabels::default(),
+            to: InjectionLabels::default(),
+            state: State::Pending,
+            undoes: None,
+            workload: Some(workload.into()),
+        };
+        let mut journal = Journal {
+            entries: vec![
+                pending("000001", "deployment/web", "t1"),
+                pending("000002", "deployment/api", "t1"),
+                pending("000003", "deployment/gone", "t1"),
+            ],
+            ..Default::default()
+        };
+        let workload = |name: &str, stamp: Option<&str>| crate::rollout::WorkloadView {
+            namespace: "shop".into(),
+            workload: name.into(),
+            restarted_at: stamp.map(str::to_string),
+            ..Default::default()
+        };
+        assert!(settle_pending(
+            &mut journal,
+            &[workload("deployment/web", Some("t1")), workload("deployment/api", None)]
+        ));
+        let states: Vec<State> = journal.entries.iter().map(|e| e.state).collect();
+        assert_eq!(states, [State::Done, State::Abandoned, State::Pending], "an unknown workload stays as it was");
     }
 }

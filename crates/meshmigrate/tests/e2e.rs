@@ -191,7 +191,11 @@ fn restart_only_what_is_stale() {
 
 fn json_run(kubeconfig: &Path, args: &[&str]) -> (i32, Value, String) {
     let (code, out, err) = run(meshmigrate(kubeconfig).args(args).args(["-o", "json"]));
-    let value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}\n{err}"));
+    let value = if out.trim().is_empty() && code != 0 {
+        Value::Null
+    } else {
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}\n{err}"))
+    };
     (code, value, err)
 }
 
@@ -380,4 +384,91 @@ fn wait_timeout_is_incomplete_and_the_lock_refuses() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("another meshmigrate run holds the lock: alice on laptop (pid 42)"), "{err}");
     assert_eq!(workload_versions(&plane), before, "nothing changed");
+}
+
+/// Reliability drill: kube-apiserver dies in the middle of a `--restart --wait` run over many
+/// namespaces. After it comes back, rerunning the same command converges (once the dead run's
+/// lease expires): every namespace carries the target label, none lost its injection label at any
+/// point we can observe, every pod is on the target, and the journal holds exactly one settled
+/// move per namespace and no pending entry.
+#[test]
+fn apiserver_stopped_mid_run_then_rerun_converges() {
+    const NAMESPACES: usize = 16;
+    let mut plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install_injected(&plane).unwrap();
+    let mut manifest = String::new();
+    for i in 0..NAMESPACES {
+        let label = if i % 2 == 0 { "istio-injection: enabled" } else { "istio.io/rev: prod-stable" };
+        manifest.push_str(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: drill-{i:02}\n  labels: {{team: drill, {label}}}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: drill-{i:02}}}\nspec:\n  replicas: 1\n  \
+             selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+             spec: {{containers: [{{name: web, image: nginx:1.27}}]}}\n---\n"
+        ));
+    }
+    plane.apply(&manifest).unwrap();
+    let drill: Vec<String> = (0..NAMESPACES).map(|i| format!("drill-{i:02}")).collect();
+    for ns in &drill {
+        plane.kubectl_ok(&["-n", ns, "rollout", "status", "deployment/web", "--timeout=120s"]).unwrap();
+    }
+    let kc = plane.kubeconfig.clone();
+    let args = ["namespace", "-l", "team=drill", "--to", "prod-canary", "--restart", "--wait", "--timeout=4m", "--yes"];
+    let mut first = meshmigrate(&kc)
+        .args(args)
+        .arg("--max-concurrent=2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the apiserver once a few restarts are under way.
+    let restarts_recorded = |plane: &ControlPlane| {
+        plane.get_json(&["configmap", "-n", "istio-system", "meshmigrate-journal"]).map_or(0, |cm| {
+            cm["data"].as_object().unwrap().values().filter(|v| v.as_str().unwrap().contains("\"restart\"")).count()
+        })
+    };
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while restarts_recorded(&plane) < 3 {
+        assert!(std::time::Instant::now() < limit, "the run never got to its restarts");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    plane.stop_apiserver().unwrap();
+    let out = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "the interrupted run fails as unreachable: {err}");
+    plane.start_apiserver().unwrap();
+
+    // The dead run's lease blocks until it expires; then the rerun converges.
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut code, mut report, mut err) = json_run(&kc, &args);
+    let mut refused = 0;
+    while code == 1 && err.contains("holds the lock") && std::time::Instant::now() < limit {
+        refused += 1;
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        (code, report, err) = json_run(&kc, &args);
+    }
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert!(refused > 0, "the dead run's lease was still there right after the restart");
+    assert_eq!(report["notOnTarget"], serde_json::json!([]), "{report:#}");
+    for ns in &drill {
+        let labels = labels_of(&plane, ns);
+        assert_eq!(labels["istio.io/rev"], "prod-canary", "{ns}: {labels}");
+        assert!(labels.get("istio-injection").is_none(), "{ns}: {labels}");
+        let pods = injected_pods(&plane, ns, "web");
+        assert!(pods.iter().all(|(_, rev)| rev.as_deref() == Some("1-31-1")), "{ns}: {pods:?}");
+    }
+    let (_, log, _) = json_run(&kc, &["log"]);
+    let log = log.as_array().unwrap();
+    assert!(log.iter().all(|e| e["state"] != "pending"), "{log:#?}");
+    for ns in &drill {
+        let moves: Vec<&Value> =
+            log.iter().filter(|e| e["namespace"] == ns.as_str() && e["action"] == "relabel").collect();
+        assert_eq!(moves.len(), 1, "{ns}: one recorded move: {moves:#?}");
+        assert_eq!(moves[0]["state"], "done");
+        let expected_from = if ns.ends_with(['0', '2', '4', '6', '8']) { "istioInjection" } else { "istioRev" };
+        assert!(!moves[0]["from"][expected_from].is_null(), "{ns}: the labels it had are recorded: {moves:#?}");
+        assert!(
+            log.iter().any(|e| e["namespace"] == ns.as_str() && e["action"] == "restart" && e["state"] == "done"),
+            "{ns}: its restart is recorded as done"
+        );
+    }
 }
