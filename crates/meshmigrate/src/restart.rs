@@ -184,7 +184,7 @@ mod tests {
                 "statefulset/db".into(),
             ],
         };
-        let (restarts, bare) = plan(&[status.clone()]);
+        let (restarts, bare) = plan(std::slice::from_ref(&status));
         let workloads: Vec<&str> = restarts.iter().map(|r| r.workload.as_str()).collect();
         assert_eq!(workloads, ["deployment/web", "statefulset/db"]);
         assert_eq!(bare, ["shop/pod/job-x (no controller: delete it to recreate it)"]);

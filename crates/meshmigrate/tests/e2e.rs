@@ -413,7 +413,7 @@ fn apiserver_stopped_mid_run_then_rerun_converges() {
     }
     let kc = plane.kubeconfig.clone();
     let args = ["namespace", "-l", "team=drill", "--to", "prod-canary", "--restart", "--wait", "--timeout=4m", "--yes"];
-    let mut first = meshmigrate(&kc)
+    let first = meshmigrate(&kc)
         .args(args)
         .arg("--max-concurrent=2")
         .stdout(std::process::Stdio::null())
