@@ -33,6 +33,10 @@ Commands:
   rollback NS…|--all [--restart] [--wait] [--timeout D] [--max-concurrent N] [--dry-run] [--yes]
                     Restore the labels the last recorded move of each namespace replaced (--all:
                     every namespace with a move not yet rolled back); restart and wait as above.
+  gateway NAME -n NS --to REV|TAG [--timeout D] [--dry-run]
+                    Move an injected gateway Deployment to a revision or tag: record it, set its pod
+                    template's istio.io/rev (which rolls it), follow the rollout, verify its pods.
+                    Names the gateways that follow the default revision and move with it.
   restart [NS…] [--dry-run]
                     Restart only the workloads whose pods are stale (as `kubectl rollout restart`),
                     each recorded in the journal first. Without NS: every mesh namespace.
@@ -209,6 +213,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                 Ok(Exit::Ok)
             })
         }
+        Some("gateway") => {
+            let [_, name] = words.as_slice() else {
+                return Err(Error::usage(
+                    format!("`{NAME} gateway` needs exactly one NAME"),
+                    format!("see `{NAME} --help`"),
+                ));
+            };
+            let Some(target) = flags.to else {
+                return Err(Error::usage(format!("`{NAME} gateway` needs --to REV|TAG"), "e.g. --to prod-canary"));
+            };
+            let timeout = flags.timeout.unwrap_or(DEFAULT_TIMEOUT);
+            meshkit::cluster::block_on(crate::gateway::run(&kube, output, name, &target, timeout, flags.dry_run))
+        }
         Some("log") => meshkit::cluster::block_on(async {
             let cluster = Cluster::connect(&kube).await?;
             let journal = crate::journal::Journal::read(&cluster).await?;
@@ -217,7 +234,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         }),
         Some(other) => Err(Error::usage(
             format!("unknown command {other:?} for \"{NAME}\""),
-            "available commands: namespace, rollback, restart, log, status; see `kubectl meshmigrate --help`",
+            "available commands: namespace, rollback, gateway, restart, log, status; see `kubectl meshmigrate --help`",
         )),
     }
 }
@@ -242,6 +259,7 @@ fn check_flags(command: &str, flags: &Flags) -> Result<()> {
         "namespace" => ["--to", "-l", "--force"].into_iter().chain(rolling).collect(),
         "rollback" => ["--all"].into_iter().chain(rolling).collect(),
         "restart" => vec!["--dry-run"],
+        "gateway" => vec!["--to", "--timeout", "--dry-run"],
         _ => vec![],
     };
     match given.iter().find(|(flag, set)| *set && !allowed.contains(flag)) {

@@ -30,6 +30,8 @@ pub enum Action {
     Rollback,
     /// A workload restarted so that its pods are re-injected.
     Restart,
+    /// A gateway Deployment's pod template moved to another revision (`istio.io/rev`).
+    Gateway,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,14 +37,8 @@ pub struct Planned {
     pub undoes: Option<String>,
 }
 
-/// Decide a move of `namespaces` to `target` (a revision or a tag).
-pub fn plan_relabel(
-    mesh: &Mesh,
-    namespaces: &[NamespaceView],
-    target: &str,
-    istio_namespace: &str,
-    force: bool,
-) -> Result<Vec<Planned>> {
+/// A target must be an installed revision, or a tag whose revision is installed.
+pub fn check_target(mesh: &Mesh, target: &str) -> Result<()> {
     match mesh.target(target) {
         TagTarget::Revision(_) | TagTarget::Tag { revision: Some(_), .. } => {}
         TagTarget::Tag { tag, revision: None } => {
@@ -69,6 +63,18 @@ pub fn plan_relabel(
             ));
         }
     }
+    Ok(())
+}
+
+/// Decide a move of `namespaces` to `target` (a revision or a tag).
+pub fn plan_relabel(
+    mesh: &Mesh,
+    namespaces: &[NamespaceView],
+    target: &str,
+    istio_namespace: &str,
+    force: bool,
+) -> Result<Vec<Planned>> {
+    check_target(mesh, target)?;
     let system: Vec<&str> = namespaces
         .iter()
         .map(|n| n.name.as_str())
@@ -223,6 +229,8 @@ pub fn log_table(journal: &Journal) -> Table {
             (Action::Rollback, None, _) => "rollback".to_string(),
             (Action::Restart, _, Some(workload)) => format!("restart {workload}"),
             (Action::Restart, _, None) => "restart".to_string(),
+            (Action::Gateway, _, Some(workload)) => format!("gateway {workload}"),
+            (Action::Gateway, _, None) => "gateway".to_string(),
         };
         let state = match e.state {
             State::Done => Cell::new("done", Tone::Good),
