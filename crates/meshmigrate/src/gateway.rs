@@ -231,7 +231,7 @@ pub async fn run(
         let released = lock.release().await;
         outcome?;
         released?;
-        let (pods, owners) = crate::scope::pods_and_owners(&cluster, &[namespace.clone()]).await?;
+        let (pods, owners) = crate::scope::pods_and_owners(&cluster, std::slice::from_ref(&namespace)).await?;
         let rollouts =
             report.rollout.iter().map(|r| ((namespace.clone(), report.plan.workload.clone()), r.clone())).collect();
         let problems = crate::verify::verify(&crate::verify::VerifyInput {
