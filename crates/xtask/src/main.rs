@@ -1,5 +1,7 @@
 //! Developer tasks: `cargo xtask <task>`.
 
+mod bench;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -19,6 +21,10 @@ Tasks:
                         Start a local control plane and leave it running (Istio fixture unless --bare;
                         controllers, scheduler and N kwok nodes with --nodes)
   cluster down          Stop it
+  bench migrate|status  Benchmarks of kubectl-meshmigrate (release build) on the test control plane:
+                        `namespace --restart --wait` over 500 Deployments in 100 namespaces, or
+                        `status -A` over 5,000 namespaces and 50,000 pods; prints wall time, peak
+                        memory and the API requests the command made (from the audit log)
   tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl) into the cache
 ";
 
@@ -53,6 +59,7 @@ fn run() -> Result<ExitCode> {
     match words.as_slice() {
         ["test", ..] => test(&words[1..]),
         ["demo"] => demo(),
+        ["bench", which] => bench::bench(which).map(|_| ExitCode::SUCCESS),
         ["cluster", "up"] => {
             let plane = cluster_up(options, bare)?;
             println!("export KUBECONFIG={}", plane.kubeconfig.display());
