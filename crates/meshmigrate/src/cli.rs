@@ -193,7 +193,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                     eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
                 }
                 if !flags.dry_run && !restarts.is_empty() {
-                    crate::restart::apply(&cluster, &restarts).await?;
+                    let user = crate::relabel::whoami(&cluster).await;
+                    crate::restart::apply(&cluster, &user, &restarts).await?;
                 }
                 Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, flags.dry_run))?;
                 Ok(Exit::Ok)

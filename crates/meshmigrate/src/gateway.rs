@@ -120,15 +120,14 @@ pub async fn fetch_all(cluster: &Cluster) -> Result<(Vec<GatewayView>, Vec<Names
     Ok((gateways.into_iter().filter(GatewayView::is_injected_gateway).collect(), namespaces))
 }
 
-pub async fn apply(cluster: &Cluster, plan: &GatewayPlan) -> Result<()> {
-    let user = crate::relabel::whoami(cluster).await;
+pub async fn apply(cluster: &Cluster, user: &str, plan: &GatewayPlan) -> Result<()> {
     let time = k8s_openapi::jiff::Timestamp::now().to_string();
     let id = crate::relabel::with_journal(cluster, |journal| {
         let id = format!("{:06}", journal.next_id());
         journal.entries.push(crate::journal::Entry {
             id: id.clone(),
             time: time.clone(),
-            user: user.clone(),
+            user: user.to_string(),
             action: crate::journal::Action::Gateway,
             namespace: plan.namespace.clone(),
             from: InjectionLabels { istio_injection: None, istio_rev: plan.from.clone() },
@@ -211,7 +210,7 @@ pub async fn run(
         let lock = crate::lock::acquire(&cluster, &user).await?;
         let outcome = async {
             if !report.plan.unchanged {
-                apply(&cluster, &report.plan).await?;
+                apply(&cluster, &user, &report.plan).await?;
             }
             let deadline = std::time::Instant::now() + timeout;
             let names = [namespace.clone()];

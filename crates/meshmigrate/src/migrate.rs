@@ -115,17 +115,8 @@ pub fn stale_after(snapshot: &Snapshot, plan: &[Planned]) -> (Vec<Restart>, Vec<
     let mut moved = snapshot.clone();
     for ns in &mut moved.namespaces {
         if let Some(p) = plan.iter().find(|p| p.namespace == ns.name) {
-            ns.labels.remove(meshkit::istio::keys::INJECTION);
-            ns.labels.remove(meshkit::istio::keys::REV);
-            let to = [
-                (meshkit::istio::keys::INJECTION, &p.to.istio_injection),
-                (meshkit::istio::keys::REV, &p.to.istio_rev),
-            ];
-            for (key, value) in to {
-                if let Some(value) = value {
-                    ns.labels.insert(key.to_string(), value.clone());
-                }
-            }
+            ns.labels.retain(|k, _| k != meshkit::istio::keys::INJECTION && k != meshkit::istio::keys::REV);
+            ns.labels.extend(from_labels(&p.to));
         }
     }
     let names = moved.namespaces.iter().map(|n| n.name.clone()).collect();
@@ -212,10 +203,11 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
     let user = relabel::whoami(&cluster).await;
     let lock = crate::lock::acquire(&cluster, &user).await?;
     let outcome = async {
+        let user = user.as_str();
         if journal.entries.iter().any(|e| e.state == State::Pending && e.action == Action::Restart) {
             relabel::with_journal(&cluster, |j| crate::restart::settle_pending(j, &workloads)).await?;
         }
-        apply_and_follow(&cluster, args, action, &names, &mut report).await
+        apply_and_follow(&cluster, user, args, action, &names, &mut report).await
     }
     .await;
     let released = lock.release().await;
@@ -223,7 +215,12 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
     released?;
     if args.wait {
         let (pods, owners) = crate::scope::pods_and_owners(&cluster, &names).await?;
-        let current: Vec<NamespaceView> = crate::scope::namespaces(&cluster, &Selection::Named(names.clone())).await?;
+        // The labels this run set, under the lock (no request per namespace).
+        let current: Vec<NamespaceView> = report
+            .namespaces
+            .iter()
+            .map(|p| NamespaceView { name: p.namespace.clone(), labels: from_labels(&p.to) })
+            .collect();
         let rollouts: BTreeMap<(String, String), Rollout> = report
             .restarts
             .iter()
@@ -250,12 +247,13 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
 
 async fn apply_and_follow(
     cluster: &Cluster,
+    user: &str,
     args: &MigrateArgs,
     action: Action,
     names: &[String],
     report: &mut Report,
 ) -> Result<()> {
-    relabel::apply(cluster, &report.namespaces, action).await?;
+    relabel::apply(cluster, user, &report.namespaces, action).await?;
     let deadline = Instant::now() + args.timeout;
     let mut queue: VecDeque<usize> = VecDeque::new();
     let mut in_flight: BTreeSet<usize> = BTreeSet::new();
@@ -273,7 +271,7 @@ async fn apply_and_follow(
         let batch: Vec<usize> = (0..free).map_while(|_| queue.pop_front()).collect();
         if !batch.is_empty() {
             let restarts: Vec<Restart> = batch.iter().map(|&i| report.restarts[i].restart.clone()).collect();
-            crate::restart::apply(cluster, &restarts).await?;
+            crate::restart::apply(cluster, user, &restarts).await?;
             for &i in &batch {
                 report.restarts[i].result = RestartResult::Restarted;
                 let r = &report.restarts[i].restart;
@@ -357,6 +355,61 @@ mod tests {
             undoes: None,
             workload: None,
         }
+    }
+
+    #[test]
+    fn stale_after_the_planned_labels_not_the_current_ones() {
+        use meshkit::istio::{ContainerView, PodView, WebhookConfigView};
+        use meshkit::testing::{istiod, labels};
+        let tag = WebhookConfigView {
+            name: "istio-revision-tag-default".into(),
+            labels: labels(&[("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")]),
+            webhooks: vec![],
+        };
+        let pod = |ns: &str, rs: &str| PodView {
+            namespace: ns.into(),
+            name: format!("{rs}-1"),
+            annotations: labels(&[("istio.io/rev", "1-30-3")]),
+            containers: vec![ContainerView { name: "istio-proxy".into(), image: "proxyv2:1.30.3".into() }],
+            owner: Some(("ReplicaSet".into(), rs.into())),
+            ..Default::default()
+        };
+        let snapshot = Snapshot {
+            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
+            webhooks: vec![tag],
+            namespaces: vec![
+                NamespaceView { name: "moving".into(), labels: labels(&[("istio-injection", "enabled")]) },
+                NamespaceView { name: "staying".into(), labels: labels(&[("istio.io/rev", "1-30-3")]) },
+            ],
+            pods: vec![pod("moving", "web-1"), pod("staying", "api-1")],
+            replica_set_owners: [
+                (("moving".to_string(), "web-1".to_string()), "web".to_string()),
+                (("staying".to_string(), "api-1".to_string()), "api".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let plan = [
+            Planned {
+                namespace: "moving".into(),
+                from: InjectionLabels { istio_injection: Some("enabled".into()), istio_rev: None },
+                to: InjectionLabels { istio_injection: None, istio_rev: Some("1-31-1".into()) },
+                unchanged: false,
+                undoes: None,
+            },
+            Planned {
+                namespace: "staying".into(),
+                from: InjectionLabels { istio_injection: None, istio_rev: Some("1-30-3".into()) },
+                to: InjectionLabels { istio_injection: None, istio_rev: Some("1-30-3".into()) },
+                unchanged: true,
+                undoes: None,
+            },
+        ];
+        let (restarts, bare) = stale_after(&snapshot, &plan);
+        let workloads: Vec<(&str, &str)> =
+            restarts.iter().map(|r| (r.namespace.as_str(), r.workload.as_str())).collect();
+        assert_eq!(workloads, [("moving", "deployment/web")]);
+        assert!(bare.is_empty());
     }
 
     #[test]

@@ -129,8 +129,7 @@ pub async fn whoami(cluster: &Cluster) -> String {
 }
 
 /// Records, relabels, marks done. Conflicting journal writes are retried on a fresh read.
-pub async fn apply(cluster: &Cluster, plan: &[Planned], action: Action) -> Result<()> {
-    let user = whoami(cluster).await;
+pub async fn apply(cluster: &Cluster, user: &str, plan: &[Planned], action: Action) -> Result<()> {
     let time = k8s_openapi::jiff::Timestamp::now().to_string();
     // 1. Record what is about to change (and settle entries an interrupted run left pending).
     let ids = with_journal(cluster, |journal| {
@@ -141,7 +140,7 @@ pub async fn apply(cluster: &Cluster, plan: &[Planned], action: Action) -> Resul
             journal.entries.push(Entry {
                 id: id.clone(),
                 time: time.clone(),
-                user: user.clone(),
+                user: user.to_string(),
                 action,
                 namespace: p.namespace.clone(),
                 from: p.from.clone(),

@@ -11,7 +11,7 @@ use meshkit::{Error, Result};
 use serde::Serialize;
 
 use crate::journal::{Action, Entry, InjectionLabels, Journal, State};
-use crate::relabel::{whoami, with_journal};
+use crate::relabel::with_journal;
 use crate::status::NamespaceStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,8 +46,7 @@ pub fn plan(statuses: &[NamespaceStatus]) -> (Vec<Restart>, Vec<String>) {
     (restarts, bare)
 }
 
-pub async fn apply(cluster: &Cluster, restarts: &[Restart]) -> Result<()> {
-    let user = whoami(cluster).await;
+pub async fn apply(cluster: &Cluster, user: &str, restarts: &[Restart]) -> Result<()> {
     let time = k8s_openapi::jiff::Timestamp::now().to_string();
     let ids = with_journal(cluster, |journal| {
         let mut ids = Vec::new();
@@ -56,7 +55,7 @@ pub async fn apply(cluster: &Cluster, restarts: &[Restart]) -> Result<()> {
             journal.entries.push(Entry {
                 id: id.clone(),
                 time: time.clone(),
-                user: user.clone(),
+                user: user.to_string(),
                 action: Action::Restart,
                 namespace: r.namespace.clone(),
                 from: InjectionLabels::default(),

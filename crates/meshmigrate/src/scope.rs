@@ -43,10 +43,21 @@ pub async fn namespaces(cluster: &Cluster, selection: &Selection) -> Result<Vec<
         Selection::Named(names) => {
             let mut found = Vec::new();
             let mut missing = Vec::new();
-            for name in names {
-                match cluster.call(&format!("get namespace {name}"), api.get_opt(name)).await? {
-                    Some(ns) => found.push(NamespaceView::from(&ns)),
-                    None => missing.push(name.as_str()),
+            if names.len() > PER_NAMESPACE_LISTS {
+                let all =
+                    cluster.list_map(&api, None, "list namespaces", |n: &Namespace| NamespaceView::from(n)).await?;
+                for name in names {
+                    match all.iter().find(|n| &n.name == name) {
+                        Some(ns) => found.push(ns.clone()),
+                        None => missing.push(name.as_str()),
+                    }
+                }
+            } else {
+                for name in names {
+                    match cluster.call(&format!("get namespace {name}"), api.get_opt(name)).await? {
+                        Some(ns) => found.push(NamespaceView::from(&ns)),
+                        None => missing.push(name.as_str()),
+                    }
                 }
             }
             if !missing.is_empty() {

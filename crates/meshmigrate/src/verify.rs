@@ -60,7 +60,8 @@ pub struct VerifyInput<'a> {
 pub fn verify(input: &VerifyInput) -> Vec<NotOnTarget> {
     let namespaces: BTreeMap<&str, &NamespaceView> = input.namespaces.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut problems = Vec::new();
-    for pod in input.pods.iter().filter(|p| !p.finished) {
+    // Terminating pods are on their way out (a rollout's old pods in their grace period).
+    for pod in input.pods.iter().filter(|p| !p.finished && !p.terminating) {
         let Some(namespace) = namespaces.get(pod.namespace.as_str()) else { continue };
         let injected = pod_injected(pod).revision().map(str::to_string);
         let requested = namespace_injection(&namespace.labels).requested().map(str::to_string);
@@ -170,6 +171,7 @@ mod tests {
             pod("cache-0", Some("1-30-3"), Some(("DaemonSet", "cache")), &[]),
             pod("job-x", Some("1-30-3"), Some(("Job", "x")), &[]),
             pod("old", Some("1-30-3"), Some(("ReplicaSet", "old-1")), &[]),
+            PodView { terminating: true, ..pod("leaving", Some("1-30-3"), Some(("ReplicaSet", "api-1")), &[]) },
         ];
         let owners = [
             (("shop".to_string(), "web-2".to_string()), "web".to_string()),
