@@ -1,9 +1,18 @@
 //! What `kubectl meshmigrate` completes: its commands, their flags, and live namespaces,
 //! revisions and tags.
 
-use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values};
+use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
 
 const FORCE: FlagSpec = FlagSpec { long: "force", short: None, value: None, about: "allow system namespaces" };
+const TO: FlagSpec =
+    FlagSpec { long: "to", short: None, value: Some(Values::RevisionsOrTags), about: "the target revision or tag" };
+const RESTART: FlagSpec =
+    FlagSpec { long: "restart", short: None, value: None, about: "roll the workloads whose pods are stale" };
+const WAIT: FlagSpec = FlagSpec { long: "wait", short: None, value: None, about: "follow the rollouts, then verify" };
+const TIMEOUT: FlagSpec =
+    FlagSpec { long: "timeout", short: None, value: Some(Values::Nothing), about: "how long --wait waits" };
+const MAX_CONCURRENT: FlagSpec =
+    FlagSpec { long: "max-concurrent", short: None, value: Some(Values::Nothing), about: "rollouts at a time" };
 
 pub const SPEC: Spec = Spec {
     plugin: "meshmigrate",
@@ -13,14 +22,20 @@ pub const SPEC: Spec = Spec {
             aliases: &[],
             about: "move namespaces to a revision or tag",
             flags: &[
+                TO,
                 FlagSpec {
-                    long: "to",
-                    short: None,
-                    value: Some(Values::RevisionsOrTags),
-                    about: "the target revision or tag",
+                    long: "selector",
+                    short: Some('l'),
+                    value: Some(Values::Nothing),
+                    about: "namespaces by label",
                 },
+                RESTART,
+                WAIT,
+                TIMEOUT,
+                MAX_CONCURRENT,
                 DRY_RUN,
                 FORCE,
+                YES,
                 OUTPUT,
             ],
             args: Values::Namespaces,
@@ -29,8 +44,24 @@ pub const SPEC: Spec = Spec {
             name: "rollback",
             aliases: &[],
             about: "restore the labels the last move replaced",
-            flags: &[DRY_RUN, OUTPUT],
+            flags: &[
+                FlagSpec { long: "all", short: None, value: None, about: "every namespace with a move" },
+                RESTART,
+                WAIT,
+                TIMEOUT,
+                MAX_CONCURRENT,
+                DRY_RUN,
+                YES,
+                OUTPUT,
+            ],
             args: Values::Namespaces,
+        },
+        CommandSpec {
+            name: "gateway",
+            aliases: &[],
+            about: "move an injected gateway to a revision or tag",
+            flags: &[TO, TIMEOUT, DRY_RUN, OUTPUT],
+            args: Values::Nothing,
         },
         CommandSpec {
             name: "restart",

@@ -1,5 +1,7 @@
 //! Developer tasks: `cargo xtask <task>`.
 
+mod bench;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -19,6 +21,10 @@ Tasks:
                         Start a local control plane and leave it running (Istio fixture unless --bare;
                         controllers, scheduler and N kwok nodes with --nodes)
   cluster down          Stop it
+  bench migrate|status  Benchmarks of kubectl-meshmigrate (release build) on the test control plane:
+                        `namespace --restart --wait` over 500 Deployments in 100 namespaces, or
+                        `status -A` over 5,000 namespaces and 50,000 pods; prints wall time, peak
+                        memory and the API requests the command made (from the audit log)
   dist [--version vX.Y.Z] [--target TRIPLE]… [--base-url URL] [--out DIR] [--index DIR]
                         Release builds, one archive per plugin and platform with its sha256 (in
                         target/dist/<version>), and the krew index rendered from plugins.yaml (krew/)
@@ -63,6 +69,7 @@ fn run() -> Result<ExitCode> {
         ["test", ..] => test(&words[1..]),
         ["demo"] => demo(),
         ["dist"] => xtask::dist::run(&repo_root(), &dist).map(|_| ExitCode::SUCCESS),
+        ["bench", which] => bench::bench(which).map(|_| ExitCode::SUCCESS),
         ["cluster", "up"] => {
             let plane = cluster_up(options, bare)?;
             println!("export KUBECONFIG={}", plane.kubeconfig.display());
@@ -160,7 +167,11 @@ fn cluster_up(mut options: Options, bare: bool) -> Result<ControlPlane> {
     eprintln!("xtask: control plane up at {} in {:.1?}", plane.server, started.elapsed());
     if !bare {
         let fixture_started = Instant::now();
-        Fixture::install(&plane, options.nodes == 0)?;
+        if options.nodes == 0 {
+            Fixture::install(&plane, true)?;
+        } else {
+            Fixture::install_injected(&plane)?;
+        }
         eprintln!("xtask: Istio fixture installed in {:.1?}", fixture_started.elapsed());
     }
     Ok(plane)
@@ -196,7 +207,9 @@ fn demo() -> Result<ExitCode> {
     if !status.success() {
         bail!("cargo build failed");
     }
-    let plane = cluster_up(Options::default(), false)?;
+    // Tier B with the injector stand-in: restarts create real pods, injected by the revision
+    // their namespace asks for.
+    let plane = cluster_up(Options { nodes: 1, ..Default::default() }, false)?;
     let bin = repo_root().join("target/debug");
     let mut path = vec![bin];
     path.extend(std::env::split_paths(&plane.tools.path_env()));
@@ -260,19 +273,24 @@ fn demo() -> Result<ExitCode> {
         &["kubectl", "revtag", "set", "default", "--revision", "1-31-1", "--overwrite", "--yes"],
     )?;
     step("the canary is now the default", &["kubectl", "revtag", "revisions"])?;
+    // istiod re-reads the moved tags by itself; the injector stand-in is told.
+    Fixture::install_injector(&plane)?;
     step(
-        "move a namespace to the canary: its labels are recorded in the journal first",
-        &["kubectl", "meshmigrate", "namespace", "shop-stable", "--to", "prod-canary"],
+        "move a namespace from the stable to the canary revision: labels journaled, stale workloads restarted, every pod verified",
+        &["kubectl", "meshmigrate", "namespace", "shop-stable", "--to", "1-31-1", "--restart", "--wait", "--yes"],
     )?;
     step(
-        "its pod is now stale: a restart would re-inject it from the canary",
-        &["kubectl", "meshmigrate", "status", "shop-stable"],
+        "its pods now carry the canary's sidecar",
+        &["kubectl", "meshmigrate", "status", "shop-stable", "shop-legacy", "shop-canary"],
     )?;
     step(
         "what the migration changed since the backup (exit 1: differences, as kubectl diff)",
         &["sh", "-c", &format!("kubectl meshbackup diff {backup}; echo \"exit code $?\"")],
     )?;
-    step("roll it back: exactly the labels it had", &["kubectl", "meshmigrate", "rollback", "shop-stable"])?;
+    step(
+        "roll it back: exactly the labels it had, and its pods back on the stable revision",
+        &["kubectl", "meshmigrate", "rollback", "shop-stable", "--restart", "--wait", "--yes"],
+    )?;
     step("the journal: what changed, when, by whom", &["kubectl", "meshmigrate", "log"])?;
     ControlPlane::stop_detached(&cluster_dir())?;
     eprintln!(

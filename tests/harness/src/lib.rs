@@ -3,6 +3,7 @@
 
 mod fixture;
 mod hang;
+pub mod injector;
 mod pki;
 mod plane;
 mod tools;

@@ -15,8 +15,8 @@ pub mod tag_objects;
 mod version;
 
 pub use injection::{
-    Injected, Intended, NamespaceInjection, PodRevisionState, namespace_injection, pod_injected, pod_intended,
-    pod_state,
+    Injected, Intended, NamespaceInjection, OptOut, PodRevisionState, namespace_injection, pod_injected, pod_intended,
+    pod_opt_out, pod_state,
 };
 pub use mesh::{Mesh, Revision, Tag, TagTarget};
 pub use objects::{
