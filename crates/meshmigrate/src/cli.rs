@@ -35,6 +35,12 @@ Commands:
                     Move an injected gateway Deployment to a revision or tag: record it, set its pod
                     template's istio.io/rev (which rolls it), follow the rollout, verify its pods.
                     Names the gateways that follow the default revision and move with it.
+  retire REV [-f|--file FILE] [--dry-run] [--yes]
+                    Delete an old revision's control plane, as istioctl's uninstall of one revision
+                    does, once nothing uses it: refused while a tag, the default, a namespace, an injected
+                    pod or a gateway still does. Everything it deletes is first written to a backup
+                    archive (-f, default istio-retire-REV-TIME.tar.gz; `kubectl meshbackup restore`
+                    puts it back); webhooks go first; CRDs and other revisions are left alone.
   restart [NS…] [--dry-run]
                     Restart only the workloads whose pods are stale (as `kubectl rollout restart`),
                     each recorded in the journal first. Without NS: every mesh namespace.
@@ -69,6 +75,7 @@ struct Flags {
     max_concurrent: Option<usize>,
     yes: bool,
     all: bool,
+    file: Option<std::path::PathBuf>,
 }
 
 /// Default `--timeout` for `--wait` (and for the waves of a bounded `--restart`).
@@ -104,6 +111,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             Flag::Long(name) if name == "yes" => flags.yes = true,
             Flag::Short('y') => flags.yes = true,
             Flag::Long(name) if name == "all" => flags.all = true,
+            Flag::Short('f') => flags.file = Some(meshkit::args::value(&mut parser, "-f")?.into()),
+            Flag::Long(name) if name == "file" => {
+                flags.file = Some(meshkit::args::value(&mut parser, "--file")?.into())
+            }
             Flag::Long(name) if name == "timeout" => {
                 let raw = meshkit::args::value(&mut parser, "--timeout")?;
                 flags.timeout = Some(meshkit::args::parse_duration("--timeout", &raw)?.unwrap_or(DEFAULT_TIMEOUT));
@@ -231,6 +242,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             let timeout = flags.timeout.unwrap_or(DEFAULT_TIMEOUT);
             meshkit::cluster::block_on(crate::gateway::run(&kube, output, name, &target, timeout, flags.dry_run))
         }
+        Some("retire") => {
+            let [_, revision] = words.as_slice() else {
+                return Err(Error::usage(
+                    format!("`{NAME} retire` needs exactly one REVISION"),
+                    format!("see `{NAME} --help`"),
+                ));
+            };
+            let args = crate::retire::RetireArgs {
+                revision: revision.clone(),
+                file: flags.file,
+                dry_run: flags.dry_run,
+                yes: flags.yes,
+            };
+            meshkit::cluster::block_on(crate::retire::run(&kube, output, &args))
+        }
         Some("log") => meshkit::cluster::block_on(async {
             let cluster = Cluster::connect(&kube).await?;
             let journal = crate::journal::Journal::read(&cluster).await?;
@@ -239,7 +265,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         }),
         Some(other) => Err(Error::usage(
             format!("unknown command {other:?} for \"{NAME}\""),
-            "available commands: namespace, rollback, gateway, restart, log, status; see `kubectl meshmigrate --help`",
+            "available commands: namespace, rollback, gateway, retire, restart, log, status; see `kubectl meshmigrate --help`",
         )),
     }
 }
@@ -257,6 +283,7 @@ fn check_flags(command: &str, flags: &Flags) -> Result<()> {
         ("--force", flags.force),
         ("--all", flags.all),
         ("--dry-run", flags.dry_run),
+        ("-f", flags.file.is_some()),
     ];
     let rolling = ["--restart", "--wait", "--timeout", "--max-concurrent", "--yes", "--dry-run"];
     let allowed: Vec<&str> = match command {
@@ -265,6 +292,7 @@ fn check_flags(command: &str, flags: &Flags) -> Result<()> {
         "rollback" => ["--all"].into_iter().chain(rolling).collect(),
         "restart" => vec!["--dry-run"],
         "gateway" => vec!["--to", "--timeout", "--dry-run"],
+        "retire" => vec!["-f", "--dry-run", "--yes"],
         _ => vec![],
     };
     match given.iter().find(|(flag, set)| *set && !allowed.contains(flag)) {

@@ -64,6 +64,18 @@ pub const SPEC: Spec = Spec {
             args: Values::Nothing,
         },
         CommandSpec {
+            name: "retire",
+            aliases: &[],
+            about: "back up and delete a revision nothing uses",
+            flags: &[
+                FlagSpec { long: "file", short: Some('f'), value: Some(Values::Files), about: "where the backup goes" },
+                DRY_RUN,
+                YES,
+                OUTPUT,
+            ],
+            args: Values::Revisions,
+        },
+        CommandSpec {
             name: "restart",
             aliases: &[],
             about: "restart only workloads with stale pods",

@@ -32,6 +32,8 @@ pub enum Action {
     Restart,
     /// A gateway Deployment's pod template moved to another revision (`istio.io/rev`).
     Gateway,
+    /// A revision's control plane deleted (`workload` is `revision/REV`).
+    Retire,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ mod migrate;
 mod progress;
 mod relabel;
 mod restart;
+mod retire;
 mod rollout;
 mod scope;
 mod status;

@@ -230,6 +230,8 @@ pub fn log_table(journal: &Journal) -> Table {
             (Action::Restart, _, None) => "restart".to_string(),
             (Action::Gateway, _, Some(workload)) => format!("gateway {workload}"),
             (Action::Gateway, _, None) => "gateway".to_string(),
+            (Action::Retire, _, Some(workload)) => format!("retire {workload}"),
+            (Action::Retire, _, None) => "retire".to_string(),
         };
         let state = match e.state {
             State::Done => Cell::new("done", Tone::Good),
