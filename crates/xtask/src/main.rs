@@ -284,6 +284,10 @@ fn demo() -> Result<ExitCode> {
         &["kubectl", "meshmigrate", "status", "shop-stable", "shop-legacy", "shop-canary"],
     )?;
     step(
+        "after the migration: istiod available, webhooks served, pods on their intended revision, the old revision still in use?",
+        &["sh", "-c", "kubectl meshcheck verify; echo \"exit code $?\""],
+    )?;
+    step(
         "what the migration changed since the backup (exit 1: differences, as kubectl diff)",
         &["sh", "-c", &format!("kubectl meshbackup diff {backup}; echo \"exit code $?\"")],
     )?;
@@ -292,6 +296,10 @@ fn demo() -> Result<ExitCode> {
         &["kubectl", "meshmigrate", "rollback", "shop-stable", "--restart", "--wait", "--yes"],
     )?;
     step("the journal: what changed, when, by whom", &["kubectl", "meshmigrate", "log"])?;
+    step(
+        "retiring the stable revision is refused while anything still uses it (and changes nothing)",
+        &["sh", "-c", "kubectl meshmigrate retire 1-30-3 --yes; echo \"exit code $?\""],
+    )?;
     ControlPlane::stop_detached(&cluster_dir())?;
     eprintln!(
         "\nThe demo cluster is stopped. `eval \"$(cargo xtask cluster up)\"` starts one to explore;\n\
