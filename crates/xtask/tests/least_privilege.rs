@@ -142,6 +142,12 @@ fn meshmigrate_reads_with_its_read_role_and_writes_with_its_write_role() {
     ok("kubectl-meshmigrate", &reader, &["log"]);
     ok("kubectl-meshmigrate", &writer, &["rollback", "shop-stable"]);
     ok("kubectl-meshmigrate", &writer, &["restart"]);
+    // Tier A has no controllers to roll the gateway: its plan is what can be checked here.
+    ok(
+        "kubectl-meshmigrate",
+        &writer,
+        &["gateway", "istio-ingressgateway", "-n", "istio-ingress", "--to", "1-31-1", "--dry-run"],
+    );
     let labels = plane.get_json(&["namespace", "shop-stable"]).unwrap()["metadata"]["labels"].clone();
     assert_eq!(labels["istio.io/rev"], "1-30-3", "{labels}");
 
