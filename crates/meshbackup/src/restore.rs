@@ -164,11 +164,13 @@ async fn apply_batch(
                 rows.push(row(outcome(before.get(&key), &fingerprint(&after)), String::new(), false));
                 applied.push(entry.name.clone());
             }
-            // Without the cluster nothing else can succeed: stop, and let a rerun finish.
+            // Without the cluster nothing else can succeed: stop, and let a rerun finish. Without
+            // the permission, stop at the first refusal, naming it, rather than once per object.
             Err(
                 err @ (Error::Unreachable { .. }
                 | Error::Timeout { .. }
                 | Error::Unauthorized { .. }
+                | Error::Forbidden { .. }
                 | Error::Kubeconfig { .. }),
             ) => return Err(err),
             Err(Error::Api { code: 409, message, .. }) => rows.push(row(Outcome::Failed, message, true)),

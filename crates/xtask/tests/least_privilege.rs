@@ -113,3 +113,86 @@ fn meshcheck_runs_every_command_with_its_read_role() {
     let (code, _, err) = run(plugin("kubectl-meshcheck", &reader).args(["manifest", "--offline"]).arg(&manifest));
     assert!(code == 0 || code == 1, "{err}");
 }
+
+/// What retiring the canary needs first, as the admin: its tag gone, its namespaces moved back.
+fn make_canary_unused(plane: &ControlPlane) {
+    plane
+        .kubectl_ok(&["delete", "mutatingwebhookconfigurations,services", "-A", "-l", "istio.io/tag=prod-canary"])
+        .unwrap();
+    plane
+        .kubectl_ok(&["label", "namespaces", "-l", "istio.io/rev=prod-canary", "istio.io/rev=1-30-3", "--overwrite"])
+        .unwrap();
+    // The fixture's only pod the canary injected.
+    plane.kubectl_ok(&["delete", "pod", "-n", "shop-canary", "web-0"]).unwrap();
+}
+
+#[test]
+fn meshmigrate_reads_with_its_read_role_and_writes_with_its_write_role() {
+    let plane = plane();
+    let reader = user(&plane, "meshmigrate", &["meshmigrate-read"]);
+    ok("kubectl-meshmigrate", &reader, &["status"]);
+    ok("kubectl-meshmigrate", &reader, &["status", "shop-stable", "shop-canary"]);
+    ok("kubectl-meshmigrate", &reader, &["log"]);
+    forbidden("kubectl-meshmigrate", &reader, &["namespace", "shop-stable", "--to", "1-31-1"], "leases");
+
+    let writer = user(&plane, "meshmigrate", &["meshmigrate-read", "meshmigrate-write"]);
+    ok("kubectl-meshmigrate", &writer, &["namespace", "shop-stable", "--to", "1-31-1"]);
+    let labels = plane.get_json(&["namespace", "shop-stable"]).unwrap()["metadata"]["labels"].clone();
+    assert_eq!(labels["istio.io/rev"], "1-31-1", "{labels}");
+    ok("kubectl-meshmigrate", &reader, &["log"]);
+    ok("kubectl-meshmigrate", &writer, &["rollback", "shop-stable"]);
+    ok("kubectl-meshmigrate", &writer, &["restart"]);
+    // Tier A has no controllers to roll the gateway: its plan is what can be checked here.
+    ok(
+        "kubectl-meshmigrate",
+        &writer,
+        &["gateway", "istio-ingressgateway", "-n", "istio-ingress", "--to", "1-31-1", "--dry-run"],
+    );
+    let labels = plane.get_json(&["namespace", "shop-stable"]).unwrap()["metadata"]["labels"].clone();
+    assert_eq!(labels["istio.io/rev"], "1-30-3", "{labels}");
+
+    make_canary_unused(&plane);
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("canary.tar.gz");
+    // Which of the lists sent together is refused first varies; each names its resource.
+    forbidden("kubectl-meshmigrate", &reader, &["retire", "1-31-1", "--yes"], "cannot list resource");
+    ok("kubectl-meshmigrate", &writer, &["retire", "1-31-1", "--yes", "-f", backup.to_str().unwrap()]);
+    assert_eq!(
+        plane
+            .kubectl_ok(&["get", "deployments", "-n", "istio-system", "-l", "istio.io/rev=1-31-1", "-o", "name"])
+            .unwrap(),
+        "",
+        "retired"
+    );
+}
+
+#[test]
+fn meshbackup_reads_with_its_read_role_and_restores_with_its_write_role() {
+    let plane = plane();
+    let reader = user(&plane, "meshbackup", &["meshbackup-read"]);
+    // Bound before the backup: its RoleBindings in istio-system are part of what is backed up.
+    let writer = user(&plane, "meshbackup", &["meshbackup-read", "meshbackup-write"]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("mesh.tar.gz");
+    let archive = archive.to_str().unwrap();
+    ok("kubectl-meshbackup", &reader, &["create", "-f", archive]);
+    ok("kubectl-meshbackup", &reader, &["inspect", archive]);
+    ok("kubectl-meshbackup", &reader, &["diff", archive]);
+
+    // Lose some of the installation: cluster-scoped and namespaced objects, RBAC, a label.
+    plane.kubectl_ok(&["delete", "mutatingwebhookconfigurations", "-l", "istio.io/rev=1-31-1,!istio.io/tag"]).unwrap();
+    plane
+        .kubectl_ok(&["delete", "clusterroles,clusterrolebindings", "-l", "app.kubernetes.io/instance=istiod-1-31-1"])
+        .unwrap();
+    plane
+        .kubectl_ok(&["delete", "-n", "istio-system", "configmaps,roles,rolebindings", "-l", "istio.io/rev=1-31-1"])
+        .unwrap();
+    plane.kubectl_ok(&["label", "namespace", "shop-stable", "istio.io/rev-"]).unwrap();
+    let (code, _, err) = run(plugin("kubectl-meshbackup", &reader).args(["diff", archive]));
+    assert_eq!(code, 1, "{err}");
+
+    forbidden("kubectl-meshbackup", &reader, &["restore", archive, "--yes"], "customresourcedefinitions");
+
+    ok("kubectl-meshbackup", &writer, &["restore", archive, "--yes"]);
+    ok("kubectl-meshbackup", &writer, &["diff", archive]);
+}
