@@ -1,5 +1,7 @@
 //! Developer tasks: `cargo xtask <task>`.
 
+mod bench;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -19,6 +21,9 @@ Tasks:
                         Start a local control plane and leave it running (Istio fixture unless --bare;
                         controllers, scheduler and N kwok nodes with --nodes)
   cluster down          Stop it
+  bench-backup [--objects N]
+                        Benchmark kubectl meshbackup on a throw-away cluster with N Istio custom
+                        resources (default 10000): create vs kubectl get, restore objects/s, peak memory
   tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl) into the cache
 ";
 
@@ -37,10 +42,12 @@ fn run() -> Result<ExitCode> {
     let mut words: Vec<String> = Vec::new();
     let mut options = Options::default();
     let mut bare = false;
+    let mut objects = 10_000;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("bare") => bare = true,
             Long("nodes") => options.nodes = parser.value()?.parse()?,
+            Long("objects") => objects = parser.value()?.parse()?,
             Short('h') | Long("help") => {
                 print!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -53,6 +60,7 @@ fn run() -> Result<ExitCode> {
     match words.as_slice() {
         ["test", ..] => test(&words[1..]),
         ["demo"] => demo(),
+        ["bench-backup"] => bench::run(objects).map(|_| ExitCode::SUCCESS),
         ["cluster", "up"] => {
             let plane = cluster_up(options, bare)?;
             println!("export KUBECONFIG={}", plane.kubeconfig.display());
