@@ -109,10 +109,14 @@ pub fn run(total: usize) -> Result<()> {
         cmd
     };
     let mut results = Vec::new();
+    let mut record = |line: String| {
+        eprintln!("bench: {line}");
+        results.push(line);
+    };
     let (seconds, mib) =
         measure("create", &mut plugin(&["create", "-f", archive.to_str().unwrap(), "--include-secrets"]))?;
     let size = std::fs::metadata(&archive)?.len() as f64 / 1024.0 / 1024.0;
-    results.push(format!("meshbackup create: {seconds:.2} s, peak {mib:.0} MiB, archive {size:.1} MiB"));
+    record(format!("meshbackup create: {seconds:.2} s, peak {mib:.0} MiB, archive {size:.1} MiB"));
     let (mut kubectl_seconds, mut kubectl_peak) = (0.0, 0.0f64);
     for (resource, _, _) in KINDS {
         let mut cmd = plane.kubectl();
@@ -121,30 +125,35 @@ pub fn run(total: usize) -> Result<()> {
         kubectl_seconds += seconds;
         kubectl_peak = kubectl_peak.max(mib);
     }
-    results.push(format!(
+    record(format!(
         "kubectl get <each of {} kinds> -A -o yaml: {kubectl_seconds:.2} s in total, peak {kubectl_peak:.0} MiB",
         KINDS.len()
     ));
     let (seconds, mib) = measure("inspect", &mut plugin(&["inspect", archive.to_str().unwrap()]))?;
-    results.push(format!("meshbackup inspect (verify every checksum): {seconds:.2} s, peak {mib:.0} MiB"));
+    record(format!("meshbackup inspect (verify every checksum): {seconds:.2} s, peak {mib:.0} MiB"));
     let (seconds, mib) = measure("diff", &mut plugin(&["diff", archive.to_str().unwrap()]))?;
-    results.push(format!("meshbackup diff (no differences): {seconds:.2} s, peak {mib:.0} MiB"));
+    record(format!("meshbackup diff (no differences): {seconds:.2} s, peak {mib:.0} MiB"));
 
     let resources: Vec<&str> = KINDS.iter().map(|(r, _, _)| *r).collect();
-    plane.kubectl_ok(&["delete", &resources.join(","), "--all", "-A", "--wait=true"])?;
+    // kubectl's own --wait can miss the last deletion of thousands; poll instead.
+    plane.kubectl_ok(&["delete", &resources.join(","), "--all", "-A", "--wait=false"])?;
+    while !plane.kubectl_ok(&["get", &resources.join(","), "-A", "-o", "name"])?.trim().is_empty() {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
     let objects = count_objects(&binary, &plane.kubeconfig, &archive)?;
     let (seconds, mib) = measure("restore", &mut plugin(&["restore", archive.to_str().unwrap(), "--yes"]))?;
-    results.push(format!(
+    record(format!(
         "meshbackup restore ({total} custom resources created, {objects} objects in all): {seconds:.2} s = {:.0} objects/s, peak {mib:.0} MiB",
         objects as f64 / seconds
     ));
     let (seconds, mib) = measure("restore again", &mut plugin(&["restore", archive.to_str().unwrap(), "--yes"]))?;
-    results.push(format!(
+    record(format!(
         "meshbackup restore rerun (everything unchanged): {seconds:.2} s = {:.0} objects/s, peak {mib:.0} MiB",
         objects as f64 / seconds
     ));
+    drop(record);
     println!("{total} Istio custom resources in {NAMESPACES} namespaces (release build, 2 shared cores):");
-    for line in results {
+    for line in &results {
         println!("  {line}");
     }
     Ok(())
