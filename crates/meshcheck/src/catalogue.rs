@@ -125,7 +125,7 @@ pub const CHECKS: &[Check] = &[
         stage: Precheck,
         category: "crds",
         level: Error,
-        description: "every version Istio objects are stored as is still served by their CRD",
+        description: "every version Istio objects are stored as is served by their CRD and by the target Istio",
         hint: "migrate the stored objects to a served version (read and write them back), then trim status.storedVersions",
     },
     Check {
@@ -135,6 +135,22 @@ pub const CHECKS: &[Check] = &[
         level: Warning,
         description: "no pod uses an annotation Istio has deprecated",
         hint: "move the setting to its replacement (for sidecar.istio.io/inject, the label of the same name) in the workload's pod template",
+    },
+    Check {
+        code: "MC0407",
+        stage: Precheck,
+        category: "crds",
+        level: Warning,
+        description: "Gateway API CRD bundle versions meet the target Istio's minimum",
+        hint: "install a Gateway API release at or above the version named (kubectl apply the standard or experimental bundle) before upgrading; istiod ignores older CRDs and every route of their kind",
+    },
+    Check {
+        code: "MC0408",
+        stage: Precheck,
+        category: "crds",
+        level: Warning,
+        description: "Istio objects are written with current API versions, and no removed Istio API group lingers",
+        hint: "change apiVersion to v1 in the manifests, Helm charts or tools that write these objects (same schema), and re-apply; delete CRDs of removed groups once nothing needs their objects",
     },
     Check {
         code: "MC0501",
@@ -247,6 +263,22 @@ pub const CHECKS: &[Check] = &[
         level: Error,
         description: "the apiserver accepts every object (server-side dry run)",
         hint: "fix the object the apiserver rejects; the message is the apiserver's",
+    },
+    Check {
+        code: "MC0805",
+        stage: Manifest,
+        category: "cni",
+        level: Warning,
+        description: "the revision's injector and the istio-cni node agent agree",
+        hint: "set pilot.cni.enabled to match whether istio-cni runs (install the istio-cni chart first, or render with CNI off)",
+    },
+    Check {
+        code: "MC0806",
+        stage: Manifest,
+        category: "config",
+        level: Warning,
+        description: "no mesh or proxy config field newer Istio removed",
+        hint: "drop the field (it is ignored) or move to its replacement in the upgrade notes before rendering again",
     },
 ];
 

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use meshkit::istio::apis;
 use meshkit::istio::support::{MAX_PROXY_LAG, Support, kubernetes_support, support_window};
 use meshkit::istio::{
     Injected, IstioVersion, Mesh, NamespaceInjection, NamespaceView, PodRevisionState, injection_overlaps, keys,
@@ -37,8 +38,10 @@ pub fn precheck(snapshot: &Snapshot, options: &Options) -> Report {
         no_overlaps(snapshot, &mesh),
         injector_services_exist(snapshot),
         gateway_api_versions(snapshot),
-        stored_versions_served(snapshot),
+        gateway_api_bundle_minimums(snapshot, &mesh, options),
+        stored_versions_served(snapshot, target_version(&mesh, options).as_ref()),
         no_deprecated_annotations(snapshot),
+        no_superseded_api_versions(snapshot),
         proxies_not_newer(snapshot, &mesh),
         proxies_within_skew(snapshot, &mesh),
         injected_by_installed_revisions(snapshot, &mesh),
@@ -89,6 +92,11 @@ fn installation(snapshot: &Snapshot, mesh: &Mesh) -> Installation {
     }
 }
 
+/// `--to-version`, else the newest installed revision's version.
+fn target_version(mesh: &Mesh, options: &Options) -> Option<IstioVersion> {
+    options.to_version.clone().or_else(|| mesh.installed_revisions().filter_map(|r| r.version.clone()).max())
+}
+
 fn kubernetes_version(snapshot: &Snapshot, mesh: &Mesh, options: &Options) -> Finding {
     const CODE: &str = "MC0101";
     let Some((_, minor)) = snapshot.kubernetes else {
@@ -97,9 +105,7 @@ fn kubernetes_version(snapshot: &Snapshot, mesh: &Mesh, options: &Options) -> Fi
             format!("the server reports an unreadable version {:?}", snapshot.kubernetes_version),
         );
     };
-    let target =
-        options.to_version.clone().or_else(|| mesh.installed_revisions().filter_map(|r| r.version.clone()).max());
-    let Some(target) = target else {
+    let Some(target) = target_version(mesh, options) else {
         return Finding::skipped(CODE, "no Istio installed and no --to-version given");
     };
     let istio = format!("{}.{}", target.major, target.minor);
@@ -257,25 +263,99 @@ fn gateway_api_versions(snapshot: &Snapshot) -> Finding {
     }
 }
 
-fn stored_versions_served(snapshot: &Snapshot) -> Finding {
+fn stored_versions_served(snapshot: &Snapshot, target: Option<&IstioVersion>) -> Finding {
     const CODE: &str = "MC0405";
     let crds = match &snapshot.istio_crds {
         Ok(crds) => crds,
         Err(why) => return Finding::skipped(CODE, why.clone()),
     };
-    let unserved: Vec<String> = crds
-        .iter()
-        .flat_map(|c| {
-            c.stored
-                .iter()
-                .filter(|v| !c.served.contains(v))
-                .map(move |v| format!("crd/{}: stored as {v}, which it no longer serves", c.name))
-        })
-        .collect();
+    let mut unserved = Vec::new();
+    for crd in crds {
+        for version in &crd.stored {
+            if !crd.served.contains(version) {
+                unserved.push(format!("crd/{}: stored as {version}, which it no longer serves", crd.name));
+            } else if let Some(target) = target
+                && let Some(served) = apis::served_by(target, &crd.name)
+                && !served.contains(&version.as_str())
+            {
+                unserved.push(format!(
+                    "crd/{}: stored as {version}, which Istio {}.{} does not serve",
+                    crd.name, target.major, target.minor
+                ));
+            }
+        }
+    }
     if crds.is_empty() {
         return Finding::pass_with(CODE, "no Istio CRDs are installed");
     }
     Finding::none_of(CODE, unserved, |n| format!("{n} stored version(s) are no longer served"))
+}
+
+fn gateway_api_bundle_minimums(snapshot: &Snapshot, mesh: &Mesh, options: &Options) -> Finding {
+    const CODE: &str = "MC0407";
+    let crds = match &snapshot.gateway_crds {
+        Ok(crds) => crds,
+        Err(why) => return Finding::skipped(CODE, why.clone()),
+    };
+    if crds.is_empty() {
+        return Finding::pass_with(CODE, "the Gateway API is not installed");
+    }
+    let Some(target) = target_version(mesh, options) else {
+        return Finding::skipped(CODE, "no Istio installed and no --to-version given");
+    };
+    let istio = format!("{}.{}", target.major, target.minor);
+    if !apis::gateway_api_minimums_known(&target) {
+        return Finding::pass_with(CODE, format!("no Gateway API minimums recorded for Istio {istio}"));
+    }
+    let below: Vec<String> = crds
+        .iter()
+        .filter_map(|crd| {
+            let (a, b, c) = apis::gateway_api_minimum(&target, &crd.name)?;
+            let installed = crd.bundle_version.as_deref().and_then(apis::parse_bundle_version);
+            match installed {
+                Some(found) if found >= (a, b, c) => None,
+                Some(_) => Some(format!(
+                    "crd/{} is bundle {}; Istio {istio} needs v{a}.{b}.{c}",
+                    crd.name,
+                    crd.bundle_version.as_deref().unwrap_or_default()
+                )),
+                None => Some(format!("crd/{} has no readable bundle-version; Istio {istio} ignores it", crd.name)),
+            }
+        })
+        .collect();
+    Finding::none_of(CODE, below, |n| format!("Istio {istio} would ignore {n} Gateway API CRD(s) and their objects"))
+}
+
+fn no_superseded_api_versions(snapshot: &Snapshot) -> Finding {
+    const CODE: &str = "MC0408";
+    let (crds, objects) = match (&snapshot.istio_crds, &snapshot.istio_objects) {
+        (Ok(crds), Ok(objects)) => (crds, objects),
+        (Err(why), _) | (_, Err(why)) => return Finding::skipped(CODE, why.clone()),
+    };
+    let mut found: Vec<String> = crds
+        .iter()
+        .filter_map(|crd| {
+            let release = apis::removed_in(&crd.group)?;
+            Some(format!("crd/{}: API group removed in Istio {release}; nothing reads it", crd.name))
+        })
+        .collect();
+    for object in objects {
+        let Some(crd) = crds.iter().find(|c| c.name == object.crd) else { continue };
+        let old: Vec<String> = object
+            .written
+            .iter()
+            .filter(|(api_version, _)| {
+                let version = api_version.rsplit('/').next().unwrap_or_default();
+                apis::superseded(version, &crd.served)
+            })
+            .map(|(api_version, writer)| format!("{api_version} by {writer}"))
+            .collect();
+        if !old.is_empty() {
+            let kind = crd.kind.to_ascii_lowercase();
+            found.push(format!("{kind}/{}/{}: written as {}", object.namespace, object.name, old.join(", ")));
+        }
+    }
+    Finding::none_of(CODE, found, |n| format!("{n} Istio object(s) or CRD(s) use superseded or removed APIs"))
 }
 
 fn no_deprecated_annotations(snapshot: &Snapshot) -> Finding {

@@ -13,13 +13,11 @@ use meshkit::{Error, Exit, Result};
 use crate::checks::{self, Options};
 use crate::report::FailOn;
 use crate::snapshot::{Needs, Snapshot};
-use crate::{catalogue, manifest, version};
+use crate::{catalogue, manifest, manifest_settings, version};
 
 const NAME: &str = "kubectl meshcheck";
 
-const HELP: &str = "\
-Checks for safe Istio canary upgrades.
-
+pub const HELP: &str = "\
 Usage:
   kubectl meshcheck <command> [flags]
 
@@ -28,6 +26,7 @@ Commands:
   verify      After an upgrade: control plane available, webhooks served, pods on their revisions
   version     Control-plane and data-plane versions per revision, with skew warnings
   manifest    Review an upgrade manifest before applying it: FILE… or -f FILE (- for stdin)
+  completion  Print or install the kubectl completion shim (kubectl_complete-meshcheck)
 
 Every check has a code; docs/checks.md explains each one.
 
@@ -162,9 +161,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(done) = meshkit::complete::dispatch(&crate::completion::SPEC, &args) {
+        return done;
+    }
     let invocation = match parse(args)? {
         Request::Help => {
-            println!("{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
+            let about = meshkit::catalogue::about("meshcheck");
+            println!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
             return Ok(Exit::Ok);
         }
         Request::Version => {
@@ -193,13 +197,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             objects.extend(manifest::parse(&name, &text)?);
         }
         let mut report = manifest::review(&objects, invocation.options.to_version.as_ref());
-        if !offline {
-            let dry_run = meshkit::cluster::block_on(async {
+        if *offline {
+            report.findings.push(manifest_settings::cni(&objects, None));
+        } else {
+            let findings = meshkit::cluster::block_on(async {
                 let cluster = Cluster::connect(&invocation.kube).await?;
                 let namespace = invocation.kube.namespace.clone().unwrap_or_else(|| "default".into());
-                Ok::<_, Error>(manifest::dry_run(&cluster, &objects, &namespace).await)
+                let cni = manifest_settings::cni(&objects, Some(manifest_settings::cni_in_cluster(&cluster).await?));
+                Ok::<_, Error>([cni, manifest::dry_run(&cluster, &objects, &namespace).await])
             })?;
-            report.findings.push(dry_run);
+            report.findings.extend(findings);
         }
         let renderer = Renderer::new(invocation.output);
         renderer.print_human(&report.document(invocation.fail_on), |color| report.text(invocation.fail_on, color))?;

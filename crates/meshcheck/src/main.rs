@@ -3,7 +3,9 @@
 mod catalogue;
 mod checks;
 mod cli;
+mod completion;
 mod manifest;
+mod manifest_settings;
 mod report;
 mod snapshot;
 mod version;

@@ -85,7 +85,13 @@ fn split_image(image: &str) -> Option<(String, String, String)> {
 }
 
 pub fn review(objects: &[Located], to_version: Option<&IstioVersion>) -> Report {
-    Report { findings: vec![images(objects, to_version), security(objects), services(objects)], installation: None }
+    let findings = vec![
+        images(objects, to_version),
+        security(objects),
+        services(objects),
+        crate::manifest_settings::removed_fields(objects),
+    ];
+    Report { findings, installation: None }
 }
 
 fn images(objects: &[Located], to_version: Option<&IstioVersion>) -> Finding {

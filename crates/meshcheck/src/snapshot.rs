@@ -9,6 +9,7 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessR
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use meshkit::cluster::Cluster;
@@ -46,6 +47,20 @@ pub struct Snapshot {
     pub helm_releases: Partial<Vec<String>>,
     /// `namespace/name` of IstioOperator resources.
     pub istio_operators: Partial<Vec<String>>,
+    /// Every Istio custom resource, with the API versions it was written as.
+    pub istio_objects: Partial<Vec<WrittenObject>>,
+}
+
+/// An Istio custom resource and the API versions its writers used: one per `managedFields` entry
+/// (they survive `kubectl patch` and server-side apply) and the last-applied annotation's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WrittenObject {
+    /// The CRD name, e.g. `virtualservices.networking.istio.io`.
+    pub crd: String,
+    pub namespace: String,
+    pub name: String,
+    /// `(apiVersion, writer)`: the field manager, or `last-applied`.
+    pub written: Vec<(String, String)>,
 }
 
 /// Data that may be forbidden to us: the value, or why we could not read it.
@@ -71,6 +86,7 @@ pub struct NodeView {
 pub struct CrdView {
     /// The kind, e.g. `HTTPRoute`.
     pub kind: String,
+    pub group: String,
     pub served: Vec<String>,
     /// The `gateway.networking.k8s.io/bundle-version` annotation.
     pub bundle_version: Option<String>,
@@ -152,6 +168,7 @@ impl Default for Snapshot {
             istio_crds: Ok(Vec::new()),
             helm_releases: Ok(Vec::new()),
             istio_operators: Ok(Vec::new()),
+            istio_objects: Ok(Vec::new()),
         }
     }
 }
@@ -212,6 +229,15 @@ impl Snapshot {
             extras,
         )?;
         let (nodes, crds, releases, operators) = extras;
+        let istio_crds: Partial<Vec<CrdView>> = crds
+            .as_ref()
+            .map(|crds| crds.iter().filter(|c| c.spec.group.ends_with("istio.io")).map(crd_view).collect())
+            .map_err(Clone::clone);
+        let istio_objects = match &istio_crds {
+            Ok(crds) if needs.inventory => partial(written_objects(cluster, crds).await)?,
+            Ok(_) => Ok(Vec::new()),
+            Err(why) => Err(why.clone()),
+        };
         let mut ready_endpoints: BTreeMap<String, usize> = BTreeMap::new();
         for slice in &slices {
             let Some(service) = slice.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) else {
@@ -243,8 +269,8 @@ impl Snapshot {
                 .as_ref()
                 .map(|crds| crds.iter().filter(|c| c.spec.group == "gateway.networking.k8s.io").map(crd_view).collect())
                 .map_err(Clone::clone),
-            istio_crds: crds
-                .map(|crds| crds.iter().filter(|c| c.spec.group.ends_with("istio.io")).map(crd_view).collect()),
+            istio_crds,
+            istio_objects,
             helm_releases: releases.map(|releases| {
                 let mut names: Vec<String> =
                     releases.iter().filter_map(|s| s.metadata.labels.as_ref()?.get("name").cloned()).collect();
@@ -290,6 +316,7 @@ fn node_view(node: &Node) -> NodeView {
 fn crd_view(crd: &CustomResourceDefinition) -> CrdView {
     CrdView {
         kind: crd.spec.names.kind.clone(),
+        group: crd.spec.group.clone(),
         served: crd.spec.versions.iter().filter(|v| v.served).map(|v| v.name.clone()).collect(),
         bundle_version: crd
             .metadata
@@ -299,6 +326,58 @@ fn crd_view(crd: &CustomResourceDefinition) -> CrdView {
             .cloned(),
         stored: crd.status.as_ref().and_then(|s| s.stored_versions.clone()).unwrap_or_default(),
         name: crd.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// Every object of each Istio CRD: one paginated metadata-only list per kind, four kinds at a time.
+async fn written_objects(cluster: &Cluster, crds: &[CrdView]) -> Result<Vec<WrittenObject>> {
+    let lists = stream::iter(crds.iter().filter(|c| !c.served.is_empty()).map(|crd| async move {
+        let version = crd.served.first().cloned().unwrap_or_default();
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(&crd.group, &version, &crd.kind),
+            crd.name.split('.').next().unwrap_or_default(),
+        );
+        let api: Api<DynamicObject> = Api::all_with(cluster.client(), &resource);
+        let what = format!("list {}", crd.name);
+        let mut params = ListParams::default().limit(500);
+        let mut objects = Vec::new();
+        loop {
+            let page = cluster.call(&what, api.list_metadata(&params)).await?;
+            objects.extend(page.items.iter().map(|o| written_object(&crd.name, &o.metadata)));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok::<_, Error>(objects),
+            }
+        }
+    }))
+    .buffer_unordered(4)
+    .collect::<Vec<_>>()
+    .await;
+    Ok(lists.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
+}
+
+fn written_object(crd: &str, meta: &ObjectMeta) -> WrittenObject {
+    let mut written: Vec<(String, String)> = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| Some((f.api_version.clone()?, f.manager.clone().unwrap_or_else(|| "unknown".into()))))
+        .collect();
+    let last_applied =
+        meta.annotations.as_ref().and_then(|a| a.get("kubectl.kubernetes.io/last-applied-configuration"));
+    if let Some(api_version) = last_applied
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .and_then(|v| v["apiVersion"].as_str().map(String::from))
+    {
+        written.push((api_version, "last-applied".into()));
+    }
+    written.sort();
+    written.dedup();
+    WrittenObject {
+        crd: crd.to_string(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        written,
     }
 }
 

@@ -137,6 +137,63 @@ fn precheck_finds_dangling_tags_and_double_injection() {
 }
 
 #[test]
+fn precheck_reads_how_objects_were_written_and_gateway_api_bundles() {
+    let plane = ControlPlane::start(&Options::default()).unwrap();
+    Fixture::install(&plane, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.yaml");
+    std::fs::write(
+        &old,
+        "apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\n\
+         spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings, namespace: default}\n\
+         spec: {hosts: [ratings], http: [{route: [{destination: {host: ratings}}]}]}\n---\n\
+         apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata:\n  name: tlsroutes.gateway.networking.k8s.io\n  annotations:\n\
+         \x20   api-approved.kubernetes.io: https://github.com/kubernetes-sigs/gateway-api/pull/3328\n\
+         \x20   gateway.networking.k8s.io/bundle-version: v1.4.0\n\
+         spec:\n  group: gateway.networking.k8s.io\n  scope: Namespaced\n\
+         \x20 names: {kind: TLSRoute, listKind: TLSRouteList, plural: tlsroutes, singular: tlsroute}\n\
+         \x20 versions:\n  - name: v1alpha2\n    served: true\n    storage: true\n\
+         \x20   schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+    )
+    .unwrap();
+    // Client-side apply, as most pipelines still do: it records last-applied and a managedFields entry.
+    let (code, out, err) = run(plane.kubectl().args(["apply", "-f"]).arg(&old));
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, doc) = document(&["precheck", "--to-version", "1.31"], &plane.kubeconfig);
+    assert_eq!(
+        result(&doc, "MC0408"),
+        (
+            "warning".into(),
+            vec![
+                "virtualservice/default/reviews: written as networking.istio.io/v1alpha3 by kubectl-client-side-apply, \
+                 networking.istio.io/v1alpha3 by last-applied"
+                    .into()
+            ]
+        )
+    );
+    assert_eq!(
+        result(&doc, "MC0407"),
+        (
+            "warning".into(),
+            vec!["crd/tlsroutes.gateway.networking.k8s.io is bundle v1.4.0; Istio 1.31 needs v1.5.0".into()]
+        )
+    );
+    assert_eq!(result(&doc, "MC0405").0, "pass", "Istio 1.31 serves every stored version");
+}
+
+#[test]
+fn a_hung_server_is_given_up_on_after_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = meshtest::hanging_kubeconfig(dir.path());
+    let (code, out, err) = run(meshcheck(&kubeconfig).args(["precheck", "--request-timeout", "1s"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty(), "no half report: {out}");
+    assert!(err.lines().next().unwrap().contains("within the request timeout of 1s"), "{err}");
+}
+
+#[test]
 fn version_reads_the_data_plane_from_pod_specs() {
     let plane = fixture();
     let (code, out, err) = run(meshcheck(&plane.kubeconfig).args(["version", "-o", "json"]));
@@ -239,7 +296,7 @@ fn manifest_review_of_a_rendered_revision() {
     let before = plane.kubectl_ok(&["get", "deployments", "-n", "istio-system", "-o", "name"]).unwrap();
     let (code, doc) = document(&["manifest", file.to_str().unwrap(), "--to-version", "1.31"], &plane.kubeconfig);
     assert_eq!(code, 0, "{doc:#}");
-    for check in ["MC0801", "MC0802", "MC0803", "MC0804"] {
+    for check in ["MC0801", "MC0802", "MC0803", "MC0804", "MC0805", "MC0806"] {
         assert_eq!(result(&doc, check).0, "pass", "{check}: {doc:#}");
     }
     assert_eq!(
@@ -248,9 +305,28 @@ fn manifest_review_of_a_rendered_revision() {
         "a dry run creates nothing"
     );
 
-    let tampered = String::from_utf8(out.stdout)
-        .unwrap()
-        .replace("\"docker.io/istio/pilot:1.31.2\"", "\"docker.io/istio/pilot:1.30.3\"")
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    // The same chart rendered for CNI, into a cluster that runs no istio-cni, with a removed field.
+    let cni = rendered
+        .replace("\"cni\": {\n          \"enabled\": false", "\"cni\": {\n          \"enabled\": true")
+        .replace("    defaultConfig:\n", "    defaultConfig:\n      connectTimeout: 1s\n");
+    assert_ne!(cni, rendered, "the rendered values changed shape; update this test");
+    std::fs::write(&file, &cni).unwrap();
+    let (_, doc) = document(&["manifest", file.to_str().unwrap(), "--to-version", "1.31"], &plane.kubeconfig);
+    let (outcome, objects) = result(&doc, "MC0805");
+    assert_eq!(outcome, "warning");
+    assert!(
+        objects[0].contains("configmap/istio-system/istio-sidecar-injector-1-32-0: pilot.cni.enabled"),
+        "{objects:?}"
+    );
+    let (outcome, objects) = result(&doc, "MC0806");
+    assert_eq!(outcome, "warning");
+    assert!(
+        objects[0].ends_with("configmap/istio-system/istio-1-32-0 data.mesh: defaultConfig.connectTimeout"),
+        "{objects:?}"
+    );
+
+    let tampered = rendered.replace("\"docker.io/istio/pilot:1.31.2\"", "\"docker.io/istio/pilot:1.30.3\"")
         + "---\napiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n";
     let mut child = meshcheck(&plane.kubeconfig)
         .args(["manifest", "-f", "-", "-o", "json", "--to-version", "1.31"])

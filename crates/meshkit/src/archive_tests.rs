@@ -159,7 +159,7 @@ fn foreign_files_are_named_as_such() {
     );
     let empty = verify(&raw_archive(&[])).unwrap_err();
     assert_eq!(empty.to_string(), "not a kubectl-meshbackup archive: it is empty");
-    assert_eq!(crate::Error::from(empty).exit() as u8, 7);
+    assert_eq!(crate::Error::from(empty).exit() as u8, 8);
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn a_newer_format_is_refused_before_anything_else() {
     assert!(matches!(err, ArchiveError::NewerFormat { found: 2 }), "{err}");
     assert_eq!(err.to_string(), "the archive has format version 2; this kubectl-meshbackup reads versions up to 1");
     let err = crate::Error::from(err);
-    assert_eq!((err.exit() as u8, err.hint().unwrap().contains("newer kubectl-meshbackup")), (7, true));
+    assert_eq!((err.exit() as u8, err.hint().unwrap().contains("newer kubectl-meshbackup")), (8, true));
 }
 
 #[test]

@@ -184,6 +184,11 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// `--kubeconfig` wins; else every file listed in `KUBECONFIG` that exists, merged in order (first
 /// one to set a value wins, as in kubectl); else `~/.kube/config`.
+/// The context names of the kubeconfig kubectl would load (for completion).
+pub fn context_names(args: &KubeArgs) -> Result<Vec<String>> {
+    Ok(load_kubeconfig(args.kubeconfig.as_deref())?.contexts.into_iter().map(|c| c.name).collect())
+}
+
 fn load_kubeconfig(flag: Option<&str>) -> Result<Kubeconfig> {
     let unreadable = |source: String, err: KubeconfigError, hint: &str| Error::Kubeconfig {
         reason: format!("cannot read {source}: {}", innermost(&err)),

@@ -24,10 +24,13 @@ pub enum Exit {
     /// The change needs confirmation that was not given (no terminal to ask on and no `--yes`,
     /// or the answer was no); nothing was changed.
     NotConfirmed = 6,
+    /// Long work stopped before it finished (a `--wait` deadline passed, a rollout is stuck); what
+    /// was done is reported and a rerun continues from there.
+    Incomplete = 7,
     /// An input file is not what it must be: a corrupt, truncated or foreign backup archive, a
     /// checksum that does not match, or a format version newer than this build reads; nothing
     /// was changed.
-    Invalid = 7,
+    Invalid = 8,
 }
 
 impl From<Exit> for ExitCode {
@@ -186,7 +189,8 @@ mod tests {
         assert_eq!(Error::Api { action: "a".into(), code: 500, message: "m".into() }.exit() as u8, 1);
         assert_eq!(Error::refused("x", "").exit() as u8, 1);
         assert_eq!(Error::NotConfirmed { what: "x".into(), hint: String::new() }.exit() as u8, 6);
-        assert_eq!(Error::Invalid { message: "x".into(), hint: String::new() }.exit() as u8, 7);
+        assert_eq!(Exit::Incomplete as u8, 7);
+        assert_eq!(Error::Invalid { message: "x".into(), hint: String::new() }.exit() as u8, 8);
     }
 
     #[test]

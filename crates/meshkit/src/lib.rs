@@ -9,7 +9,9 @@
 
 pub mod archive;
 pub mod args;
+pub mod catalogue;
 pub mod cluster;
+pub mod complete;
 pub mod confirm;
 pub mod error;
 pub mod fetch;

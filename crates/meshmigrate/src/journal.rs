@@ -30,6 +30,10 @@ pub enum Action {
     Rollback,
     /// A workload restarted so that its pods are re-injected.
     Restart,
+    /// A gateway Deployment's pod template moved to another revision (`istio.io/rev`).
+    Gateway,
+    /// A revision's control plane deleted (`workload` is `revision/REV`).
+    Retire,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +42,8 @@ pub enum State {
     /// Recorded; the change may or may not have been made (interrupted runs leave this).
     Pending,
     Done,
+    /// Recorded by a run interrupted before it made the change; a later run found it not made.
+    Abandoned,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +125,12 @@ impl Journal {
         Ok(())
     }
 
+    /// Every namespace with a move that can be rolled back, sorted.
+    pub fn undoable_namespaces(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<&str> = self.entries.iter().map(|e| e.namespace.as_str()).collect();
+        names.into_iter().filter(|n| self.last_undoable(n).is_some()).map(str::to_string).collect()
+    }
+
     /// The last relabel of `namespace` that is done and not yet rolled back.
     pub fn last_undoable(&self, namespace: &str) -> Option<&Entry> {
         let undone: Vec<&str> = self.entries.iter().filter_map(|e| e.undoes.as_deref()).collect();
@@ -163,6 +175,7 @@ mod tests {
         };
         assert_eq!(journal.last_undoable("a").map(|e| e.id.as_str()), Some("000001"));
         assert_eq!(journal.last_undoable("b"), None, "a pending change may not have happened");
+        assert_eq!(journal.undoable_namespaces(), ["a"]);
         assert_eq!(journal.next_id(), 5);
         assert_eq!(Journal::default().next_id(), 1);
     }

@@ -1,11 +1,19 @@
 //! `kubectl meshmigrate`: move the data plane between Istio revisions.
 
 mod cli;
-mod commands;
+mod completion;
+mod gateway;
 mod journal;
+mod lock;
+mod migrate;
+mod progress;
 mod relabel;
 mod restart;
+mod retire;
+mod rollout;
+mod scope;
 mod status;
+mod verify;
 
 use std::process::ExitCode;
 

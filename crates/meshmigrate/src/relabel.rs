@@ -37,14 +37,8 @@ pub struct Planned {
     pub undoes: Option<String>,
 }
 
-/// Decide a move of `namespaces` to `target` (a revision or a tag).
-pub fn plan_relabel(
-    mesh: &Mesh,
-    namespaces: &[NamespaceView],
-    target: &str,
-    istio_namespace: &str,
-    force: bool,
-) -> Result<Vec<Planned>> {
+/// A target must be an installed revision, or a tag whose revision is installed.
+pub fn check_target(mesh: &Mesh, target: &str) -> Result<()> {
     match mesh.target(target) {
         TagTarget::Revision(_) | TagTarget::Tag { revision: Some(_), .. } => {}
         TagTarget::Tag { tag, revision: None } => {
@@ -69,6 +63,18 @@ pub fn plan_relabel(
             ));
         }
     }
+    Ok(())
+}
+
+/// Decide a move of `namespaces` to `target` (a revision or a tag).
+pub fn plan_relabel(
+    mesh: &Mesh,
+    namespaces: &[NamespaceView],
+    target: &str,
+    istio_namespace: &str,
+    force: bool,
+) -> Result<Vec<Planned>> {
+    check_target(mesh, target)?;
     let system: Vec<&str> = namespaces
         .iter()
         .map(|n| n.name.as_str())
@@ -123,8 +129,7 @@ pub async fn whoami(cluster: &Cluster) -> String {
 }
 
 /// Records, relabels, marks done. Conflicting journal writes are retried on a fresh read.
-pub async fn apply(cluster: &Cluster, plan: &[Planned], action: Action) -> Result<()> {
-    let user = whoami(cluster).await;
+pub async fn apply(cluster: &Cluster, user: &str, plan: &[Planned], action: Action) -> Result<()> {
     let time = k8s_openapi::jiff::Timestamp::now().to_string();
     // 1. Record what is about to change (and settle entries an interrupted run left pending).
     let ids = with_journal(cluster, |journal| {
@@ -135,7 +140,7 @@ pub async fn apply(cluster: &Cluster, plan: &[Planned], action: Action) -> Resul
             journal.entries.push(Entry {
                 id: id.clone(),
                 time: time.clone(),
-                user: user.clone(),
+                user: user.to_string(),
                 action,
                 namespace: p.namespace.clone(),
                 from: p.from.clone(),
@@ -165,12 +170,16 @@ pub async fn apply(cluster: &Cluster, plan: &[Planned], action: Action) -> Resul
     .await
 }
 
-/// Entries left pending by an interrupted run whose namespace now has the labels they aimed at
-/// are done.
+/// Label changes left pending by an interrupted run: done if the namespace now has the labels
+/// they aimed at, abandoned if it still has the ones they started from.
 fn settle_pending(journal: &mut Journal, plan: &[Planned]) {
-    for entry in journal.entries.iter_mut().filter(|e| e.state == State::Pending) {
-        if plan.iter().any(|p| p.namespace == entry.namespace && p.from == entry.to) {
+    let label_changes = |e: &&mut Entry| e.state == State::Pending && e.action != Action::Restart;
+    for entry in journal.entries.iter_mut().filter(label_changes) {
+        let Some(p) = plan.iter().find(|p| p.namespace == entry.namespace) else { continue };
+        if p.from == entry.to {
             entry.state = State::Done;
+        } else if p.from == entry.from {
+            entry.state = State::Abandoned;
         }
     }
 }
@@ -219,10 +228,15 @@ pub fn log_table(journal: &Journal) -> Table {
             (Action::Rollback, None, _) => "rollback".to_string(),
             (Action::Restart, _, Some(workload)) => format!("restart {workload}"),
             (Action::Restart, _, None) => "restart".to_string(),
+            (Action::Gateway, _, Some(workload)) => format!("gateway {workload}"),
+            (Action::Gateway, _, None) => "gateway".to_string(),
+            (Action::Retire, _, Some(workload)) => format!("retire {workload}"),
+            (Action::Retire, _, None) => "retire".to_string(),
         };
         let state = match e.state {
             State::Done => Cell::new("done", Tone::Good),
             State::Pending => Cell::new("pending", Tone::Warn),
+            State::Abandoned => Cell::new("abandoned (never made)", Tone::Dim),
         };
         table.push(vec![
             Cell::from(e.id.as_str()),
@@ -327,9 +341,13 @@ mod tests {
             undoes: None,
             workload: None,
         });
+        let mut never_made = journal.clone();
         let rerun =
             plan_relabel(&mesh(), &[ns("a", &[("istio.io/rev", "1-31-1")])], "1-31-1", "istio-system", false).unwrap();
         settle_pending(&mut journal, &rerun);
         assert_eq!(journal.entries[0].state, State::Done);
+        let rerun = plan_relabel(&mesh(), &[ns("a", &[])], "1-31-1", "istio-system", false).unwrap();
+        settle_pending(&mut never_made, &rerun);
+        assert_eq!(never_made.entries[0].state, State::Abandoned);
     }
 }

@@ -10,8 +10,8 @@ use meshkit::render::{Cell, Table, Tone};
 use meshkit::{Error, Result};
 use serde::Serialize;
 
-use crate::journal::{Action, Entry, InjectionLabels, State};
-use crate::relabel::{whoami, with_journal};
+use crate::journal::{Action, Entry, InjectionLabels, Journal, State};
+use crate::relabel::with_journal;
 use crate::status::NamespaceStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,8 +46,7 @@ pub fn plan(statuses: &[NamespaceStatus]) -> (Vec<Restart>, Vec<String>) {
     (restarts, bare)
 }
 
-pub async fn apply(cluster: &Cluster, restarts: &[Restart]) -> Result<()> {
-    let user = whoami(cluster).await;
+pub async fn apply(cluster: &Cluster, user: &str, restarts: &[Restart]) -> Result<()> {
     let time = k8s_openapi::jiff::Timestamp::now().to_string();
     let ids = with_journal(cluster, |journal| {
         let mut ids = Vec::new();
@@ -56,7 +55,7 @@ pub async fn apply(cluster: &Cluster, restarts: &[Restart]) -> Result<()> {
             journal.entries.push(Entry {
                 id: id.clone(),
                 time: time.clone(),
-                user: user.clone(),
+                user: user.to_string(),
                 action: Action::Restart,
                 namespace: r.namespace.clone(),
                 from: InjectionLabels::default(),
@@ -100,6 +99,23 @@ pub async fn apply(cluster: &Cluster, restarts: &[Restart]) -> Result<()> {
     .await
 }
 
+/// Restarts left pending by an interrupted run: done if the workload's template carries their
+/// stamp, abandoned if it carries none or another (the patch never landed, or a later restart
+/// superseded it). Returns whether anything changed.
+pub fn settle_pending(journal: &mut Journal, workloads: &[crate::rollout::WorkloadView]) -> bool {
+    let mut changed = false;
+    for entry in journal.entries.iter_mut().filter(|e| e.state == State::Pending && e.action == Action::Restart) {
+        let Some(workload) =
+            workloads.iter().find(|w| w.namespace == entry.namespace && Some(&w.workload) == entry.workload.as_ref())
+        else {
+            continue;
+        };
+        entry.state = if workload.restarted_at.as_ref() == Some(&entry.time) { State::Done } else { State::Abandoned };
+        changed = true;
+    }
+    changed
+}
+
 pub fn table(restarts: &[Restart], dry_run: bool) -> Table {
     let mut table = Table::new(&["NAMESPACE", "WORKLOAD", "STALE PODS", "RESULT"]);
     for r in restarts {
@@ -110,6 +126,37 @@ pub fn table(restarts: &[Restart], dry_run: bool) -> Table {
             Cell::from(r.workload.as_str()),
             Cell::from(r.stale_pods.to_string()),
             result,
+        ]);
+    }
+    table
+}
+
+/// What happened to each restart of a `namespace --restart` run.
+pub fn outcome_table(outcomes: &[crate::migrate::RestartOutcome]) -> Table {
+    use crate::migrate::RestartResult;
+    use crate::rollout::Rollout;
+    let mut table = Table::new(&["NAMESPACE", "WORKLOAD", "STALE PODS", "RESTART", "ROLLOUT"]);
+    for o in outcomes {
+        let restart = match o.result {
+            RestartResult::WouldRestart => Cell::new("would restart (dry run)", Tone::Warn),
+            RestartResult::Restarted => Cell::new("restarted", Tone::Good),
+            RestartResult::AlreadyRestarted => Cell::new("already restarted", Tone::Dim),
+            RestartResult::NotStarted => Cell::new("not started (timeout)", Tone::Bad),
+        };
+        let rollout = match &o.rollout {
+            None => Cell::new("-", Tone::Dim),
+            Some(Rollout::Complete) => Cell::new("complete", Tone::Good),
+            Some(Rollout::Progressing { updated, desired }) => {
+                Cell::new(format!("in progress ({updated}/{desired} updated)"), Tone::Warn)
+            }
+            Some(Rollout::Stuck { reason }) => Cell::new(format!("stuck: {reason}"), Tone::Bad),
+        };
+        table.push(vec![
+            Cell::from(o.restart.namespace.as_str()),
+            Cell::from(o.restart.workload.as_str()),
+            Cell::from(o.restart.stale_pods.to_string()),
+            restart,
+            rollout,
         ]);
     }
     table
@@ -136,9 +183,45 @@ mod tests {
                 "statefulset/db".into(),
             ],
         };
-        let (restarts, bare) = plan(&[status]);
+        let (restarts, bare) = plan(std::slice::from_ref(&status));
         let workloads: Vec<&str> = restarts.iter().map(|r| r.workload.as_str()).collect();
         assert_eq!(workloads, ["deployment/web", "statefulset/db"]);
         assert_eq!(bare, ["shop/pod/job-x (no controller: delete it to recreate it)"]);
+    }
+
+    #[test]
+    fn interrupted_restarts_settle() {
+        let pending = |id: &str, workload: &str, time: &str| Entry {
+            id: id.into(),
+            time: time.into(),
+            user: "u".into(),
+            action: Action::Restart,
+            namespace: "shop".into(),
+            from: InjectionLabels::default(),
+            to: InjectionLabels::default(),
+            state: State::Pending,
+            undoes: None,
+            workload: Some(workload.into()),
+        };
+        let mut journal = Journal {
+            entries: vec![
+                pending("000001", "deployment/web", "t1"),
+                pending("000002", "deployment/api", "t1"),
+                pending("000003", "deployment/gone", "t1"),
+            ],
+            ..Default::default()
+        };
+        let workload = |name: &str, stamp: Option<&str>| crate::rollout::WorkloadView {
+            namespace: "shop".into(),
+            workload: name.into(),
+            restarted_at: stamp.map(str::to_string),
+            ..Default::default()
+        };
+        assert!(settle_pending(
+            &mut journal,
+            &[workload("deployment/web", Some("t1")), workload("deployment/api", None)]
+        ));
+        let states: Vec<State> = journal.entries.iter().map(|e| e.state).collect();
+        assert_eq!(states, [State::Done, State::Abandoned, State::Pending], "an unknown workload stays as it was");
     }
 }

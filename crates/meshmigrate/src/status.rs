@@ -85,7 +85,7 @@ pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
 }
 
 /// ReplicaSet owners from metadata only (their pod templates are never needed here).
-async fn list_replica_set_owners(
+pub(crate) async fn list_replica_set_owners(
     cluster: &Cluster,
     api: &Api<ReplicaSet>,
     what: &str,
@@ -144,7 +144,7 @@ pub struct NamespaceStatus {
 }
 
 /// The workload that owns a pod: what has to be restarted to replace it.
-fn workload(pod: &PodView, replica_set_owners: &BTreeMap<(String, String), String>) -> String {
+pub(crate) fn workload(pod: &PodView, replica_set_owners: &BTreeMap<(String, String), String>) -> String {
     match &pod.owner {
         Some((kind, name)) if kind == "ReplicaSet" => {
             match replica_set_owners.get(&(pod.namespace.clone(), name.clone())) {

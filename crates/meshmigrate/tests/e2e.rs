@@ -188,3 +188,472 @@ fn restart_only_what_is_stale() {
         (Some("restart"), Some("deployment/web"), Some("done"))
     );
 }
+
+fn json_run(kubeconfig: &Path, args: &[&str]) -> (i32, Value, String) {
+    let (code, out, err) = run(meshmigrate(kubeconfig).args(args).args(["-o", "json"]));
+    let value = if out.trim().is_empty() && code != 0 {
+        Value::Null
+    } else {
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}\n{err}"))
+    };
+    (code, value, err)
+}
+
+/// `(pod name, injected revision)` of the running pods of `app` in `namespace`.
+fn injected_pods(plane: &ControlPlane, namespace: &str, app: &str) -> Vec<(String, Option<String>)> {
+    let pods = plane.get_json(&["pods", "-n", namespace, "-l", &format!("app={app}")]).unwrap();
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            let rev = p["metadata"]["annotations"]["istio.io/rev"].as_str().map(String::from);
+            (p["metadata"]["name"].as_str().unwrap().to_string(), rev)
+        })
+        .collect()
+}
+
+/// resourceVersions of everything a run may change (node and apiserver leases renew by themselves).
+fn workload_versions(plane: &ControlPlane) -> String {
+    let jsonpath = "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion} {end}";
+    let mut all =
+        plane.kubectl_ok(&["get", "namespaces,configmaps,deployments,statefulsets", "-A", "-o", jsonpath]).unwrap();
+    all.push_str(&plane.kubectl_ok(&["get", "leases", "-n", "istio-system", "-o", jsonpath]).unwrap());
+    all
+}
+
+const EXTRA_WORKLOADS: &str = "
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop-stable}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: postgres:17}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: batch, namespace: shop-stable}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: batch}}
+  template:
+    metadata: {labels: {app: batch, sidecar.istio.io/inject: 'false'}}
+    spec: {containers: [{name: batch, image: busybox}]}
+";
+
+/// The whole move on real controllers with a faithful injector: only stale workloads roll, in
+/// waves of --max-concurrent, every pod is verified, the opted-out one is reported with its
+/// reason, a rerun converges, and a rollback with restart brings the old sidecars back.
+#[test]
+fn namespace_restart_wait_verify_and_roll_back() {
+    let plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install_injected(&plane).unwrap();
+    plane.apply(EXTRA_WORKLOADS).unwrap();
+    for (ns, workload) in
+        [("shop-stable", "deployment/web"), ("shop-stable", "statefulset/db"), ("shop-stable", "deployment/batch")]
+            .into_iter()
+            .chain([("shop-legacy", "deployment/web"), ("shop-off", "deployment/web")])
+    {
+        plane.kubectl_ok(&["-n", ns, "rollout", "status", workload, "--timeout=90s"]).unwrap();
+    }
+    for ns in ["shop-stable", "shop-legacy"] {
+        plane.kubectl_ok(&["label", "namespace", ns, "team=shop"]).unwrap();
+    }
+    assert_eq!(injected_pods(&plane, "shop-stable", "web")[0].1.as_deref(), Some("1-30-3"), "the injector ran");
+    let kc = &plane.kubeconfig;
+    let args = ["namespace", "-l", "team=shop", "--to", "prod-canary", "--restart", "--wait", "--timeout=3m"];
+
+    // Without a terminal and without --yes, nothing happens.
+    let before = workload_versions(&plane);
+    let (code, _, err) = run(meshmigrate(kc).args(args));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("not confirmed: Move 2 namespace(s) to prod-canary and restart 3 workload(s)"), "{err}");
+    let (code, dry, err) = json_run(kc, &[&args[..], &["--dry-run"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(dry["restarts"].as_array().unwrap().len(), 3, "{dry:#}");
+    assert_eq!(workload_versions(&plane), before, "refusals and dry runs change nothing");
+
+    let (code, report, err) = json_run(kc, &[&args[..], &["--max-concurrent=1", "--yes"]].concat());
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert_eq!(report["complete"], true);
+    let restarted: Vec<String> = report["restarts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}/{} {} {}", r["namespace"], r["workload"], r["result"], r["rollout"]["state"]))
+        .collect();
+    assert_eq!(
+        restarted,
+        [
+            r#""shop-legacy"/"deployment/web" "restarted" "complete""#,
+            r#""shop-stable"/"deployment/web" "restarted" "complete""#,
+            r#""shop-stable"/"statefulset/db" "restarted" "complete""#,
+        ],
+        "the opted-out batch Deployment is not stale and is left alone"
+    );
+    let off_target = report["notOnTarget"].as_array().unwrap();
+    assert_eq!(off_target.len(), 1, "{off_target:#?}");
+    assert_eq!(off_target[0]["workload"], "deployment/batch");
+    assert_eq!(off_target[0]["reason"], serde_json::json!({"kind": "optedOut", "by": "label"}));
+    assert!(err.contains("restarted shop-stable/statefulset/db"), "progress lines on stderr: {err}");
+    for (ns, app) in [("shop-stable", "web"), ("shop-stable", "db"), ("shop-legacy", "web")] {
+        let pods = injected_pods(&plane, ns, app);
+        assert!(!pods.is_empty() && pods.iter().all(|(_, rev)| rev.as_deref() == Some("1-31-1")), "{ns}: {pods:?}");
+    }
+    // One wave per restart with --max-concurrent=1: three journal times.
+    let (_, log, _) = json_run(kc, &["log"]);
+    let restart_times: std::collections::BTreeSet<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "restart")
+        .map(|e| e["time"].as_str().unwrap())
+        .collect();
+    assert_eq!(restart_times.len(), 3, "{log:#}");
+    assert!(plane.get_json(&["lease", "-n", "istio-system", "meshmigrate-lock"]).is_none(), "the lock is released");
+
+    // A rerun converges: nothing left to restart or change.
+    let (code, again, err) = json_run(kc, &[&args[..], &["--yes"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(again["restarts"].as_array().unwrap().is_empty(), "{again:#}");
+    assert!(again["namespaces"].as_array().unwrap().iter().all(|n| n["unchanged"] == true));
+
+    // Roll one namespace back, with its workloads.
+    let (code, dry, _) = json_run(kc, &["rollback", "--all", "--dry-run"]);
+    assert_eq!(code, 0);
+    let names: Vec<&str> =
+        dry["namespaces"].as_array().unwrap().iter().map(|n| n["namespace"].as_str().unwrap()).collect();
+    assert_eq!(names, ["shop-legacy", "shop-stable"]);
+    let (code, back, err) = json_run(kc, &["rollback", "shop-legacy", "--restart", "--wait", "--timeout=3m", "--yes"]);
+    assert_eq!(code, 0, "{back:#}\n{err}");
+    assert_eq!(labels_of(&plane, "shop-legacy")["istio-injection"], "enabled");
+    let pods = injected_pods(&plane, "shop-legacy", "web");
+    assert!(pods.iter().all(|(_, rev)| rev.as_deref() == Some("1-30-3")), "back on the default revision: {pods:?}");
+    assert_eq!(back["notOnTarget"], serde_json::json!([]));
+}
+
+/// A rollout that cannot finish: `--wait` stops at the deadline with a partial report naming it
+/// and exit code 7; a rerun follows it instead of restarting it again. A run while another holds
+/// the lock refuses, names the holder, and changes nothing.
+#[test]
+fn wait_timeout_is_incomplete_and_the_lock_refuses() {
+    let plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install_injected(&plane).unwrap();
+    plane
+        .apply(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: stuck, namespace: shop-stable}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      nodeSelector: {no-such-node: 'true'}\n      containers: [{name: app, image: nginx:1.27}]\n",
+        )
+        .unwrap();
+    plane.kubectl_ok(&["-n", "shop-stable", "rollout", "status", "deployment/web", "--timeout=90s"]).unwrap();
+    // Its pod exists (Pending, unschedulable) and was injected by the stable revision.
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while injected_pods(&plane, "shop-stable", "stuck").first().and_then(|p| p.1.clone()).as_deref() != Some("1-30-3") {
+        assert!(std::time::Instant::now() < limit, "no pod for deployment/stuck");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let kc = &plane.kubeconfig;
+    let args = ["namespace", "shop-stable", "--to", "1-31-1", "--restart", "--wait", "--timeout=15s", "--yes"];
+    let (code, report, err) = json_run(kc, &args);
+    assert_eq!(code, 7, "{report:#}\n{err}");
+    assert_eq!(report["complete"], false);
+    let stuck = report["restarts"].as_array().unwrap().iter().find(|r| r["workload"] == "deployment/stuck").unwrap();
+    assert_eq!(stuck["rollout"]["state"], "progressing", "{stuck:#}");
+    let off: Vec<&Value> = report["notOnTarget"].as_array().unwrap().iter().collect();
+    assert!(
+        off.iter().any(|p| p["workload"] == "deployment/stuck" && p["reason"]["kind"] == "rolloutIncomplete"),
+        "{off:#?}"
+    );
+    let (code, text, _) = run(meshmigrate(kc).args(args));
+    assert_eq!(code, 7);
+    assert!(text.contains("already restarted") && text.contains("Incomplete"), "a rerun follows, not restarts: {text}");
+
+    // Someone else holds the lock.
+    plane
+        .apply(&format!(
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: meshmigrate-lock, namespace: istio-system}}\nspec:\n  holderIdentity: alice on laptop (pid 42)\n  leaseDurationSeconds: 300\n  acquireTime: {now}\n  renewTime: {now}\n",
+            now = "\"2099-01-01T00:00:00.000000Z\""
+        ))
+        .unwrap();
+    let before = workload_versions(&plane);
+    let (code, _, err) = run(meshmigrate(kc).args(["namespace", "shop-legacy", "--to", "1-31-1"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("another meshmigrate run holds the lock: alice on laptop (pid 42)"), "{err}");
+    assert_eq!(workload_versions(&plane), before, "nothing changed");
+}
+
+/// Reliability drill: kube-apiserver dies in the middle of a `--restart --wait` run over many
+/// namespaces. After it comes back, rerunning the same command converges (once the dead run's
+/// lease expires): every namespace carries the target label, none lost its injection label at any
+/// point we can observe, every pod is on the target, and the journal holds exactly one settled
+/// move per namespace and no pending entry.
+#[test]
+fn apiserver_stopped_mid_run_then_rerun_converges() {
+    const NAMESPACES: usize = 16;
+    let mut plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install_injected(&plane).unwrap();
+    let mut manifest = String::new();
+    for i in 0..NAMESPACES {
+        let label = if i % 2 == 0 { "istio-injection: enabled" } else { "istio.io/rev: prod-stable" };
+        manifest.push_str(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: drill-{i:02}\n  labels: {{team: drill, {label}}}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: drill-{i:02}}}\nspec:\n  replicas: 1\n  \
+             selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+             spec: {{containers: [{{name: web, image: nginx:1.27}}]}}\n---\n"
+        ));
+    }
+    plane.apply(&manifest).unwrap();
+    let drill: Vec<String> = (0..NAMESPACES).map(|i| format!("drill-{i:02}")).collect();
+    for ns in &drill {
+        plane.kubectl_ok(&["-n", ns, "rollout", "status", "deployment/web", "--timeout=120s"]).unwrap();
+    }
+    let kc = plane.kubeconfig.clone();
+    let args = ["namespace", "-l", "team=drill", "--to", "prod-canary", "--restart", "--wait", "--timeout=4m", "--yes"];
+    let first = meshmigrate(&kc)
+        .args(args)
+        .arg("--max-concurrent=2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the apiserver once a few restarts are under way.
+    let restarts_recorded = |plane: &ControlPlane| {
+        plane.get_json(&["configmap", "-n", "istio-system", "meshmigrate-journal"]).map_or(0, |cm| {
+            cm["data"].as_object().unwrap().values().filter(|v| v.as_str().unwrap().contains("\"restart\"")).count()
+        })
+    };
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while restarts_recorded(&plane) < 3 {
+        assert!(std::time::Instant::now() < limit, "the run never got to its restarts");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    plane.stop_apiserver().unwrap();
+    let out = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "the interrupted run fails as unreachable: {err}");
+    plane.start_apiserver().unwrap();
+
+    // The dead run's lease blocks until it expires; then the rerun converges.
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut code, mut report, mut err) = json_run(&kc, &args);
+    let mut refused = 0;
+    while code == 1 && err.contains("holds the lock") && std::time::Instant::now() < limit {
+        refused += 1;
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        (code, report, err) = json_run(&kc, &args);
+    }
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert!(refused > 0, "the dead run's lease was still there right after the restart");
+    assert_eq!(report["notOnTarget"], serde_json::json!([]), "{report:#}");
+    for ns in &drill {
+        let labels = labels_of(&plane, ns);
+        assert_eq!(labels["istio.io/rev"], "prod-canary", "{ns}: {labels}");
+        assert!(labels.get("istio-injection").is_none(), "{ns}: {labels}");
+        let pods = injected_pods(&plane, ns, "web");
+        assert!(pods.iter().all(|(_, rev)| rev.as_deref() == Some("1-31-1")), "{ns}: {pods:?}");
+    }
+    let (_, log, _) = json_run(&kc, &["log"]);
+    let log = log.as_array().unwrap();
+    assert!(log.iter().all(|e| e["state"] != "pending"), "{log:#?}");
+    for ns in &drill {
+        let moves: Vec<&Value> =
+            log.iter().filter(|e| e["namespace"] == ns.as_str() && e["action"] == "relabel").collect();
+        assert_eq!(moves.len(), 1, "{ns}: one recorded move: {moves:#?}");
+        assert_eq!(moves[0]["state"], "done");
+        let expected_from = if ns.ends_with(['0', '2', '4', '6', '8']) { "istioInjection" } else { "istioRev" };
+        assert!(!moves[0]["from"][expected_from].is_null(), "{ns}: the labels it had are recorded: {moves:#?}");
+        assert!(
+            log.iter().any(|e| e["namespace"] == ns.as_str() && e["action"] == "restart" && e["state"] == "done"),
+            "{ns}: its restart is recorded as done"
+        );
+    }
+}
+
+/// A gateway moves by its pod template's label: journaled, rolled, verified; the gateways that
+/// follow the default revision are named; refusals change nothing.
+#[test]
+fn gateway_moves_to_the_canary() {
+    let plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install_injected(&plane).unwrap();
+    plane
+        .apply(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: follower, namespace: istio-ingress}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: follower}}\n  template:\n    metadata:\n      labels: {app: follower, sidecar.istio.io/inject: 'true'}\n      annotations: {inject.istio.io/templates: gateway}\n    spec: {containers: [{name: istio-proxy, image: auto}]}\n",
+        )
+        .unwrap();
+    // Every Deployment settled: their status stops changing, so resourceVersions can be compared.
+    plane.kubectl_ok(&["wait", "--for=condition=Available", "deployments", "--all", "-A", "--timeout=120s"]).unwrap();
+    for (namespace, deployment) in
+        [("istio-ingress", "istio-ingressgateway"), ("istio-ingress", "follower")].into_iter().chain(
+            [
+                "shop-both",
+                "shop-canary",
+                "shop-legacy",
+                "shop-off",
+                "shop-optout",
+                "shop-plain",
+                "shop-stable",
+                "shop-tagged",
+            ]
+            .map(|ns| (ns, "web")),
+        )
+    {
+        plane
+            .kubectl_ok(&["-n", namespace, "rollout", "status", &format!("deployment/{deployment}"), "--timeout=90s"])
+            .unwrap();
+    }
+    let kc = &plane.kubeconfig;
+    let before = workload_versions(&plane);
+    for (args, code, message) in [
+        (vec!["gateway", "istio-ingressgateway", "-n", "istio-ingress", "--to", "1-28-0"], 5, "no revision or tag"),
+        (vec!["gateway", "web", "-n", "shop-plain", "--to", "1-31-1"], 1, "shop-plain/web is not an injected gateway"),
+        (vec!["gateway", "nope", "-n", "istio-ingress", "--to", "1-31-1"], 5, "istio-ingress/nope does not exist"),
+        (vec!["gateway", "web", "-n", "shop-stable", "--to", "1-31-1"], 1, "not an injected gateway"),
+        (vec!["gateway", "istio-ingressgateway", "--to", "1-31-1"], 2, "needs -n NAMESPACE"),
+    ] {
+        let (got, _, err) = run(meshmigrate(kc).args(&args));
+        assert_eq!(got, code, "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    assert_eq!(workload_versions(&plane), before, "refusals change nothing");
+
+    let (code, report, err) = json_run(
+        kc,
+        &["gateway", "istio-ingressgateway", "-n", "istio-ingress", "--to", "prod-canary", "--timeout=2m"],
+    );
+    assert_eq!(code, 0, "{report:#}\n{err}");
+    assert_eq!(report["from"], "1-30-3");
+    assert_eq!(report["rollout"]["state"], "complete");
+    assert_eq!(report["notOnTarget"], serde_json::json!([]));
+    assert_eq!(report["defaultFollowers"], serde_json::json!(["istio-ingress/follower"]));
+    let pods = injected_pods(&plane, "istio-ingress", "istio-ingressgateway");
+    assert!(!pods.is_empty() && pods.iter().all(|(_, rev)| rev.as_deref() == Some("1-31-1")), "{pods:?}");
+    let (_, log, _) = json_run(kc, &["log"]);
+    let entry = &log.as_array().unwrap()[0];
+    assert_eq!(
+        (entry["action"].as_str(), entry["workload"].as_str(), entry["state"].as_str()),
+        (Some("gateway"), Some("deployment/istio-ingressgateway"), Some("done"))
+    );
+    assert_eq!(entry["from"]["istioRev"], "1-30-3");
+}
+
+/// `kind/name` of every object still labelled with `revision` (tags aside), across the kinds an
+/// install owns.
+fn owned_by(plane: &ControlPlane, revision: &str) -> Vec<String> {
+    let kinds = "mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings";
+    let selector = format!("istio.io/rev={revision},!istio.io/tag");
+    let mut found: Vec<String> =
+        plane.kubectl_ok(&["get", kinds, "-l", &selector, "-o", "name"]).unwrap().lines().map(String::from).collect();
+    let namespaced = "deployments,services,configmaps,serviceaccounts,roles,rolebindings,poddisruptionbudgets,\
+                      horizontalpodautoscalers";
+    found.extend(
+        plane
+            .kubectl_ok(&["get", namespaced, "-n", "istio-system", "-l", &selector, "-o", "name"])
+            .unwrap()
+            .lines()
+            .map(String::from),
+    );
+    found
+}
+
+/// The seed's last step, done safely: refused while used, backed up, deleted by label, rerunnable.
+#[test]
+fn retire_refuses_a_used_revision_then_backs_up_and_deletes_an_unused_one() {
+    let plane = ControlPlane::start(&Options::default()).unwrap();
+    Fixture::install(&plane, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("canary.tar.gz");
+    let everything = || {
+        plane
+            .kubectl_ok(&[
+                "get",
+                "deployments,services,configmaps,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles",
+                "-A",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}",
+            ])
+            .unwrap()
+    };
+
+    let before = everything();
+    let (code, _, err) = run(meshmigrate(&plane.kubeconfig).args(["retire", "1-31-1", "--yes", "-f"]).arg(&backup));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("revision 1-31-1 is still in use") && err.contains("tag/prod-canary"), "{err}");
+    assert!(err.contains("namespace/shop-canary (istio.io/rev=prod-canary)"), "{err}");
+    assert_eq!(everything(), before, "a refusal changes nothing");
+    assert!(!backup.exists());
+    let (code, _, err) = run(meshmigrate(&plane.kubeconfig).args(["retire", "1-29-0", "--yes"]));
+    assert_eq!(code, 5, "{err}");
+
+    // Move everything off the canary: its tag goes, its namespaces go back to the stable revision.
+    plane
+        .kubectl_ok(&["delete", "mutatingwebhookconfigurations,services", "-A", "-l", "istio.io/tag=prod-canary"])
+        .unwrap();
+    plane
+        .kubectl_ok(&["label", "namespaces", "-l", "istio.io/rev=prod-canary", "istio.io/rev=1-30-3", "--overwrite"])
+        .unwrap();
+    let owned = owned_by(&plane, "1-31-1");
+    assert!(owned.contains(&"deployment.apps/istiod-1-31-1".to_string()), "{owned:?}");
+    // The chart labels its RBAC and ServiceAccount with the Helm release only.
+    let release = "app=istiod,app.kubernetes.io/instance=istiod-1-31-1";
+    let rbac = || {
+        plane
+            .kubectl_ok(&[
+                "get",
+                "clusterroles,clusterrolebindings,serviceaccounts,roles,rolebindings",
+                "-A",
+                "-l",
+                release,
+                "-o",
+                "name",
+            ])
+            .unwrap()
+    };
+    let rbac_before = rbac();
+    assert!(
+        rbac_before.contains("clusterrole.rbac.authorization.k8s.io/istiod-clusterrole-1-31-1-istio-system"),
+        "{rbac_before}"
+    );
+
+    let (code, plan, err) = json_run(&plane.kubeconfig, &["retire", "1-31-1", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plan["deleted"].as_array().unwrap().len(), owned.len() + rbac_before.lines().count(), "{plan:#}");
+    assert_eq!(plan["deleted"][0]["kind"], "MutatingWebhookConfiguration", "webhooks go first: {plan:#}");
+    assert_eq!(owned_by(&plane, "1-31-1"), owned, "a dry run deletes nothing");
+
+    let stable = || {
+        plane
+            .kubectl_ok(&[
+                "get",
+                "deployment,service",
+                "-n",
+                "istio-system",
+                "-l",
+                "istio.io/rev=1-30-3",
+                "-o",
+                "jsonpath={..resourceVersion}",
+            ])
+            .unwrap()
+    };
+    let stable_before = stable();
+    let crds_before = plane.kubectl_ok(&["get", "crds", "-o", "name"]).unwrap();
+    let (code, done, err) = json_run(&plane.kubeconfig, &["retire", "1-31-1", "--yes", "-f", backup.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(owned_by(&plane, "1-31-1").is_empty(), "{:?}", owned_by(&plane, "1-31-1"));
+    assert_eq!(rbac(), "", "the release's RBAC is gone too");
+    assert_eq!(stable(), stable_before, "the stable revision is untouched");
+    assert_eq!(plane.kubectl_ok(&["get", "crds", "-o", "name"]).unwrap(), crds_before, "shared CRDs stay");
+    let manifest = meshkit::archive::verify_file(&backup).unwrap();
+    assert_eq!(manifest.objects.len(), done["deleted"].as_array().unwrap().len());
+    assert!(manifest.objects.iter().any(|o| o.kind == "Deployment" && o.name == "istiod-1-31-1"), "{manifest:?}");
+
+    let (code, _, err) = run(meshmigrate(&plane.kubeconfig).args(["retire", "1-31-1", "--yes"]));
+    assert_eq!(code, 0, "a rerun converges: {err}");
+    assert!(err.contains("already retired"), "{err}");
+    let (_, log, _) = json_run(&plane.kubeconfig, &["log"]);
+    let retired = log.as_array().unwrap().iter().find(|e| e["action"] == "retire").expect("journaled");
+    assert_eq!((retired["workload"].as_str(), retired["state"].as_str()), (Some("revision/1-31-1"), Some("done")));
+}

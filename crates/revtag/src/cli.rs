@@ -14,8 +14,6 @@ use crate::tag::{DryRun, SetRequest, validate_tag};
 const NAME: &str = "kubectl revtag";
 
 const HELP: &str = "\
-Istio revisions and revision tags.
-
 Usage:
   kubectl revtag <command> [flags]
 
@@ -25,6 +23,7 @@ Commands:
   set         Create a tag or point it at another revision
   remove      Remove a tag
   generate    Print the manifests of a tag without changing anything
+  completion  Print or install the kubectl completion shim (kubectl_complete-revtag)
 
 Run `kubectl revtag <command> --help` for a command's flags.
   -h, --help                   Show help
@@ -232,7 +231,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
             }
         }
     }
-    let Some((command, rest)) = words.split_first() else { return Ok(Request::Help(full_help(HELP))) };
+    let Some((command, rest)) = words.split_first() else { return Ok(Request::Help(top_help())) };
     let command = command.as_str();
     let canonical = match command {
         "list" | "ls" | "show" => "list",
@@ -253,7 +252,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
             "set" => SET_HELP,
             "remove" => REMOVE_HELP,
             "generate" => GENERATE_HELP,
-            _ => HELP,
+            _ => return Ok(Request::Help(top_help())),
         };
         return Ok(Request::Help(full_help(text)));
     }
@@ -313,7 +312,23 @@ fn full_help(text: &str) -> String {
     format!("{text}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}\n")
 }
 
+fn top_help() -> String {
+    full_help(&format!("{}.\n\n{HELP}", meshkit::catalogue::about("revtag")))
+}
+
+/// Every help text, for the test that keeps completion in step with them.
+#[cfg(test)]
+pub fn all_help() -> String {
+    [HELP, LIST_HELP, REVISIONS_HELP, SET_HELP, REMOVE_HELP, GENERATE_HELP, OUTPUT_FLAGS_HELP, GLOBAL_FLAGS_HELP]
+        .join("\n")
+        + meshkit::complete::COMPLETION_HELP
+}
+
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(done) = meshkit::complete::dispatch(&crate::completion::SPEC, &args) {
+        return done;
+    }
     match parse(args)? {
         Request::Help(text) => {
             print!("{text}");

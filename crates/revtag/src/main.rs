@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod completion;
 mod list;
 mod revisions;
 mod snapshot;

@@ -1,168 +1,220 @@
-//! `cargo xtask bench-backup [--objects N]`: a benchmark, not a test. On a throw-away control plane
-//! with the Istio fixture and N Istio custom resources, it measures `kubectl meshbackup create`
-//! against listing the same kinds with kubectl, restore throughput, and peak memory (through
-//! `/usr/bin/time -v`), with the release build. Figures go to stdout.
+//! `cargo xtask bench migrate|status`: kubectl-meshmigrate at scale against the real test control
+//! plane. Not a test: it prints wall time, peak memory (`/usr/bin/time -v`) and the requests the
+//! command made, counted in the apiserver's audit log.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use meshtest::{ControlPlane, Fixture, Options, repo_root};
+use meshtest::{ControlPlane, Fixture, Options, STABLE, pod_manifest, repo_root};
 
-/// Kinds written, with their share of the objects (out of 10).
-const KINDS: &[(&str, &str, usize)] = &[
-    ("virtualservices.networking.istio.io", "VirtualService", 4),
-    ("destinationrules.networking.istio.io", "DestinationRule", 3),
-    ("serviceentries.networking.istio.io", "ServiceEntry", 1),
-    ("authorizationpolicies.security.istio.io", "AuthorizationPolicy", 1),
-    ("sidecars.networking.istio.io", "Sidecar", 1),
-];
-const NAMESPACES: usize = 20;
+/// The user the measured command runs as, so that its requests can be told apart in the audit log.
+const RUNNER: &str = "bench-runner";
 
-fn object(kind: &str, namespace: &str, name: &str) -> String {
-    let spec = match kind {
-        "VirtualService" => format!(
-            "  hosts: [{name}]\n  http:\n  - match: [{{uri: {{prefix: /v2}}}}]\n    route: [{{destination: {{host: {name}, subset: v2}}, weight: 90}}, {{destination: {{host: {name}, subset: v1}}, weight: 10}}]\n    timeout: 5s\n    retries: {{attempts: 3, perTryTimeout: 2s}}\n"
-        ),
-        "DestinationRule" => format!(
-            "  host: {name}\n  trafficPolicy: {{connectionPool: {{tcp: {{maxConnections: 100}}}}, tls: {{mode: ISTIO_MUTUAL}}}}\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n"
-        ),
-        "ServiceEntry" => format!(
-            "  hosts: [{name}.example.com]\n  ports: [{{number: 443, name: https, protocol: TLS}}]\n  resolution: DNS\n  location: MESH_EXTERNAL\n"
-        ),
-        "AuthorizationPolicy" => format!(
-            "  selector: {{matchLabels: {{app: {name}}}}}\n  action: ALLOW\n  rules: [{{from: [{{source: {{principals: [cluster.local/ns/{namespace}/sa/{name}]}}}}], to: [{{operation: {{methods: [GET]}}}}]}}]\n"
-        ),
-        _ => format!("  workloadSelector: {{labels: {{app: {name}}}}}\n  egress: [{{hosts: [./*, istio-system/*]}}]\n"),
-    };
-    let group = if kind == "AuthorizationPolicy" { "security.istio.io" } else { "networking.istio.io" };
-    format!(
-        "apiVersion: {group}/v1\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n{spec}---\n"
-    )
-}
-
-fn manifest(total: usize) -> String {
-    let mut out = String::new();
-    for n in 0..NAMESPACES {
-        let _ = write!(
-            out,
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench-{n:02}\n  labels: {{istio.io/rev: 1-30-3}}\n---\n"
-        );
-    }
-    let mut index = 0;
-    for (_, kind, share) in KINDS {
-        for _ in 0..total * share / 10 {
-            let namespace = format!("bench-{:02}", index % NAMESPACES);
-            out.push_str(&object(kind, &namespace, &format!("svc-{index:05}")));
-            index += 1;
-        }
-    }
-    out
-}
-
-/// Runs a command under `/usr/bin/time -v`: (wall seconds, peak RSS in MiB).
-fn measure(label: &str, cmd: &mut Command) -> Result<(f64, f64)> {
-    let mut timed = Command::new("/usr/bin/time");
-    timed.arg("-v").arg(cmd.get_program()).args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => timed.env(key, value),
-            None => timed.env_remove(key),
-        };
-    }
-    let started = Instant::now();
-    let out = timed.stdout(Stdio::null()).output().with_context(|| format!("cannot run {label}"))?;
-    let seconds = started.elapsed().as_secs_f64();
-    let report = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("{label} failed: {report}");
-    }
-    let kib: f64 = report
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no peak memory in /usr/bin/time's report")?;
-    Ok((seconds, kib / 1024.0))
-}
-
-pub fn run(total: usize) -> Result<()> {
+pub fn bench(which: &str) -> Result<()> {
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(repo_root())
-        .args(["build", "--release", "--quiet", "--bin", "kubectl-meshbackup", "-p", "meshbackup"])
+        .args(["build", "--release", "--quiet", "-p", "meshmigrate"])
         .status()?;
     if !status.success() {
         bail!("cargo build --release failed");
     }
-    let binary = repo_root().join("target/release/kubectl-meshbackup");
+    match which {
+        "migrate" => migrate(100, 5),
+        "status" => status_all(5_000, 10),
+        other => bail!("unknown benchmark {other:?}: migrate or status"),
+    }
+}
+
+fn runner_kubeconfig(plane: &ControlPlane) -> Result<std::path::PathBuf> {
+    plane.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        RUNNER,
+        "--clusterrole=cluster-admin",
+        &format!("--user={RUNNER}"),
+    ])?;
+    plane.user_kubeconfig(RUNNER, &[])
+}
+
+/// `namespace --restart --wait` over `namespaces` × `deployments` single-replica Deployments.
+fn migrate(namespaces: usize, deployments: usize) -> Result<()> {
+    let started = Instant::now();
+    // 110 pods per kwok node; room for the surge of the rollouts.
+    let nodes = (namespaces * deployments * 3 / 2).div_ceil(100).max(1);
+    let plane = ControlPlane::start(&Options { nodes, ..Default::default() })?;
+    Fixture::install_injected(&plane)?;
+    let mut manifest = String::new();
+    for n in 0..namespaces {
+        let _ = write!(
+            manifest,
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench-{n:03}\n  labels: {{bench: migrate, istio.io/rev: {}}}\n---\n",
+            STABLE.name
+        );
+        for d in 0..deployments {
+            let _ = write!(
+                manifest,
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app-{d}, namespace: bench-{n:03}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: app-{d}}}}}\n  template:\n    metadata: {{labels: {{app: app-{d}}}}}\n    spec: {{containers: [{{name: app, image: nginx:1.27}}]}}\n---\n"
+            );
+        }
+    }
+    plane.apply(&manifest)?;
+    plane.kubectl_ok(&["wait", "--for=condition=Available", "deployments", "--all", "-A", "--timeout=900s"])?;
+    eprintln!(
+        "bench: {} Deployments in {namespaces} namespaces on {nodes} nodes ready after {:.0?}",
+        namespaces * deployments,
+        started.elapsed()
+    );
+    let kubeconfig = runner_kubeconfig(&plane)?;
+    let args = [
+        "namespace",
+        "-l",
+        "bench=migrate",
+        "--to",
+        "1-31-1",
+        "--restart",
+        "--wait",
+        "--yes",
+        "--max-concurrent=50",
+        "--timeout=30m",
+        "-o",
+        "json",
+    ];
+    let (figures, stdout) = measure(&kubeconfig, &args)?;
+    let report: serde_json::Value = serde_json::from_str(&stdout).context("the report")?;
+    let restarts = report["restarts"].as_array().map_or(0, Vec::len);
+    let off_target = report["notOnTarget"].as_array().map_or(0, Vec::len);
+    println!(
+        "namespace --restart --wait --max-concurrent=50: {namespaces} namespaces, {restarts} restarts, {off_target} pods off target, complete={}",
+        report["complete"]
+    );
+    print_figures(&figures, &requests(&plane)?);
+    Ok(())
+}
+
+/// `status -A` over `namespaces` namespaces with `pods_each` injected pods each (Tier A: pods are
+/// written directly).
+fn status_all(namespaces: usize, pods_each: usize) -> Result<()> {
+    let started = Instant::now();
     let plane = ControlPlane::start(&Options::default())?;
     Fixture::install(&plane, false)?;
-    let started = Instant::now();
-    plane.apply(&manifest(total))?;
-    eprintln!("bench: {total} custom resources written in {:.1?}", started.elapsed());
-    let dir = tempfile::tempdir()?;
-    let archive = dir.path().join("bench.tar.gz");
-    let plugin = |args: &[&str]| {
-        let mut cmd = meshtest::plugin(binary.to_str().unwrap(), &plane.kubeconfig);
-        cmd.args(args);
-        cmd
-    };
-    let mut results = Vec::new();
-    let mut record = |line: String| {
-        eprintln!("bench: {line}");
-        results.push(line);
-    };
-    let (seconds, mib) =
-        measure("create", &mut plugin(&["create", "-f", archive.to_str().unwrap(), "--include-secrets"]))?;
-    let size = std::fs::metadata(&archive)?.len() as f64 / 1024.0 / 1024.0;
-    record(format!("meshbackup create: {seconds:.2} s, peak {mib:.0} MiB, archive {size:.1} MiB"));
-    let (mut kubectl_seconds, mut kubectl_peak) = (0.0, 0.0f64);
-    for (resource, _, _) in KINDS {
-        let mut cmd = plane.kubectl();
-        cmd.args(["get", resource, "-A", "-o", "yaml"]);
-        let (seconds, mib) = measure("kubectl get", &mut cmd)?;
-        kubectl_seconds += seconds;
-        kubectl_peak = kubectl_peak.max(mib);
+    let labels = ["istio-injection: enabled", "istio.io/rev: prod-canary", "istio.io/rev: 1-30-3"];
+    let mut chunks = vec![String::new(); 4];
+    for n in 0..namespaces {
+        let chunk = &mut chunks[n % 4];
+        let _ = write!(
+            chunk,
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scale-{n:05}\n  labels: {{{}}}\n---\n",
+            labels[n % labels.len()]
+        );
     }
-    record(format!(
-        "kubectl get <each of {} kinds> -A -o yaml: {kubectl_seconds:.2} s in total, peak {kubectl_peak:.0} MiB",
-        KINDS.len()
-    ));
-    let (seconds, mib) = measure("inspect", &mut plugin(&["inspect", archive.to_str().unwrap()]))?;
-    record(format!("meshbackup inspect (verify every checksum): {seconds:.2} s, peak {mib:.0} MiB"));
-    let (seconds, mib) = measure("diff", &mut plugin(&["diff", archive.to_str().unwrap()]))?;
-    record(format!("meshbackup diff (no differences): {seconds:.2} s, peak {mib:.0} MiB"));
+    create_in_parallel(&plane, &chunks)?;
+    let mut chunks = vec![String::new(); 4];
+    for n in 0..namespaces {
+        for p in 0..pods_each {
+            chunks[(n * pods_each + p) % 4].push_str(&pod_manifest(
+                &format!("scale-{n:05}"),
+                &format!("web-{p}"),
+                Some(STABLE),
+                false,
+                &[],
+            ));
+        }
+    }
+    create_in_parallel(&plane, &chunks)?;
+    eprintln!(
+        "bench: {namespaces} namespaces and {} pods written after {:.0?}",
+        namespaces * pods_each,
+        started.elapsed()
+    );
+    let kubeconfig = runner_kubeconfig(&plane)?;
+    let (figures, stdout) = measure(&kubeconfig, &["status", "-A", "-o", "json"])?;
+    let rows: serde_json::Value = serde_json::from_str(&stdout).context("status output")?;
+    println!("status -A: {} namespaces reported", rows.as_array().map_or(0, Vec::len));
+    print_figures(&figures, &requests(&plane)?);
+    Ok(())
+}
 
-    let resources: Vec<&str> = KINDS.iter().map(|(r, _, _)| *r).collect();
-    // kubectl's own --wait can miss the last deletion of thousands; poll instead.
-    plane.kubectl_ok(&["delete", &resources.join(","), "--all", "-A", "--wait=false"])?;
-    while !plane.kubectl_ok(&["get", &resources.join(","), "-A", "-o", "name"])?.trim().is_empty() {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-    let objects = count_objects(&binary, &plane.kubeconfig, &archive)?;
-    let (seconds, mib) = measure("restore", &mut plugin(&["restore", archive.to_str().unwrap(), "--yes"]))?;
-    record(format!(
-        "meshbackup restore ({total} custom resources created, {objects} objects in all): {seconds:.2} s = {:.0} objects/s, peak {mib:.0} MiB",
-        objects as f64 / seconds
-    ));
-    let (seconds, mib) = measure("restore again", &mut plugin(&["restore", archive.to_str().unwrap(), "--yes"]))?;
-    record(format!(
-        "meshbackup restore rerun (everything unchanged): {seconds:.2} s = {:.0} objects/s, peak {mib:.0} MiB",
-        objects as f64 / seconds
-    ));
-    drop(record);
-    println!("{total} Istio custom resources in {NAMESPACES} namespaces (release build, 2 shared cores):");
-    for line in &results {
-        println!("  {line}");
+fn create_in_parallel(plane: &ControlPlane, chunks: &[String]) -> Result<()> {
+    let children: Vec<_> = chunks
+        .iter()
+        .map(|chunk| -> Result<_> {
+            let path = plane.dir.join(format!("bench-{:p}.yaml", chunk.as_ptr()));
+            std::fs::write(&path, chunk)?;
+            Ok(plane
+                .kubectl()
+                .args(["create", "-f"])
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()?)
+        })
+        .collect::<Result<_>>()?;
+    for child in children {
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("kubectl create failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
     }
     Ok(())
 }
 
-fn count_objects(binary: &Path, kubeconfig: &Path, archive: &Path) -> Result<usize> {
-    let out = meshtest::plugin(binary.to_str().unwrap(), kubeconfig)
-        .args(["inspect", archive.to_str().unwrap(), "-o", "json"])
-        .output()?;
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    summary["objects"].as_u64().map(|n| n as usize).context("inspect gave no object count")
+/// Runs the release binary under `/usr/bin/time -v`: `(time's figures, stdout)`.
+fn measure(kubeconfig: &Path, args: &[&str]) -> Result<(BTreeMap<String, String>, String)> {
+    let binary = repo_root().join("target/release/kubectl-meshmigrate");
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(&binary)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .context("cannot run /usr/bin/time")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let figures: BTreeMap<String, String> = stderr
+        .lines()
+        .filter_map(|l| l.trim().rsplit_once(": "))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    if !out.status.success() {
+        bail!("kubectl-meshmigrate {} failed: {stderr}", args.join(" "));
+    }
+    Ok((figures, String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+/// The runner's requests by verb and resource, from the audit log (written asynchronously).
+fn requests(plane: &ControlPlane) -> Result<BTreeMap<String, usize>> {
+    std::thread::sleep(Duration::from_secs(3));
+    let mut counts = BTreeMap::new();
+    let logs = std::fs::read_dir(plane.dir.join("logs"))?;
+    for entry in logs {
+        let path = entry?.path();
+        if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("audit")) {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path)?.lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if event["user"]["username"] != RUNNER || event["stage"] != "ResponseComplete" {
+                continue;
+            }
+            let resource = event["objectRef"]["resource"].as_str().unwrap_or("-");
+            let verb = event["verb"].as_str().unwrap_or("-");
+            *counts.entry(format!("{verb} {resource}")).or_default() += 1;
+        }
+    }
+    Ok(counts)
+}
+
+fn print_figures(figures: &BTreeMap<String, String>, requests: &BTreeMap<String, usize>) {
+    for key in
+        ["Elapsed (wall clock) time (h:mm:ss or m:ss)", "Maximum resident set size (kbytes)", "User time (seconds)"]
+    {
+        println!("  {key}: {}", figures.get(key).map_or("?", String::as_str));
+    }
+    println!("  API requests: {}", requests.values().sum::<usize>());
+    for (what, count) in requests {
+        println!("    {count:6}  {what}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask <task>`.
 
 mod bench;
+mod bench_backup;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -21,10 +22,17 @@ Tasks:
                         Start a local control plane and leave it running (Istio fixture unless --bare;
                         controllers, scheduler and N kwok nodes with --nodes)
   cluster down          Stop it
-  bench-backup [--objects N]
-                        Benchmark kubectl meshbackup on a throw-away cluster with N Istio custom
-                        resources (default 10000): create vs kubectl get, restore objects/s, peak memory
-  tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl) into the cache
+  bench backup [--objects N]
+                        Benchmark of kubectl-meshbackup (release build) with N Istio custom resources
+                        (default 10000): create vs kubectl get, inspect, diff, restore objects/s, peak memory
+  bench migrate|status  Benchmarks of kubectl-meshmigrate (release build) on the test control plane:
+                        `namespace --restart --wait` over 500 Deployments in 100 namespaces, or
+                        `status -A` over 5,000 namespaces and 50,000 pods; prints wall time, peak
+                        memory and the API requests the command made (from the audit log)
+  dist [--version vX.Y.Z] [--target TRIPLE]… [--base-url URL] [--out DIR] [--index DIR]
+                        Release builds, one archive per plugin and platform with its sha256 (in
+                        target/dist/<version>), and the krew index rendered from plugins.yaml (krew/)
+  tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl, krew) into the cache
 ";
 
 fn main() -> ExitCode {
@@ -43,11 +51,17 @@ fn run() -> Result<ExitCode> {
     let mut options = Options::default();
     let mut bare = false;
     let mut objects = 10_000;
+    let mut dist = xtask::dist::Options::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("bare") => bare = true,
             Long("nodes") => options.nodes = parser.value()?.parse()?,
             Long("objects") => objects = parser.value()?.parse()?,
+            Long("version") => dist.version = Some(parser.value()?.string()?),
+            Long("target") => dist.targets.push(parser.value()?.string()?),
+            Long("base-url") => dist.base_url = Some(parser.value()?.string()?),
+            Long("out") => dist.out = Some(parser.value()?.into()),
+            Long("index") => dist.index = Some(parser.value()?.into()),
             Short('h') | Long("help") => {
                 print!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -60,7 +74,9 @@ fn run() -> Result<ExitCode> {
     match words.as_slice() {
         ["test", ..] => test(&words[1..]),
         ["demo"] => demo(),
-        ["bench-backup"] => bench::run(objects).map(|_| ExitCode::SUCCESS),
+        ["bench", "backup"] => bench_backup::run(objects).map(|_| ExitCode::SUCCESS),
+        ["dist"] => xtask::dist::run(&repo_root(), &dist).map(|_| ExitCode::SUCCESS),
+        ["bench", which] => bench::bench(which).map(|_| ExitCode::SUCCESS),
         ["cluster", "up"] => {
             let plane = cluster_up(options, bare)?;
             println!("export KUBECONFIG={}", plane.kubeconfig.display());
@@ -72,6 +88,7 @@ fn run() -> Result<ExitCode> {
             let started = Instant::now();
             let tools = Tools::ensure()?;
             tools.istioctl()?;
+            tools.krew()?;
             eprintln!(
                 "tools ready in {:.1?}: {} and {}",
                 started.elapsed(),
@@ -97,7 +114,9 @@ fn cargo() -> Command {
 /// wait on each other's build), then runs the whole test suite.
 fn test(extra: &[&str]) -> Result<ExitCode> {
     let started = Instant::now();
-    Tools::ensure()?.istioctl()?;
+    let tools = Tools::ensure()?;
+    tools.istioctl()?;
+    tools.krew()?;
     eprintln!("xtask: test tools ready after {:.1?}", started.elapsed());
     let mut child = cargo()
         .args(["test", "--workspace", "--locked", "--no-fail-fast"])
@@ -155,7 +174,11 @@ fn cluster_up(mut options: Options, bare: bool) -> Result<ControlPlane> {
     eprintln!("xtask: control plane up at {} in {:.1?}", plane.server, started.elapsed());
     if !bare {
         let fixture_started = Instant::now();
-        Fixture::install(&plane, options.nodes == 0)?;
+        if options.nodes == 0 {
+            Fixture::install(&plane, true)?;
+        } else {
+            Fixture::install_injected(&plane)?;
+        }
         eprintln!("xtask: Istio fixture installed in {:.1?}", fixture_started.elapsed());
     }
     Ok(plane)
@@ -191,7 +214,9 @@ fn demo() -> Result<ExitCode> {
     if !status.success() {
         bail!("cargo build failed");
     }
-    let plane = cluster_up(Options::default(), false)?;
+    // Tier B with the injector stand-in: restarts create real pods, injected by the revision
+    // their namespace asks for.
+    let plane = cluster_up(Options { nodes: 1, ..Default::default() }, false)?;
     let bin = repo_root().join("target/debug");
     let mut path = vec![bin];
     path.extend(std::env::split_paths(&plane.tools.path_env()));
@@ -255,20 +280,33 @@ fn demo() -> Result<ExitCode> {
         &["kubectl", "revtag", "set", "default", "--revision", "1-31-1", "--overwrite", "--yes"],
     )?;
     step("the canary is now the default", &["kubectl", "revtag", "revisions"])?;
+    // istiod re-reads the moved tags by itself; the injector stand-in is told.
+    Fixture::install_injector(&plane)?;
     step(
-        "move a namespace to the canary: its labels are recorded in the journal first",
-        &["kubectl", "meshmigrate", "namespace", "shop-stable", "--to", "prod-canary"],
+        "move a namespace from the stable to the canary revision: labels journaled, stale workloads restarted, every pod verified",
+        &["kubectl", "meshmigrate", "namespace", "shop-stable", "--to", "1-31-1", "--restart", "--wait", "--yes"],
     )?;
     step(
-        "its pod is now stale: a restart would re-inject it from the canary",
-        &["kubectl", "meshmigrate", "status", "shop-stable"],
+        "its pods now carry the canary's sidecar",
+        &["kubectl", "meshmigrate", "status", "shop-stable", "shop-legacy", "shop-canary"],
+    )?;
+    step(
+        "after the migration: istiod available, webhooks served, pods on their intended revision, the old revision still in use?",
+        &["sh", "-c", "kubectl meshcheck verify; echo \"exit code $?\""],
     )?;
     step(
         "what the migration changed since the backup (exit 1: differences, as kubectl diff)",
         &["sh", "-c", &format!("kubectl meshbackup diff {backup}; echo \"exit code $?\"")],
     )?;
-    step("roll it back: exactly the labels it had", &["kubectl", "meshmigrate", "rollback", "shop-stable"])?;
+    step(
+        "roll it back: exactly the labels it had, and its pods back on the stable revision",
+        &["kubectl", "meshmigrate", "rollback", "shop-stable", "--restart", "--wait", "--yes"],
+    )?;
     step("the journal: what changed, when, by whom", &["kubectl", "meshmigrate", "log"])?;
+    step(
+        "retiring the stable revision is refused while anything still uses it (and changes nothing)",
+        &["sh", "-c", "kubectl meshmigrate retire 1-30-3 --yes; echo \"exit code $?\""],
+    )?;
     ControlPlane::stop_detached(&cluster_dir())?;
     eprintln!(
         "\nThe demo cluster is stopped. `eval \"$(cargo xtask cluster up)\"` starts one to explore;\n\

@@ -4,7 +4,9 @@
 //!
 //! No istiod runs, so nothing would answer the injector and validator webhooks. The fixture
 //! therefore runs with the admission webhooks off (see [`crate::Options::admission_webhooks`]) and
-//! writes "already injected" pods itself. In Tier B the controllers create the pods, uninjected.
+//! writes "already injected" pods itself. In Tier B the controllers create the pods: uninjected
+//! after [`Fixture::install`], injected as istiod would inject them after
+//! [`Fixture::install_injected`] (see [`crate::injector`]).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -109,6 +111,32 @@ impl Fixture {
         plane.apply(&rest)?;
         plane.apply(&apps_manifest(pods))?;
         Ok(())
+    }
+
+    /// Tier B with injection: as [`Fixture::install`] without pods, but Istio's injector webhooks
+    /// are mirrored as admission policies (see [`crate::injector`]) before the application
+    /// Deployments exist, so their pods come up injected the way istiod would inject them.
+    pub fn install_injected(plane: &ControlPlane) -> Result<()> {
+        let rendered = render_istio(plane)?;
+        let (crds, rest) = split_crds(&rendered);
+        plane.apply(&namespaces_manifest())?;
+        plane.apply(&crds)?;
+        plane.kubectl_ok(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=120s"])?;
+        // The gateway's pods, too, must be created after the injector is in place.
+        let (gateway, control_plane): (Vec<&str>, Vec<&str>) = rest.split("\n---\n").partition(|doc| {
+            doc.lines().any(|l| l.trim_end() == "kind: Deployment")
+                && doc.lines().any(|l| l.trim_end() == format!("  namespace: \"{GATEWAY_NAMESPACE}\""))
+        });
+        plane.apply(&control_plane.join("\n---\n"))?;
+        Self::install_injector(plane)?;
+        plane.apply(&gateway.join("\n---\n"))?;
+        plane.apply(&apps_manifest(false))?;
+        Ok(())
+    }
+
+    /// Mirrors the injector webhooks now in the cluster (again, after a tag moved).
+    pub fn install_injector(plane: &ControlPlane) -> Result<()> {
+        crate::injector::install(plane, ISTIO_NAMESPACE)
     }
 }
 

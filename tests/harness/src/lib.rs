@@ -2,6 +2,8 @@
 //! loopback, with Istio's own charts rendered into it.
 
 mod fixture;
+mod hang;
+pub mod injector;
 mod pki;
 mod plane;
 mod tools;
@@ -12,6 +14,7 @@ pub use fixture::{
     APP_NAMESPACES, AppNamespace, CANARY, Fixture, GATEWAY_NAMESPACE, ISTIO_NAMESPACE, IstioRevision, STABLE,
     pod_manifest, write_rendered,
 };
+pub use hang::hanging_kubeconfig;
 pub use plane::{CONTEXT, ControlPlane, Options};
 pub use tools::{ModuleVersions, Tools, cache_dir, istio_module_dir};
 

@@ -2,7 +2,7 @@
 //! (Tier B) kube-controller-manager, kube-scheduler and kwok fake nodes so that Deployments really
 //! get Running/Ready pods and rollouts really roll.
 
-use std::fs::{self, File};
+use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -42,6 +42,9 @@ pub struct ControlPlane {
     /// The admin kubeconfig (user `admin` in `system:masters`).
     pub kubeconfig: PathBuf,
     pki: Pki,
+    /// How kube-apiserver was started, so that [`ControlPlane::start_apiserver`] can bring the
+    /// same one back (same port, same etcd) after [`ControlPlane::stop_apiserver`].
+    apiserver_args: Vec<String>,
     processes: Vec<Process>,
     watchdog: Option<Child>,
     persistent: bool,
@@ -92,6 +95,7 @@ impl ControlPlane {
             server: String::new(),
             kubeconfig: dir.join("kubeconfig"),
             pki,
+            apiserver_args: Vec::new(),
             processes: Vec::new(),
             watchdog: None,
             persistent: options.persistent_dir.is_some(),
@@ -157,6 +161,10 @@ impl ControlPlane {
             format!("--service-account-signing-key-file={}", d("sa.key")),
             "--service-cluster-ip-range=10.0.0.0/24".into(),
             format!("--disable-admission-plugins={}", disabled.join(",")),
+            // MutatingAdmissionPolicy (beta, off by default in 1.34/1.35) lets the fixture inject
+            // sidecars in-process while no istiod runs (see `Fixture::install_injector`).
+            "--feature-gates=MutatingAdmissionPolicy=true".into(),
+            "--runtime-config=admissionregistration.k8s.io/v1beta1=true".into(),
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
             format!("--audit-log-path={}", d("logs/audit.log")),
@@ -166,9 +174,49 @@ impl ControlPlane {
             format!("--cert-dir={}", d("certs")),
             "--v=1".into(),
         ];
+        self.apiserver_args = args.to_vec();
         self.spawn("kube-apiserver", Command::new(apiserver).args(&args))?;
         self.write_kubeconfig(&self.kubeconfig.clone(), "admin", &["system:masters"])?;
         self.wait_ready(Duration::from_secs(90))
+    }
+
+    /// Kills kube-apiserver (SIGKILL: no graceful shutdown, as in a crash); etcd and the rest keep
+    /// running. Clients get "connection refused" until [`ControlPlane::start_apiserver`].
+    pub fn stop_apiserver(&mut self) -> Result<()> {
+        let index =
+            self.processes.iter().position(|p| p.name == "kube-apiserver").context("kube-apiserver is not running")?;
+        let mut process = self.processes.remove(index);
+        process.child.kill()?;
+        process.child.wait()?;
+        self.write_pids()
+    }
+
+    /// Starts kube-apiserver again with the arguments it first had (same port, same etcd, same
+    /// certificates) and waits until it is ready.
+    pub fn start_apiserver(&mut self) -> Result<()> {
+        if self.processes.iter().any(|p| p.name == "kube-apiserver") {
+            bail!("kube-apiserver is already running");
+        }
+        let port: u16 = self.server.rsplit(':').next().and_then(|p| p.parse().ok()).context("server port")?;
+        // The killed process's socket may linger for a moment.
+        let start = Instant::now();
+        while TcpListener::bind(("127.0.0.1", port)).is_err() {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("port {port} still taken 30s after kube-apiserver stopped");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let apiserver = self.tools.kube_apiserver();
+        let args = self.apiserver_args.clone();
+        self.spawn("kube-apiserver", Command::new(apiserver).args(&args))?;
+        self.wait_ready(Duration::from_secs(90))
+    }
+
+    /// Rewrites the pid file from the processes still running (the watchdog kills what it lists).
+    fn write_pids(&self) -> Result<()> {
+        let text: String = self.processes.iter().map(|p| format!("{}\n", p.child.id())).collect();
+        fs::write(self.dir.join("pids"), text)?;
+        Ok(())
     }
 
     /// Metadata-level audit of every request: lets tests and benchmarks count the requests a
@@ -269,7 +317,9 @@ impl ControlPlane {
     }
 
     fn spawn(&mut self, name: &'static str, command: &mut Command) -> Result<()> {
-        let log = File::create(self.dir.join("logs").join(format!("{name}.log")))?;
+        // Appended: a restarted process keeps its predecessor's log.
+        let log =
+            fs::OpenOptions::new().create(true).append(true).open(self.dir.join("logs").join(format!("{name}.log")))?;
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -381,20 +431,24 @@ impl ControlPlane {
 
     /// Server-side applies a multi-document manifest.
     pub fn apply(&self, manifest: &str) -> Result<()> {
+        self.kubectl_stdin(
+            &["apply", "--server-side", "--force-conflicts", "--field-manager=meshtest", "-f", "-"],
+            manifest,
+        )
+        .map(drop)
+    }
+
+    /// Runs kubectl with `input` on its stdin; its stdout, or an error with its stderr.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<String> {
         use std::io::Write;
-        let mut child = self
-            .kubectl()
-            .args(["apply", "--server-side", "--force-conflicts", "--field-manager=meshtest", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child.stdin.take().context("kubectl stdin")?.write_all(manifest.as_bytes())?;
+        let mut child =
+            self.kubectl().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        child.stdin.take().context("kubectl stdin")?.write_all(input.as_bytes())?;
         let out = child.wait_with_output()?;
         if !out.status.success() {
-            bail!("kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!("kubectl {} failed: {}", args.first().unwrap_or(&""), String::from_utf8_lossy(&out.stderr));
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// A handle on a cluster another process left running in `dir`; dropping it stops nothing.
@@ -412,6 +466,7 @@ impl ControlPlane {
             server,
             kubeconfig,
             pki: Pki::load(dir)?,
+            apiserver_args: Vec::new(),
             processes: Vec::new(),
             watchdog: None,
             persistent: true,

@@ -38,6 +38,14 @@ const TOOLS: GoModule = GoModule {
 const ISTIO: GoModule =
     GoModule { dir: "istio", packages: &["istio.io/istio/istioctl/cmd/istioctl"], ldflags: istio_ldflags };
 
+/// krew and the validator krew-index's CI runs on every manifest.
+const KREW: GoModule = GoModule {
+    dir: "krew",
+    packages: &["sigs.k8s.io/krew/cmd/krew", "sigs.k8s.io/krew/cmd/validate-krew-manifest"],
+    // Unstamped on purpose: krew skips its GitHub upgrade check for development builds.
+    ldflags: |_| "-s -w".into(),
+};
+
 /// Versions read from the go.mod files, so the Rust side never repeats them.
 #[derive(Debug, Clone)]
 pub struct ModuleVersions {
@@ -172,6 +180,19 @@ impl Tools {
             fs::read_to_string(&version_file).with_context(|| format!("cannot read {}", version_file.display()))?;
         versions.istio = format!("{}-dev", base.trim());
         Ok(build_module(&ISTIO, &versions, &cache_dir())?.join("istioctl"))
+    }
+
+    /// A directory holding krew (also as `kubectl-krew`, the name kubectl dispatches
+    /// `kubectl krew` to) and `validate-krew-manifest`, built on first use.
+    pub fn krew(&self) -> Result<PathBuf> {
+        let dir = build_module(&KREW, &self.versions, &cache_dir())?;
+        match std::os::unix::fs::symlink("krew", dir.join("kubectl-krew")) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).context("cannot link kubectl-krew");
+            }
+            _ => {}
+        }
+        Ok(dir)
     }
 
     /// A PATH with the built kubectl and tools first.

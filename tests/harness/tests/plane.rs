@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use meshtest::{ControlPlane, Options};
+use serde_json::json;
 
 fn alive(pid: &str) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -98,4 +99,95 @@ fn tier_b_runs_deployments_and_rollouts() {
         let after = pods("app=web");
         after.lines().count() == 2 && after.lines().all(|p| !before.contains(p))
     }));
+}
+
+/// Stopping kube-apiserver refuses clients; starting it again brings back the same cluster on
+/// the same address, with everything etcd holds.
+#[test]
+fn apiserver_stops_and_comes_back_with_the_same_state() {
+    let mut plane = ControlPlane::start(&Options::default()).unwrap();
+    plane.kubectl_ok(&["create", "namespace", "kept"]).unwrap();
+    plane.stop_apiserver().unwrap();
+    let out = plane.kubectl().args(["get", "namespace", "kept", "--request-timeout=5s"]).output().unwrap();
+    assert!(!out.status.success(), "the apiserver is down");
+    let pids = std::fs::read_to_string(plane.dir.join("pids")).unwrap();
+    assert_eq!(pids.lines().count(), 1, "only etcd is left to clean up: {pids}");
+    plane.start_apiserver().unwrap();
+    assert_eq!(plane.kubectl_ok(&["get", "namespace", "kept", "-o", "name"]).unwrap().trim(), "namespace/kept");
+    assert_eq!(std::fs::read_to_string(plane.dir.join("pids")).unwrap().lines().count(), 2);
+}
+
+fn pod_of(plane: &ControlPlane, namespace: &str, selector: &str) -> serde_json::Value {
+    let limit = Instant::now() + Duration::from_secs(90);
+    loop {
+        let pods: serde_json::Value = serde_json::from_str(
+            &plane.kubectl_ok(&["-n", namespace, "get", "pods", "-l", selector, "-o", "json"]).unwrap(),
+        )
+        .unwrap();
+        if let Some(pod) = pods["items"].as_array().unwrap().first() {
+            return pod.clone();
+        }
+        assert!(Instant::now() < limit, "no pod {selector} in {namespace}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `(injected revision annotation, proxy image, has istio-init)` of a pod.
+fn injection(pod: &serde_json::Value) -> (Option<String>, Option<String>, bool) {
+    let revision = pod["metadata"]["annotations"]["istio.io/rev"].as_str().map(String::from);
+    let proxy = pod["spec"]["containers"].as_array().unwrap().iter().find(|c| c["name"] == "istio-proxy");
+    let init = pod["spec"]["initContainers"].as_array().into_iter().flatten().any(|c| c["name"] == "istio-init");
+    (revision, proxy.and_then(|c| c["image"].as_str()).map(String::from), init)
+}
+
+/// The injector stand-in selects pods exactly as Istio's webhooks do (namespace labels,
+/// pod labels and the opt-outs) and marks them as Istio's template does.
+#[test]
+fn injector_follows_istios_selection_rules() {
+    use meshtest::Fixture;
+    let plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    Fixture::install_injected(&plane).unwrap();
+    let stable = (Some("1-30-3".to_string()), Some("docker.io/istio/proxyv2:1.30.3".to_string()), true);
+    let canary = (Some("1-31-1".to_string()), Some("docker.io/istio/proxyv2:1.31.1".to_string()), true);
+    let none = (None, None, false);
+    for (namespace, expected) in [
+        ("shop-canary", &canary), // istio.io/rev=<tag> → the tag's revision
+        ("shop-stable", &stable), // istio.io/rev=<revision>
+        ("shop-legacy", &stable), // istio-injection=enabled → default
+        ("shop-both", &stable),   // istio-injection wins over istio.io/rev
+        ("shop-off", &none),      // istio-injection=disabled
+        ("shop-plain", &none),    // nothing selects it
+    ] {
+        let pod = pod_of(&plane, namespace, "app=web");
+        assert_eq!(&injection(&pod), expected, "{namespace}");
+        if expected.0.is_some() {
+            let status: serde_json::Value =
+                serde_json::from_str(pod["metadata"]["annotations"]["sidecar.istio.io/status"].as_str().unwrap())
+                    .unwrap();
+            assert_eq!(status["revision"].as_str(), expected.0.as_deref(), "{namespace}");
+            assert_eq!(pod["metadata"]["labels"]["security.istio.io/tlsMode"], "istio");
+        }
+    }
+    // Pod-level choices: labels, the annotation opt-out, host networking.
+    let stable = &stable;
+    for (namespace, name, labels, annotations, host_network, expected) in [
+        ("shop-stable", "opt-out", json!({"sidecar.istio.io/inject": "false"}), json!({}), false, &none),
+        ("shop-stable", "annotated-out", json!({}), json!({"sidecar.istio.io/inject": "false"}), false, &none),
+        ("shop-stable", "pod-rev", json!({"istio.io/rev": "1-31-1"}), json!({}), false, stable), // namespace wins
+        ("shop-plain", "by-tag", json!({"istio.io/rev": "prod-canary"}), json!({}), false, &canary),
+        ("shop-plain", "opted-in", json!({"sidecar.istio.io/inject": "true"}), json!({}), false, stable),
+        ("shop-plain", "host", json!({"istio.io/rev": "1-31-1"}), json!({}), true, &none),
+    ] {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels, "annotations": annotations},
+            "spec": {"hostNetwork": host_network, "containers": [{"name": "app", "image": "nginx:1.27"}]},
+        });
+        let created = plane.kubectl_stdin(&["create", "-o", "json", "-f", "-"], &pod.to_string()).unwrap();
+        let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+        assert_eq!(&injection(&created), expected, "{namespace}/{name}");
+    }
+    // The gateway template: the proxy only, no istio-init.
+    let gateway = pod_of(&plane, "istio-ingress", "app=istio-ingressgateway");
+    assert_eq!(injection(&gateway), (stable.0.clone(), stable.1.clone(), false));
 }

@@ -282,6 +282,7 @@ fn stored_versions_must_still_be_served() {
         kind: "VirtualService".into(),
         served: served.iter().map(|v| v.to_string()).collect(),
         stored: stored.iter().map(|v| v.to_string()).collect(),
+        group: "networking.istio.io".into(),
         bundle_version: None,
     };
     let mut snap = healthy();
@@ -295,6 +296,96 @@ fn stored_versions_must_still_be_served() {
             vec!["crd/virtualservices.networking.istio.io: stored as v1alpha3, which it no longer serves".to_string()]
         )
     );
+    // What the target serves counts too: a hypothetical stored version no Istio release serves.
+    snap.istio_crds = Ok(vec![crd(&["v1", "v2alpha1"], &["v2alpha1"])]);
+    let to = Options { to_version: IstioVersion::parse("1.31.0"), ..Options::default() };
+    assert_eq!(
+        outcome(&precheck(&snap, &to), "MC0405").1,
+        ["crd/virtualservices.networking.istio.io: stored as v2alpha1, which Istio 1.31 does not serve"]
+    );
+}
+
+#[test]
+fn gateway_api_bundles_meet_the_target_minimum() {
+    use crate::snapshot::CrdView;
+    let crd = |name: &str, bundle: Option<&str>| CrdView {
+        name: format!("{name}.gateway.networking.k8s.io"),
+        group: "gateway.networking.k8s.io".into(),
+        served: vec!["v1alpha2".into()],
+        bundle_version: bundle.map(String::from),
+        ..Default::default()
+    };
+    let mut snap = healthy();
+    snap.gateway_crds =
+        Ok(vec![crd("tlsroutes", Some("v1.4.0")), crd("httproutes", Some("v1.0.0")), crd("tcproutes", None)]);
+    let to = |v: &str| Options { to_version: IstioVersion::parse(v), ..Options::default() };
+    assert_eq!(
+        outcome(&precheck(&snap, &to("1.31.1")), "MC0407"),
+        (
+            Outcome::Warning,
+            vec![
+                "crd/tlsroutes.gateway.networking.k8s.io is bundle v1.4.0; Istio 1.31 needs v1.5.0".to_string(),
+                "crd/tcproutes.gateway.networking.k8s.io has no readable bundle-version; Istio 1.31 ignores it".into(),
+            ]
+        )
+    );
+    assert_eq!(outcome(&precheck(&snap, &to("1.30.3")), "MC0407").0, Outcome::Pass, "no minimums recorded");
+    snap.gateway_crds = Ok(vec![crd("tlsroutes", Some("v1.5.0-rc.1")), crd("tcproutes", Some("v1.6.0"))]);
+    assert_eq!(outcome(&precheck(&snap, &to("1.31.1")), "MC0407").0, Outcome::Pass);
+}
+
+#[test]
+fn objects_written_with_superseded_versions_or_removed_groups() {
+    use crate::snapshot::{CrdView, WrittenObject};
+    let crd = |name: &str, kind: &str, served: &[&str]| CrdView {
+        name: name.into(),
+        kind: kind.into(),
+        group: name.split_once('.').unwrap().1.into(),
+        served: served.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
+    };
+    let written = |crd: &str, name: &str, pairs: &[(&str, &str)]| WrittenObject {
+        crd: crd.into(),
+        namespace: "shop".into(),
+        name: name.into(),
+        written: pairs.iter().map(|(v, w)| (v.to_string(), w.to_string())).collect(),
+    };
+    let mut snap = healthy();
+    snap.istio_crds = Ok(vec![
+        crd("virtualservices.networking.istio.io", "VirtualService", &["v1", "v1beta1", "v1alpha3"]),
+        crd("envoyfilters.networking.istio.io", "EnvoyFilter", &["v1alpha3"]),
+    ]);
+    snap.istio_objects = Ok(vec![
+        written("virtualservices.networking.istio.io", "current", &[("networking.istio.io/v1", "helm")]),
+        written(
+            "virtualservices.networking.istio.io",
+            "old",
+            &[
+                ("networking.istio.io/v1alpha3", "kubectl-client-side-apply"),
+                ("networking.istio.io/v1alpha3", "last-applied"),
+            ],
+        ),
+        written("envoyfilters.networking.istio.io", "only-version", &[("networking.istio.io/v1alpha3", "kubectl")]),
+    ]);
+    assert_eq!(
+        outcome(&precheck(&snap, &Options::default()), "MC0408"),
+        (
+            Outcome::Warning,
+            vec![
+                "virtualservice/shop/old: written as networking.istio.io/v1alpha3 by kubectl-client-side-apply, \
+                 networking.istio.io/v1alpha3 by last-applied"
+                    .to_string()
+            ]
+        )
+    );
+    snap.istio_crds.as_mut().unwrap().push(crd("rbacconfigs.rbac.istio.io", "RbacConfig", &["v1alpha1"]));
+    assert!(
+        outcome(&precheck(&snap, &Options::default()), "MC0408")
+            .1
+            .contains(&"crd/rbacconfigs.rbac.istio.io: API group removed in Istio 1.6; nothing reads it".to_string())
+    );
+    snap.istio_objects = Err("not allowed to list virtualservices.networking.istio.io".into());
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0408").0, Outcome::Skipped);
 }
 
 #[test]

@@ -119,6 +119,27 @@ pub fn pod_intended(namespace: &NamespaceView, pod_labels: &Labels, mesh: &Mesh)
     }
 }
 
+/// Where a pod opts out of injection, if it does: Istio's webhooks skip pods labelled
+/// `sidecar.istio.io/inject=false` (object selector), and its webhook handler also skips pods
+/// annotated so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OptOut {
+    Label,
+    Annotation,
+}
+
+pub fn pod_opt_out(pod: &PodView) -> Option<OptOut> {
+    let off = |map: &Labels| map.get(keys::SIDECAR_INJECT).map(String::as_str) == Some("false");
+    if off(&pod.labels) {
+        Some(OptOut::Label)
+    } else if off(&pod.annotations) {
+        Some(OptOut::Annotation)
+    } else {
+        None
+    }
+}
+
 /// The sidecar a pod actually has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -403,6 +424,16 @@ mod tests {
         assert_eq!(pod_injected(&pod(&[("sidecar.istio.io/status", old_status)], true)).revision(), Some("default"));
         assert_eq!(pod_injected(&pod(&[], true)), Injected::Unknown);
         assert_eq!(pod_injected(&pod(&[], false)), Injected::NotInjected);
+    }
+
+    #[test]
+    fn opt_out_by_label_or_annotation() {
+        let mut p = pod(&[], false);
+        assert_eq!(pod_opt_out(&p), None);
+        p.annotations = labels(&[("sidecar.istio.io/inject", "false")]);
+        assert_eq!(pod_opt_out(&p), Some(OptOut::Annotation));
+        p.labels = labels(&[("sidecar.istio.io/inject", "false")]);
+        assert_eq!(pod_opt_out(&p), Some(OptOut::Label));
     }
 
     #[test]

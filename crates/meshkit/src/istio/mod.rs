@@ -3,6 +3,7 @@
 //! Everything here is computed from a snapshot; nothing talks to the cluster. The rules follow
 //! what Istio's own webhooks and istiod do (see the selector table in `injection.rs`).
 
+pub mod apis;
 pub mod deprecated;
 mod injection;
 mod mesh;
@@ -14,8 +15,8 @@ pub mod tag_objects;
 mod version;
 
 pub use injection::{
-    Injected, Intended, NamespaceInjection, PodRevisionState, namespace_injection, pod_injected, pod_intended,
-    pod_state,
+    Injected, Intended, NamespaceInjection, OptOut, PodRevisionState, namespace_injection, pod_injected, pod_intended,
+    pod_opt_out, pod_state,
 };
 pub use mesh::{Mesh, Revision, Tag, TagTarget};
 pub use objects::{

@@ -44,6 +44,8 @@ pub struct PodView {
     pub requests: Requests,
     /// Succeeded or Failed pods hold no resources.
     pub finished: bool,
+    /// Being deleted (a rollout's old pods during their grace period).
+    pub terminating: bool,
     /// The controller that owns it, as `(kind, name)` (a ReplicaSet for Deployment pods).
     pub owner: Option<(String, String)>,
 }
@@ -182,6 +184,7 @@ impl From<&Pod> for PodView {
                 .flatten()
                 .find(|o| o.controller == Some(true))
                 .map(|o| (o.kind.clone(), o.name.clone())),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
             finished: pod
                 .status
                 .as_ref()

@@ -217,6 +217,18 @@ fn unreachable_server_names_context_and_server_and_returns_quickly() {
 }
 
 #[test]
+fn a_hung_server_is_given_up_on_after_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = meshtest::hanging_kubeconfig(dir.path());
+    let (code, out, err) = run(revtag(&kubeconfig).args(["list", "--request-timeout=1s"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty());
+    let first = err.lines().next().unwrap();
+    assert!(first.contains("context \"hung\"") && first.contains("1s"), "{err}");
+    assert!(err.contains("hint: raise --request-timeout"), "{err}");
+}
+
+#[test]
 fn missing_kubeconfig_and_unknown_context_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = run(revtag(&dir.path().join("absent")).arg("list"));

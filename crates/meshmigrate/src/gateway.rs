@@ -1,0 +1,354 @@
+//! `gateway NAME -n NS --to REV|TAG`: move an injected gateway Deployment to another revision by
+//! its pod template's `istio.io/rev` (journaled first; changing the template rolls it), follow
+//! the rollout, verify its pods, and name the gateways that follow the default revision.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use meshkit::cluster::Cluster;
+use meshkit::istio::{
+    Intended, Labels, Mesh, NamespaceInjection, NamespaceView, keys, namespace_injection, pod_intended,
+};
+use meshkit::render::{Cell, Table, Tone};
+use meshkit::{Error, Result};
+use serde::Serialize;
+
+use crate::journal::InjectionLabels;
+
+/// An injected gateway is a Deployment whose pod template asks for the gateway injection template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayView {
+    pub namespace: String,
+    pub name: String,
+    pub template_labels: Labels,
+    pub template_annotations: Labels,
+}
+
+impl GatewayView {
+    pub fn is_injected_gateway(&self) -> bool {
+        self.template_annotations.get("inject.istio.io/templates").is_some_and(|t| t.split(',').any(|t| t == "gateway"))
+    }
+}
+
+impl From<&Deployment> for GatewayView {
+    fn from(d: &Deployment) -> Self {
+        let template = d.spec.as_ref().and_then(|s| s.template.metadata.clone()).unwrap_or_default();
+        GatewayView {
+            namespace: d.metadata.namespace.clone().unwrap_or_default(),
+            name: d.metadata.name.clone().unwrap_or_default(),
+            template_labels: template.labels.unwrap_or_default(),
+            template_annotations: template.annotations.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayPlan {
+    pub namespace: String,
+    /// `deployment/NAME`
+    pub workload: String,
+    /// The pod template's `istio.io/rev` before and after.
+    pub from: Option<String>,
+    pub to: String,
+    pub unchanged: bool,
+}
+
+/// Decide a gateway move. Refused when the Deployment is not an injected gateway, or when its
+/// namespace's labels decide injection (they win over the pod label, so the move would not work).
+pub fn plan(mesh: &Mesh, gateway: &GatewayView, namespace: &NamespaceView, target: &str) -> Result<GatewayPlan> {
+    crate::relabel::check_target(mesh, target)?;
+    if !gateway.is_injected_gateway() {
+        return Err(Error::refused(
+            format!("deployment {}/{} is not an injected gateway", gateway.namespace, gateway.name),
+            "its pod template has no inject.istio.io/templates: gateway annotation; move its namespace instead",
+        ));
+    }
+    match namespace_injection(&namespace.labels) {
+        NamespaceInjection::Unlabelled => {}
+        other => {
+            return Err(Error::refused(
+                format!(
+                    "namespace {} decides the revision of its pods ({}), not the gateway's pod label",
+                    namespace.name,
+                    match other {
+                        NamespaceInjection::Default { .. } => "istio-injection=enabled".to_string(),
+                        NamespaceInjection::Disabled { value } => format!("istio-injection={value}"),
+                        NamespaceInjection::Rev { name } => format!("istio.io/rev={name}"),
+                        NamespaceInjection::Unlabelled => String::new(),
+                    }
+                ),
+                format!("move the namespace instead: kubectl meshmigrate namespace {} --to {target}", namespace.name),
+            ));
+        }
+    }
+    let from = gateway.template_labels.get(keys::REV).cloned();
+    Ok(GatewayPlan {
+        namespace: gateway.namespace.clone(),
+        workload: format!("deployment/{}", gateway.name),
+        unchanged: from.as_deref() == Some(target),
+        from,
+        to: target.to_string(),
+    })
+}
+
+/// Gateways whose pods follow the default revision: they move whenever the `default` tag does.
+pub fn default_followers(mesh: &Mesh, gateways: &[GatewayView], namespaces: &[NamespaceView]) -> Vec<String> {
+    gateways
+        .iter()
+        .filter(|g| g.is_injected_gateway())
+        .filter(|g| {
+            let namespace = namespaces
+                .iter()
+                .find(|n| n.name == g.namespace)
+                .cloned()
+                .unwrap_or_else(|| NamespaceView { name: g.namespace.clone(), labels: Labels::new() });
+            matches!(pod_intended(&namespace, &g.template_labels, mesh), Intended::Sidecar { via, .. } if via == keys::DEFAULT_TAG)
+        })
+        .map(|g| format!("{}/{}", g.namespace, g.name))
+        .collect()
+}
+
+pub async fn fetch_all(cluster: &Cluster) -> Result<(Vec<GatewayView>, Vec<NamespaceView>)> {
+    let deployments: Api<Deployment> = Api::all(cluster.client());
+    let namespaces: Api<Namespace> = Api::all(cluster.client());
+    let (gateways, namespaces) = tokio::try_join!(
+        cluster.list_map(&deployments, None, "list deployments", |d: &Deployment| GatewayView::from(d)),
+        cluster.list_map(&namespaces, None, "list namespaces", |n: &Namespace| NamespaceView::from(n)),
+    )?;
+    Ok((gateways.into_iter().filter(GatewayView::is_injected_gateway).collect(), namespaces))
+}
+
+pub async fn apply(cluster: &Cluster, user: &str, plan: &GatewayPlan) -> Result<()> {
+    let time = k8s_openapi::jiff::Timestamp::now().to_string();
+    let id = crate::relabel::with_journal(cluster, |journal| {
+        let id = format!("{:06}", journal.next_id());
+        journal.entries.push(crate::journal::Entry {
+            id: id.clone(),
+            time: time.clone(),
+            user: user.to_string(),
+            action: crate::journal::Action::Gateway,
+            namespace: plan.namespace.clone(),
+            from: InjectionLabels { istio_injection: None, istio_rev: plan.from.clone() },
+            to: InjectionLabels { istio_injection: None, istio_rev: Some(plan.to.clone()) },
+            state: crate::journal::State::Pending,
+            undoes: None,
+            workload: Some(plan.workload.clone()),
+        });
+        id
+    })
+    .await?;
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), &plan.namespace);
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"labels": {keys::REV: plan.to}}}}});
+    let name = plan.workload.trim_start_matches("deployment/");
+    let what = format!("set istio.io/rev on the pod template of {}/{}", plan.namespace, plan.workload);
+    cluster.call(&what, api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+    crate::relabel::with_journal(cluster, |journal| {
+        for entry in journal.entries.iter_mut().filter(|e| e.id == id) {
+            entry.state = crate::journal::State::Done;
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayReport {
+    #[serde(flatten)]
+    pub plan: GatewayPlan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::Rollout>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_on_target: Option<Vec<crate::verify::NotOnTarget>>,
+    /// Gateways that follow the default revision and would move with the `default` tag.
+    pub default_followers: Vec<String>,
+}
+
+pub async fn run(
+    kube: &meshkit::args::KubeArgs,
+    output: meshkit::render::OutputArgs,
+    name: &str,
+    target: &str,
+    timeout: std::time::Duration,
+    dry_run: bool,
+) -> Result<meshkit::Exit> {
+    use crate::rollout::{Rollout, rollout};
+    let namespace = kube.namespace.clone().ok_or_else(|| {
+        Error::usage("`kubectl meshmigrate gateway` needs -n NAMESPACE", "the namespace of the gateway Deployment")
+    })?;
+    let cluster = Cluster::connect(kube).await?;
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), &namespace);
+    let get = format!("get deployment {namespace}/{name}");
+    let (control_plane, deployment, (gateways, namespaces)) = tokio::try_join!(
+        meshkit::fetch::control_plane(&cluster),
+        cluster.call(&get, api.get_opt(name)),
+        fetch_all(&cluster),
+    )?;
+    let Some(deployment) = deployment else {
+        return Err(Error::not_found(
+            format!("deployment {namespace}/{name} does not exist"),
+            format!("`kubectl get deployments -n {namespace}` lists them"),
+        ));
+    };
+    let mesh = control_plane.mesh();
+    let gateway = GatewayView::from(&deployment);
+    let own_namespace = namespaces
+        .iter()
+        .find(|n| n.name == namespace)
+        .cloned()
+        .unwrap_or_else(|| NamespaceView { name: namespace.clone(), labels: Labels::new() });
+    let plan = plan(&mesh, &gateway, &own_namespace, target)?;
+    let mut report = GatewayReport {
+        default_followers: default_followers(&mesh, &gateways, &namespaces),
+        plan,
+        rollout: None,
+        not_on_target: None,
+    };
+    if !dry_run {
+        let user = crate::relabel::whoami(&cluster).await;
+        let lock = crate::lock::acquire(&cluster, &user).await?;
+        let outcome = async {
+            if !report.plan.unchanged {
+                apply(&cluster, &user, &report.plan).await?;
+            }
+            let deadline = std::time::Instant::now() + timeout;
+            let names = [namespace.clone()];
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let workloads = crate::rollout::fetch(&cluster, &names).await?;
+                let state =
+                    workloads.iter().find(|w| w.workload == report.plan.workload).map_or(Rollout::Complete, rollout);
+                let settled = !matches!(state, Rollout::Progressing { .. });
+                report.rollout = Some(state);
+                if settled || std::time::Instant::now() >= deadline {
+                    return Ok::<_, Error>(());
+                }
+            }
+        }
+        .await;
+        let released = lock.release().await;
+        outcome?;
+        released?;
+        let (pods, owners) = crate::scope::pods_and_owners(&cluster, std::slice::from_ref(&namespace)).await?;
+        let rollouts =
+            report.rollout.iter().map(|r| ((namespace.clone(), report.plan.workload.clone()), r.clone())).collect();
+        let problems = crate::verify::verify(&crate::verify::VerifyInput {
+            namespaces: std::slice::from_ref(&own_namespace),
+            pods: &pods,
+            replica_set_owners: &owners,
+            mesh: &mesh,
+            rollouts: &rollouts,
+        });
+        report.not_on_target = Some(problems.into_iter().filter(|p| p.workload == report.plan.workload).collect());
+    }
+    let renderer = meshkit::render::Renderer::new(output);
+    renderer.print_human(&report, |_| {
+        let mut text = renderer.table_text(&table(&report.plan, dry_run));
+        match &report.rollout {
+            Some(Rollout::Complete) => text.push_str("\nRollout complete.\n"),
+            Some(Rollout::Progressing { updated, desired }) => {
+                text.push_str(&format!("\nIncomplete: rollout not finished in time ({updated}/{desired} updated).\n"))
+            }
+            Some(Rollout::Stuck { reason }) => text.push_str(&format!("\nIncomplete: rollout stuck: {reason}.\n")),
+            None => {}
+        }
+        if let Some(problems) = report.not_on_target.as_ref().filter(|p| !p.is_empty()) {
+            text.push('\n');
+            text.push_str(&renderer.table_text(&crate::verify::table(problems)));
+        }
+        if !report.default_followers.is_empty() {
+            text.push_str(&format!(
+                "\nGateways following the default revision (they move when the default tag moves): {}\n",
+                report.default_followers.join(", ")
+            ));
+        }
+        text
+    })?;
+    Ok(match (&report.rollout, &report.not_on_target) {
+        (Some(Rollout::Progressing { .. } | Rollout::Stuck { .. }), _) => meshkit::Exit::Incomplete,
+        (_, Some(problems)) if !problems.is_empty() => meshkit::Exit::Failed,
+        _ => meshkit::Exit::Ok,
+    })
+}
+
+pub fn table(plan: &GatewayPlan, dry_run: bool) -> Table {
+    let mut table = Table::new(&["NAMESPACE", "GATEWAY", "FROM", "TO", "RESULT"]);
+    let result = match (plan.unchanged, dry_run) {
+        (true, _) => Cell::new("unchanged", Tone::Dim),
+        (false, true) => Cell::new("would change (dry run)", Tone::Warn),
+        (false, false) => Cell::new("changed", Tone::Good),
+    };
+    table.push(vec![
+        Cell::from(plan.namespace.as_str()),
+        Cell::from(plan.workload.as_str()),
+        Cell::from(plan.from.as_deref().map_or("(default)".to_string(), |r| format!("istio.io/rev={r}"))),
+        Cell::from(format!("istio.io/rev={}", plan.to)),
+        result,
+    ]);
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshkit::istio::WebhookConfigView;
+    use meshkit::testing::{istiod, labels};
+
+    fn mesh() -> Mesh {
+        let tag = |tag: &str, rev: &str| WebhookConfigView {
+            name: format!("istio-revision-tag-{tag}"),
+            labels: labels(&[("istio.io/rev", rev), ("istio.io/tag", tag)]),
+            webhooks: vec![],
+        };
+        Mesh::discover(
+            &[istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
+            &[tag("default", "1-30-3"), tag("prod-canary", "1-31-1")],
+            &[],
+        )
+    }
+
+    fn gateway(namespace: &str, name: &str, pod_labels: &[(&str, &str)]) -> GatewayView {
+        GatewayView {
+            namespace: namespace.into(),
+            name: name.into(),
+            template_labels: labels(pod_labels),
+            template_annotations: labels(&[("inject.istio.io/templates", "gateway")]),
+        }
+    }
+
+    fn ns(name: &str, pairs: &[(&str, &str)]) -> NamespaceView {
+        NamespaceView { name: name.into(), labels: labels(pairs) }
+    }
+
+    #[test]
+    fn plans_a_pod_label_move_and_refuses_what_would_not_work() {
+        let gw = gateway("ingress", "gw", &[("sidecar.istio.io/inject", "true"), ("istio.io/rev", "1-30-3")]);
+        let plan = plan(&mesh(), &gw, &ns("ingress", &[]), "prod-canary").unwrap();
+        assert_eq!((plan.from.as_deref(), plan.to.as_str(), plan.unchanged), (Some("1-30-3"), "prod-canary", false));
+        let err = super::plan(&mesh(), &gw, &ns("ingress", &[("istio.io/rev", "1-30-3")]), "prod-canary").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "namespace ingress decides the revision of its pods (istio.io/rev=1-30-3), not the gateway's pod label"
+        );
+        let plain = GatewayView { template_annotations: Labels::new(), ..gw.clone() };
+        let err = super::plan(&mesh(), &plain, &ns("ingress", &[]), "prod-canary").unwrap_err();
+        assert_eq!(err.to_string(), "deployment ingress/gw is not an injected gateway");
+        assert_eq!(super::plan(&mesh(), &gw, &ns("ingress", &[]), "nope").unwrap_err().exit() as u8, 5);
+    }
+
+    #[test]
+    fn names_the_gateways_that_follow_the_default() {
+        let gateways = [
+            gateway("a", "pinned", &[("sidecar.istio.io/inject", "true"), ("istio.io/rev", "1-30-3")]),
+            gateway("a", "follower", &[("sidecar.istio.io/inject", "true")]),
+            gateway("a", "by-tag", &[("sidecar.istio.io/inject", "true"), ("istio.io/rev", "default")]),
+            gateway("b", "in-legacy-namespace", &[]),
+        ];
+        let namespaces = [ns("a", &[]), ns("b", &[("istio-injection", "enabled")])];
+        assert_eq!(
+            default_followers(&mesh(), &gateways, &namespaces),
+            ["a/follower", "a/by-tag", "b/in-legacy-namespace"]
+        );
+    }
+}

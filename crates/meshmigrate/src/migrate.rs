@@ -1,0 +1,441 @@
+//! `namespace NS…|-l SEL --to T [--restart] [--wait]`: fetch → decide (relabel plan, stale
+//! workloads) → apply under the run lock (relabel, restarts in bounded waves) → follow the
+//! rollouts → verify every pod → render.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use meshkit::args::KubeArgs;
+use meshkit::cluster::Cluster;
+use meshkit::confirm::{Answer, confirm};
+use meshkit::istio::NamespaceView;
+use meshkit::render::{OutputArgs, Renderer};
+use meshkit::{Error, Exit, Result};
+use serde::Serialize;
+
+use crate::journal::InjectionLabels;
+use crate::journal::{Action, Journal, State};
+use crate::progress::Progress;
+use crate::relabel::{self, Planned, plan_relabel, plan_rollback};
+use crate::restart::Restart;
+use crate::rollout::{Rollout, WorkloadView, rollout};
+use crate::scope::Selection;
+use crate::status::{Scope, Snapshot};
+use crate::verify::{NotOnTarget, VerifyInput};
+
+/// What the run changes namespaces to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Goal {
+    /// `namespace … --to T`
+    Move { selection: Selection, target: String },
+    /// `rollback NS…`, or every namespace with something to roll back (`--all`).
+    Rollback { names: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrateArgs {
+    pub goal: Goal,
+    pub restart: bool,
+    pub wait: bool,
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+    pub dry_run: bool,
+    pub force: bool,
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RestartResult {
+    WouldRestart,
+    Restarted,
+    /// Restarted by an earlier run since the namespace moved: only followed.
+    AlreadyRestarted,
+    /// The deadline came before its turn.
+    NotStarted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartOutcome {
+    #[serde(flatten)]
+    pub restart: Restart,
+    pub result: RestartResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_revision: Option<String>,
+    pub namespaces: Vec<Planned>,
+    pub restarts: Vec<RestartOutcome>,
+    /// Filled in with `--wait`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_on_target: Option<Vec<NotOnTarget>>,
+    /// Every rollout finished (false when the deadline came first or one is stuck).
+    pub complete: bool,
+}
+
+/// Whether an earlier run already restarted `workload` after its namespace last moved: this run
+/// does not move it, and its pod template's restart stamp is newer than the journal's last label
+/// change there.
+pub fn already_restarted(restart: &Restart, plan: &[Planned], journal: &Journal, workloads: &[WorkloadView]) -> bool {
+    if plan.iter().any(|p| p.namespace == restart.namespace && !p.unchanged) {
+        return false;
+    }
+    let moved_at = journal
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.namespace == restart.namespace && matches!(e.action, Action::Relabel | Action::Rollback))
+        .and_then(|e| e.time.parse::<Timestamp>().ok());
+    let stamped = workloads
+        .iter()
+        .find(|w| w.namespace == restart.namespace && w.workload == restart.workload)
+        .and_then(|w| w.restarted_at.as_deref())
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    matches!((moved_at, stamped), (Some(moved), Some(stamped)) if stamped >= moved)
+}
+
+fn from_labels(labels: &InjectionLabels) -> meshkit::istio::Labels {
+    [(meshkit::istio::keys::INJECTION, &labels.istio_injection), (meshkit::istio::keys::REV, &labels.istio_rev)]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+        .collect()
+}
+
+/// The workloads whose pods would be stale once `plan` is applied.
+pub fn stale_after(snapshot: &Snapshot, plan: &[Planned]) -> (Vec<Restart>, Vec<String>) {
+    let mut moved = snapshot.clone();
+    for ns in &mut moved.namespaces {
+        if let Some(p) = plan.iter().find(|p| p.namespace == ns.name) {
+            ns.labels.retain(|k, _| k != meshkit::istio::keys::INJECTION && k != meshkit::istio::keys::REV);
+            ns.labels.extend(from_labels(&p.to));
+        }
+    }
+    let names = moved.namespaces.iter().map(|n| n.name.clone()).collect();
+    crate::restart::plan(&crate::status::decide(&moved, &Scope::Named(names)))
+}
+
+pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Result<Exit> {
+    let cluster = Cluster::connect(kube).await?;
+    let (control_plane, journal) = tokio::try_join!(meshkit::fetch::control_plane(&cluster), Journal::read(&cluster))?;
+    let mesh = control_plane.mesh();
+    let (plan, target, action) = match &args.goal {
+        Goal::Move { selection, target } => {
+            let namespaces = crate::scope::namespaces(&cluster, selection).await?;
+            let plan = plan_relabel(&mesh, &namespaces, target, &cluster.istio_namespace, args.force)?;
+            (plan, Some(target.clone()), Action::Relabel)
+        }
+        Goal::Rollback { names } => {
+            let names = if names.is_empty() { journal.undoable_namespaces() } else { names.clone() };
+            if names.is_empty() {
+                return Err(Error::not_found(
+                    "nothing to roll back: the journal has no move that is not rolled back yet",
+                    "`kubectl meshmigrate log` shows what is recorded",
+                ));
+            }
+            let namespaces = crate::scope::namespaces(&cluster, &Selection::Named(names)).await?;
+            (plan_rollback(&journal, &namespaces)?, None, Action::Rollback)
+        }
+    };
+    let target_revision = target.as_deref().and_then(|t| mesh.resolve(t)).map(str::to_string);
+    let namespaces: Vec<NamespaceView> =
+        plan.iter().map(|p| NamespaceView { name: p.namespace.clone(), labels: from_labels(&p.from) }).collect();
+    let names: Vec<String> = namespaces.iter().map(|n| n.name.clone()).collect();
+
+    let mut outcomes = Vec::new();
+    let mut workloads = Vec::new();
+    if args.restart || args.wait {
+        let ((pods, owners), fetched) =
+            tokio::try_join!(crate::scope::pods_and_owners(&cluster, &names), crate::rollout::fetch(&cluster, &names))?;
+        workloads = fetched;
+        let meshkit::fetch::ControlPlane { istiods, webhooks, services } = control_plane.clone();
+        let snapshot =
+            Snapshot { istiods, webhooks, services, namespaces: namespaces.clone(), pods, replica_set_owners: owners };
+        let (restarts, bare) = stale_after(&snapshot, &plan);
+        for pod in &bare {
+            eprintln!("kubectl-meshmigrate: warning: {pod} will be stale and has no controller to restart it");
+        }
+        for restart in restarts {
+            let result = if already_restarted(&restart, &plan, &journal, &workloads) {
+                RestartResult::AlreadyRestarted
+            } else if args.restart {
+                RestartResult::WouldRestart
+            } else {
+                continue;
+            };
+            outcomes.push(RestartOutcome { restart, result, rollout: None });
+        }
+    }
+    let mut report = Report {
+        target: target.clone(),
+        target_revision: target_revision.clone(),
+        namespaces: plan,
+        restarts: outcomes,
+        not_on_target: None,
+        complete: true,
+    };
+    if args.dry_run {
+        render(output, &report, true)?;
+        return Ok(Exit::Ok);
+    }
+    let to_restart = report.restarts.iter().filter(|o| o.result == RestartResult::WouldRestart).count();
+    let by_selector = matches!(args.goal, Goal::Move { selection: Selection::Selector(_), .. });
+    if to_restart > 0 || by_selector {
+        let question = match &target {
+            Some(target) => format!(
+                "Move {} namespace(s) to {target} and restart {to_restart} workload(s)?",
+                report.namespaces.len()
+            ),
+            None => format!("Roll back {} namespace(s) and restart {to_restart} workload(s)?", report.namespaces.len()),
+        };
+        if confirm(&question, args.yes)? == Answer::No {
+            return Err(Error::NotConfirmed { what: question.trim_end_matches('?').to_string(), hint: String::new() });
+        }
+    }
+    let user = relabel::whoami(&cluster).await;
+    let lock = crate::lock::acquire(&cluster, &user).await?;
+    let outcome = async {
+        let user = user.as_str();
+        if journal.entries.iter().any(|e| e.state == State::Pending && e.action == Action::Restart) {
+            relabel::with_journal(&cluster, |j| crate::restart::settle_pending(j, &workloads)).await?;
+        }
+        apply_and_follow(&cluster, user, args, action, &names, &mut report).await
+    }
+    .await;
+    let released = lock.release().await;
+    outcome?;
+    released?;
+    if args.wait {
+        let (pods, owners) = crate::scope::pods_and_owners(&cluster, &names).await?;
+        // The labels this run set, under the lock (no request per namespace).
+        let current: Vec<NamespaceView> = report
+            .namespaces
+            .iter()
+            .map(|p| NamespaceView { name: p.namespace.clone(), labels: from_labels(&p.to) })
+            .collect();
+        let rollouts: BTreeMap<(String, String), Rollout> = report
+            .restarts
+            .iter()
+            .filter_map(|o| Some(((o.restart.namespace.clone(), o.restart.workload.clone()), o.rollout.clone()?)))
+            .collect();
+        report.not_on_target = Some(crate::verify::verify(&VerifyInput {
+            namespaces: &current,
+            pods: &pods,
+            replica_set_owners: &owners,
+            mesh: &mesh,
+            rollouts: &rollouts,
+        }));
+    }
+    render(output, &report, false)?;
+    let unexpected = report.not_on_target.iter().flatten().any(|p| !p.expected());
+    Ok(if !report.complete {
+        Exit::Incomplete
+    } else if unexpected {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    })
+}
+
+async fn apply_and_follow(
+    cluster: &Cluster,
+    user: &str,
+    args: &MigrateArgs,
+    action: Action,
+    names: &[String],
+    report: &mut Report,
+) -> Result<()> {
+    relabel::apply(cluster, user, &report.namespaces, action).await?;
+    let deadline = Instant::now() + args.timeout;
+    let mut queue: VecDeque<usize> = VecDeque::new();
+    let mut in_flight: BTreeSet<usize> = BTreeSet::new();
+    for (i, o) in report.restarts.iter().enumerate() {
+        match o.result {
+            RestartResult::AlreadyRestarted => {
+                in_flight.insert(i);
+            }
+            _ => queue.push_back(i),
+        }
+    }
+    let mut progress = Progress::new("rollouts", report.restarts.len());
+    loop {
+        let free = args.max_concurrent.saturating_sub(in_flight.len());
+        let batch: Vec<usize> = (0..free).map_while(|_| queue.pop_front()).collect();
+        if !batch.is_empty() {
+            let restarts: Vec<Restart> = batch.iter().map(|&i| report.restarts[i].restart.clone()).collect();
+            crate::restart::apply(cluster, user, &restarts).await?;
+            for &i in &batch {
+                report.restarts[i].result = RestartResult::Restarted;
+                let r = &report.restarts[i].restart;
+                progress.note(&format!("restarted {}/{}", r.namespace, r.workload));
+            }
+            in_flight.extend(batch);
+        }
+        let finished = in_flight.is_empty() || (queue.is_empty() && !args.wait);
+        if finished {
+            break;
+        }
+        if Instant::now() >= deadline {
+            report.complete = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let workloads = crate::rollout::fetch(cluster, names).await?;
+        for i in in_flight.clone() {
+            let r = report.restarts[i].restart.clone();
+            let state = workloads
+                .iter()
+                .find(|w| w.namespace == r.namespace && w.workload == r.workload)
+                .map_or(Rollout::Complete, rollout);
+            let done = !matches!(state, Rollout::Progressing { .. });
+            if let Rollout::Stuck { .. } = state {
+                report.complete = false;
+            }
+            report.restarts[i].rollout = Some(state);
+            if done {
+                in_flight.remove(&i);
+                progress.done(&format!("{}/{} rolled out", r.namespace, r.workload));
+            }
+        }
+    }
+    progress.finish();
+    for i in queue {
+        report.restarts[i].result = RestartResult::NotStarted;
+        report.complete = false;
+    }
+    Ok(())
+}
+
+fn render(output: OutputArgs, report: &Report, dry_run: bool) -> Result<()> {
+    let renderer = Renderer::new(output);
+    renderer.print_human(report, |_| {
+        let mut text = renderer.table_text(&relabel::plan_table(&report.namespaces, dry_run));
+        if !report.restarts.is_empty() {
+            text.push('\n');
+            text.push_str(&renderer.table_text(&crate::restart::outcome_table(&report.restarts)));
+        }
+        if let Some(problems) = &report.not_on_target {
+            text.push('\n');
+            if problems.is_empty() {
+                text.push_str("Every pod has the sidecar its namespace asks for.\n");
+            } else {
+                text.push_str(&renderer.table_text(&crate::verify::table(problems)));
+            }
+        }
+        if !report.complete {
+            text.push_str("\nIncomplete: rollouts above did not finish; rerun the same command to continue.\n");
+        }
+        text
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Entry, InjectionLabels};
+
+    fn entry(namespace: &str, action: Action, time: &str) -> Entry {
+        Entry {
+            id: "000001".into(),
+            time: time.into(),
+            user: "u".into(),
+            action,
+            namespace: namespace.into(),
+            from: InjectionLabels::default(),
+            to: InjectionLabels::default(),
+            state: State::Done,
+            undoes: None,
+            workload: None,
+        }
+    }
+
+    #[test]
+    fn stale_after_the_planned_labels_not_the_current_ones() {
+        use meshkit::istio::{ContainerView, PodView, WebhookConfigView};
+        use meshkit::testing::{istiod, labels};
+        let tag = WebhookConfigView {
+            name: "istio-revision-tag-default".into(),
+            labels: labels(&[("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")]),
+            webhooks: vec![],
+        };
+        let pod = |ns: &str, rs: &str| PodView {
+            namespace: ns.into(),
+            name: format!("{rs}-1"),
+            annotations: labels(&[("istio.io/rev", "1-30-3")]),
+            containers: vec![ContainerView { name: "istio-proxy".into(), image: "proxyv2:1.30.3".into() }],
+            owner: Some(("ReplicaSet".into(), rs.into())),
+            ..Default::default()
+        };
+        let snapshot = Snapshot {
+            istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
+            webhooks: vec![tag],
+            namespaces: vec![
+                NamespaceView { name: "moving".into(), labels: labels(&[("istio-injection", "enabled")]) },
+                NamespaceView { name: "staying".into(), labels: labels(&[("istio.io/rev", "1-30-3")]) },
+            ],
+            pods: vec![pod("moving", "web-1"), pod("staying", "api-1")],
+            replica_set_owners: [
+                (("moving".to_string(), "web-1".to_string()), "web".to_string()),
+                (("staying".to_string(), "api-1".to_string()), "api".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let plan = [
+            Planned {
+                namespace: "moving".into(),
+                from: InjectionLabels { istio_injection: Some("enabled".into()), istio_rev: None },
+                to: InjectionLabels { istio_injection: None, istio_rev: Some("1-31-1".into()) },
+                unchanged: false,
+                undoes: None,
+            },
+            Planned {
+                namespace: "staying".into(),
+                from: InjectionLabels { istio_injection: None, istio_rev: Some("1-30-3".into()) },
+                to: InjectionLabels { istio_injection: None, istio_rev: Some("1-30-3".into()) },
+                unchanged: true,
+                undoes: None,
+            },
+        ];
+        let (restarts, bare) = stale_after(&snapshot, &plan);
+        let workloads: Vec<(&str, &str)> =
+            restarts.iter().map(|r| (r.namespace.as_str(), r.workload.as_str())).collect();
+        assert_eq!(workloads, [("moving", "deployment/web")]);
+        assert!(bare.is_empty());
+    }
+
+    #[test]
+    fn a_restart_after_the_move_is_not_repeated() {
+        let journal =
+            Journal { entries: vec![entry("shop", Action::Relabel, "2026-05-01T10:00:00.5Z")], ..Default::default() };
+        let restart = Restart { namespace: "shop".into(), workload: "deployment/web".into(), stale_pods: 1 };
+        let workload = |stamp: Option<&str>| WorkloadView {
+            namespace: "shop".into(),
+            workload: "deployment/web".into(),
+            restarted_at: stamp.map(str::to_string),
+            ..Default::default()
+        };
+        let unchanged = |unchanged| Planned {
+            namespace: "shop".into(),
+            from: InjectionLabels::default(),
+            to: InjectionLabels::default(),
+            unchanged,
+            undoes: None,
+        };
+        let stamped = [workload(Some("2026-05-01T10:00:01Z"))];
+        assert!(already_restarted(&restart, &[unchanged(true)], &journal, &stamped));
+        assert!(!already_restarted(&restart, &[unchanged(false)], &journal, &stamped), "moving again now");
+        let early = [workload(Some("2026-05-01T09:59:59.999Z"))];
+        assert!(!already_restarted(&restart, &[unchanged(true)], &journal, &early), "restarted before the move");
+        assert!(!already_restarted(&restart, &[unchanged(true)], &journal, &[workload(None)]));
+        assert!(!already_restarted(&restart, &[unchanged(true)], &Journal::default(), &stamped));
+    }
+}

@@ -1,0 +1,123 @@
+use super::*;
+use meshkit::istio::WebhookConfigView;
+use meshkit::testing::{istiod, labels};
+
+fn tag(tag: &str, revision: &str) -> WebhookConfigView {
+    WebhookConfigView {
+        name: format!("istio-revision-tag-{tag}"),
+        labels: labels(&[("istio.io/rev", revision), ("istio.io/tag", tag)]),
+        webhooks: vec![],
+    }
+}
+
+fn owned(kind_index: usize, name: &str) -> Owned {
+    let namespaced = OWNED[kind_index].4;
+    Owned {
+        kind_index,
+        kind: OWNED[kind_index].2.into(),
+        namespace: namespaced.then(|| "istio-system".into()),
+        name: name.into(),
+        object: Value::Null,
+    }
+}
+
+/// 1-30-3 is the default and has `prod-stable`; 1-31-1 is the canary with nothing left on it.
+fn snapshot() -> Snapshot {
+    Snapshot {
+        mesh: Mesh::discover(
+            &[istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
+            &[tag("default", "1-30-3"), tag("prod-stable", "1-30-3")],
+            &[],
+        ),
+        namespaces: vec![
+            NamespaceView { name: "shop".into(), labels: labels(&[("istio.io/rev", "prod-stable")]) },
+            NamespaceView { name: "legacy".into(), labels: labels(&[("istio-injection", "enabled")]) },
+        ],
+        owned: vec![
+            owned(11, "istio-1-31-1"),
+            owned(7, "istiod-1-31-1"),
+            owned(3, "istiod-clusterrole-1-31-1"),
+            owned(0, "istio-sidecar-injector-1-31-1"),
+        ],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_unused_revision_is_deleted_webhooks_first_shared_things_last() {
+    let Decision::Retire(order) = decide("1-31-1", &snapshot()).unwrap() else { panic!("expected a retirement") };
+    let names: Vec<&str> = order.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["istio-sidecar-injector-1-31-1", "istiod-clusterrole-1-31-1", "istiod-1-31-1", "istio-1-31-1"]);
+}
+
+#[test]
+fn every_kind_of_user_refuses() {
+    let refused = |snapshot: &Snapshot, revision: &str| {
+        let err = decide(revision, snapshot).unwrap_err();
+        assert_eq!(err.exit(), Exit::Failed, "{err}");
+        err.to_string()
+    };
+    let message = refused(&snapshot(), "1-30-3");
+    assert!(message.contains("tag/default") && message.contains("tag/prod-stable"), "{message}");
+    assert!(message.contains("namespace/shop (istio.io/rev=prod-stable)"), "{message}");
+    assert!(!message.contains("legacy"), "namespaces on the default follow the default tag: {message}");
+
+    let mut pods = snapshot();
+    pods.pods = vec![PodView { annotations: labels(&[("istio.io/rev", "1-31-1")]), ..Default::default() }];
+    assert!(refused(&pods, "1-31-1").contains("1 pod(s) injected by 1-31-1"));
+
+    let mut labelled = snapshot();
+    labelled.namespaces.push(NamespaceView { name: "canary".into(), labels: labels(&[("istio.io/rev", "1-31-1")]) });
+    assert!(refused(&labelled, "1-31-1").contains("namespace/canary"));
+
+    let mut gateways = snapshot();
+    gateways.gateways = vec![GatewayView {
+        namespace: "ingress".into(),
+        name: "gw".into(),
+        template_labels: labels(&[("sidecar.istio.io/inject", "true"), ("istio.io/rev", "1-31-1")]),
+        template_annotations: labels(&[("inject.istio.io/templates", "gateway")]),
+    }];
+    assert!(refused(&gateways, "1-31-1").contains("gateway ingress/gw"));
+
+    let mut tagged = snapshot();
+    tagged.mesh = Mesh::discover(
+        &[istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
+        &[tag("default", "1-30-3"), tag("prod-canary", "1-31-1")],
+        &[],
+    );
+    assert!(refused(&tagged, "1-31-1").contains("tag/prod-canary"));
+}
+
+#[test]
+fn unknown_reruns_and_leftovers() {
+    let mut gone = snapshot();
+    gone.owned.clear();
+    let err = decide("1-29-0", &gone).unwrap_err();
+    assert_eq!(err.exit(), Exit::NotFound);
+    assert!(err.hint().unwrap().contains("1-30-3, 1-31-1"), "{:?}", err.hint());
+    gone.retired_before = true;
+    assert_eq!(decide("1-29-0", &gone).unwrap(), Decision::AlreadyRetired);
+    // An interrupted retirement left ClusterRoles behind: the rerun deletes them.
+    let mut leftovers = snapshot();
+    leftovers.mesh =
+        Mesh::discover(&[istiod("1-30-3", "1.30.3")], &[tag("default", "1-30-3"), tag("prod-stable", "1-30-3")], &[]);
+    leftovers.owned = vec![owned(3, "istiod-clusterrole-1-31-1")];
+    assert!(matches!(decide("1-31-1", &leftovers).unwrap(), Decision::Retire(o) if o.len() == 1));
+}
+
+#[test]
+fn the_helm_release_brings_in_rbac_without_the_revision_label() {
+    let object = |labels: Value| serde_json::json!({"metadata": {"labels": labels}});
+    let objects = [
+        object(
+            serde_json::json!({"app": "istiod", "istio.io/rev": "1-31-1", "app.kubernetes.io/instance": "istiod-canary"}),
+        ),
+        object(serde_json::json!({"app": "istiod", "istio.io/rev": "1-30-3", "app.kubernetes.io/instance": "istiod"})),
+        // The base chart's default validator can carry the revision label; its release is not istiod's.
+        object(serde_json::json!({"istio.io/rev": "1-31-1", "app.kubernetes.io/instance": "istio-base"})),
+    ];
+    assert_eq!(releases("1-31-1", &objects).into_iter().collect::<Vec<_>>(), ["istiod-canary"]);
+    assert!(belongs("1-31-1", &object(serde_json::json!({"app": "istiod"}))));
+    assert!(!belongs("1-31-1", &object(serde_json::json!({"istio.io/rev": "1-30-3"}))));
+    assert!(!belongs("1-31-1", &object(serde_json::json!({"istio.io/tag": "prod"}))));
+}

@@ -1,0 +1,3 @@
+//! Developer tasks shared between `cargo xtask` and its tests.
+
+pub mod dist;
