@@ -117,7 +117,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             }
             Flag::Long(name) if name == "timeout" => {
                 let raw = meshkit::args::value(&mut parser, "--timeout")?;
-                flags.timeout = Some(meshkit::args::parse_duration("--timeout", &raw)?.unwrap_or(DEFAULT_TIMEOUT));
+                // 0: no deadline (a century).
+                let none = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+                flags.timeout = Some(meshkit::args::parse_duration("--timeout", &raw)?.unwrap_or(none));
             }
             Flag::Long(name) if name == "max-concurrent" => {
                 let raw = meshkit::args::value(&mut parser, "--max-concurrent")?;
@@ -300,5 +302,40 @@ fn check_flags(command: &str, flags: &Flags) -> Result<()> {
             Err(Error::usage(format!("{flag} does not go with `{command}`"), format!("see `{NAME} --help`")))
         }
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(args: &[&str]) -> String {
+        match run(args.iter().map(OsString::from)) {
+            Err(err @ Error::Usage { .. }) => err.to_string(),
+            other => panic!("{args:?}: expected a usage error, got {other:?}"),
+        }
+    }
+
+    /// Wrong combinations fail before any request (no kubeconfig is needed to find out).
+    #[test]
+    fn flags_only_go_with_their_commands() {
+        assert_eq!(usage(&["rollback", "a", "--to", "x"]), "--to does not go with `rollback`");
+        assert_eq!(usage(&["status", "--restart"]), "--restart does not go with `status`");
+        assert_eq!(
+            usage(&["namespace", "a", "-l", "x=y", "--to", "r"]),
+            "name namespaces or pass -l SELECTOR, not both"
+        );
+        assert_eq!(
+            usage(&["namespace", "--to", "r"]),
+            "`kubectl meshmigrate namespace` needs at least one NAMESPACE or -l SELECTOR"
+        );
+        assert_eq!(usage(&["rollback"]), "`kubectl meshmigrate rollback` needs NAMESPACE… or --all (not both)");
+        assert_eq!(
+            usage(&["rollback", "a", "--all"]),
+            "`kubectl meshmigrate rollback` needs NAMESPACE… or --all (not both)"
+        );
+        assert_eq!(usage(&["namespace", "a", "--to", "r", "--max-concurrent", "0"]), "invalid --max-concurrent \"0\"");
+        assert_eq!(usage(&["gateway", "--to", "r"]), "`kubectl meshmigrate gateway` needs exactly one NAME");
+        assert_eq!(usage(&["namespace", "a", "--to", "r", "--timeout", "soon"]), "invalid --timeout \"soon\"");
     }
 }

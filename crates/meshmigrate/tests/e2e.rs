@@ -201,7 +201,8 @@ fn json_run(kubeconfig: &Path, args: &[&str]) -> (i32, Value, String) {
 
 /// `(pod name, injected revision)` of the running pods of `app` in `namespace`.
 fn injected_pods(plane: &ControlPlane, namespace: &str, app: &str) -> Vec<(String, Option<String>)> {
-    let pods = plane.get_json(&["pods", "-n", namespace, "-l", &format!("app={app}")]).unwrap();
+    // `None` when there is no pod yet.
+    let Some(pods) = plane.get_json(&["pods", "-n", namespace, "-l", &format!("app={app}")]) else { return vec![] };
     pods["items"]
         .as_array()
         .unwrap()
@@ -368,11 +369,29 @@ fn wait_timeout_is_incomplete_and_the_lock_refuses() {
         off.iter().any(|p| p["workload"] == "deployment/stuck" && p["reason"]["kind"] == "rolloutIncomplete"),
         "{off:#?}"
     );
-    let (code, text, _) = run(meshmigrate(kc).args(args));
-    assert_eq!(code, 7);
+    // A rerun follows the stuck rollout instead of restarting it again; while it holds the lock,
+    // a second run refuses and names it.
+    let rerun = meshmigrate(kc)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while plane.get_json(&["lease", "-n", "istio-system", "meshmigrate-lock"]).is_none() {
+        assert!(std::time::Instant::now() < limit, "the rerun never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, _, err) = run(meshmigrate(kc).args(["namespace", "shop-legacy", "--to", "1-31-1"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("holds the lock: admin on ") && err.contains(&format!("(pid {})", rerun.id())), "{err}");
+    let out = rerun.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{text}");
     assert!(text.contains("already restarted") && text.contains("Incomplete"), "a rerun follows, not restarts: {text}");
+    assert_eq!(labels_of(&plane, "shop-legacy")["istio-injection"], "enabled", "the refused run changed nothing");
 
-    // Someone else holds the lock.
+    // Someone else (on another machine) holds the lock.
     plane
         .apply(&format!(
             "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: meshmigrate-lock, namespace: istio-system}}\nspec:\n  holderIdentity: alice on laptop (pid 42)\n  leaseDurationSeconds: 300\n  acquireTime: {now}\n  renewTime: {now}\n",

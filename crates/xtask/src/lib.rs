@@ -1,3 +1,4 @@
 //! Developer tasks shared between `cargo xtask` and its tests.
 
+pub mod benchmark;
 pub mod dist;

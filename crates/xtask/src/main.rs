@@ -22,6 +22,10 @@ Tasks:
                         Start a local control plane and leave it running (Istio fixture unless --bare;
                         controllers, scheduler and N kwok nodes with --nodes)
   cluster down          Stop it
+  bench [--scale N,N,…] [--runs R]
+                        Every read command on a synthetic mesh of N namespaces (10 injected pods and 2
+                        VirtualServices each; default 500,1500,5000), beside kubectl (the floor) and
+                        istioctl: writes BENCHMARKS.md and benchmarks.json (release builds)
   bench backup [--objects N]
                         Benchmark of kubectl-meshbackup (release build) with N Istio custom resources
                         (default 10000): create vs kubectl get, inspect, diff, restore objects/s, peak memory
@@ -52,10 +56,16 @@ fn run() -> Result<ExitCode> {
     let mut bare = false;
     let mut objects = 10_000;
     let mut dist = xtask::dist::Options::default();
+    let mut scales: Vec<usize> = vec![500, 1500, 5000];
+    let mut runs = 3;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("bare") => bare = true,
             Long("nodes") => options.nodes = parser.value()?.parse()?,
+            Long("scale") => {
+                scales = parser.value()?.string()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            }
+            Long("runs") => runs = parser.value()?.parse()?,
             Long("objects") => objects = parser.value()?.parse()?,
             Long("version") => dist.version = Some(parser.value()?.string()?),
             Long("target") => dist.targets.push(parser.value()?.string()?),
@@ -76,6 +86,7 @@ fn run() -> Result<ExitCode> {
         ["demo"] => demo(),
         ["bench", "backup"] => bench_backup::run(objects).map(|_| ExitCode::SUCCESS),
         ["dist"] => xtask::dist::run(&repo_root(), &dist).map(|_| ExitCode::SUCCESS),
+        ["bench"] => bench_suite(scales, runs),
         ["bench", which] => bench::bench(which).map(|_| ExitCode::SUCCESS),
         ["cluster", "up"] => {
             let plane = cluster_up(options, bare)?;
@@ -112,6 +123,40 @@ fn cargo() -> Command {
 
 /// Builds the Go tools first (with visible progress, and so that parallel test binaries do not
 /// wait on each other's build), then runs the whole test suite.
+/// `cargo xtask bench`: release builds, istioctl, then the suite; results into the repository root.
+fn bench_suite(scales: Vec<usize>, runs: usize) -> Result<ExitCode> {
+    let status = cargo()
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "revtag",
+            "-p",
+            "meshcheck",
+            "-p",
+            "meshmigrate",
+            "-p",
+            "meshbackup",
+        ])
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let tools = Tools::ensure()?;
+    let options = xtask::benchmark::Options {
+        scales,
+        runs,
+        binaries: repo_root().join("target/release"),
+        istioctl: Some(tools.istioctl()?),
+        out: repo_root(),
+    };
+    let rows = xtask::benchmark::run(&options)?;
+    xtask::benchmark::write(&rows, &options)?;
+    eprintln!("xtask: wrote BENCHMARKS.md and benchmarks.json");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn test(extra: &[&str]) -> Result<ExitCode> {
     let started = Instant::now();
     let tools = Tools::ensure()?;

@@ -1,0 +1,535 @@
+//! `cargo xtask bench`: every read command on a synthetic mesh in the real test control plane,
+//! side by side with the floor (kubectl listing the same collections with the same page size) and
+//! istioctl where it answers the same question. Wall time, peak memory (`/usr/bin/time -v`) and
+//! the API requests each made, counted in the apiserver's own audit log by user.
+//!
+//! One cluster grows through the sizes asked for, so the cost of each size is measured on the
+//! same server.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use meshtest::{CANARY, ControlPlane, Fixture, Options as PlaneOptions, STABLE, pod_manifest};
+use serde::Serialize;
+
+/// Pods and Istio custom resources per namespace.
+const PODS_PER_NAMESPACE: usize = 10;
+const RESOURCES_PER_NAMESPACE: usize = 2;
+/// The page size our plugins list with (`meshkit::cluster::PAGE_SIZE`), given to kubectl too.
+const PAGE_SIZE: u32 = meshkit::cluster::PAGE_SIZE;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Namespaces per size, ascending.
+    pub scales: Vec<usize>,
+    pub runs: usize,
+    /// Where the plugin binaries are (`target/release` for the bench, `target/debug` for the smoke).
+    pub binaries: PathBuf,
+    /// istioctl, when it should be measured too.
+    pub istioctl: Option<PathBuf>,
+    /// Where `BENCHMARKS.md` and `benchmarks.json` go.
+    pub out: PathBuf,
+}
+
+/// One measured process.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Sample {
+    pub seconds: f64,
+    pub peak_mib: f64,
+    pub requests: usize,
+}
+
+/// Several runs of one side of a comparison.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Figures {
+    pub median_seconds: f64,
+    pub min_seconds: f64,
+    pub max_seconds: f64,
+    pub peak_mib: f64,
+    pub requests: usize,
+}
+
+impl Figures {
+    fn of(samples: &[Sample]) -> Figures {
+        let mut seconds: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
+        seconds.sort_by(f64::total_cmp);
+        Figures {
+            median_seconds: seconds.get(seconds.len() / 2).copied().unwrap_or_default(),
+            min_seconds: seconds.first().copied().unwrap_or_default(),
+            max_seconds: seconds.last().copied().unwrap_or_default(),
+            peak_mib: samples.iter().map(|s| s.peak_mib).fold(0.0, f64::max),
+            requests: samples.first().map_or(0, |s| s.requests),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    pub command: String,
+    pub namespaces: usize,
+    pub pods: usize,
+    pub custom_resources: usize,
+    pub ours: Figures,
+    pub floor: Option<Figures>,
+    pub istioctl: Option<(String, Figures)>,
+}
+
+/// A command of ours, and istioctl's answer to the same question.
+struct Case {
+    name: &'static str,
+    binary: &'static str,
+    args: &'static [&'static str],
+    istioctl: Option<&'static [&'static str]>,
+    /// Whether exit code 1 (findings) is a normal outcome.
+    findings_exit: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "revtag list",
+        binary: "kubectl-revtag",
+        args: &["list", "-o", "json"],
+        istioctl: Some(&["tag", "list"]),
+        findings_exit: false,
+    },
+    Case {
+        name: "revtag revisions",
+        binary: "kubectl-revtag",
+        args: &["revisions", "-o", "json"],
+        istioctl: None,
+        findings_exit: false,
+    },
+    Case {
+        name: "meshmigrate status -A",
+        binary: "kubectl-meshmigrate",
+        args: &["status", "-A", "-o", "json"],
+        istioctl: None,
+        findings_exit: false,
+    },
+    Case {
+        name: "meshcheck precheck",
+        binary: "kubectl-meshcheck",
+        args: &["precheck", "--to-version", "1.31", "-o", "json"],
+        istioctl: Some(&["x", "precheck"]),
+        findings_exit: true,
+    },
+    Case {
+        name: "meshcheck version",
+        binary: "kubectl-meshcheck",
+        args: &["version", "-o", "json"],
+        istioctl: Some(&["version"]),
+        findings_exit: false,
+    },
+    Case {
+        name: "meshbackup create",
+        binary: "kubectl-meshbackup",
+        args: &["create", "--force", "-f", "{backup}"],
+        istioctl: None,
+        findings_exit: false,
+    },
+    Case {
+        name: "meshbackup inspect",
+        binary: "kubectl-meshbackup",
+        args: &["inspect", "{backup}", "-o", "json"],
+        istioctl: None,
+        findings_exit: false,
+    },
+];
+
+/// Everything at one size: writes the objects of namespaces `from..to`.
+fn grow(plane: &ControlPlane, from: usize, to: usize) -> Result<()> {
+    let labels =
+        ["istio-injection: enabled", "istio.io/rev: prod-stable", "istio.io/rev: prod-canary", "istio.io/rev: 1-31-1"];
+    let mut namespaces = vec![String::new(); 4];
+    let mut objects = vec![String::new(); 4];
+    for n in from..to {
+        let name = format!("bench-{n:05}");
+        let _ = write!(
+            namespaces[n % 4],
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{}}}\n---\n",
+            labels[n % labels.len()]
+        );
+        let revision = if n % 2 == 0 { STABLE } else { CANARY };
+        for p in 0..PODS_PER_NAMESPACE {
+            objects[(n + p) % 4].push_str(&pod_manifest(&name, &format!("web-{p}"), Some(revision), false, &[]));
+        }
+        for r in 0..RESOURCES_PER_NAMESPACE {
+            let _ = write!(
+                objects[(n + r) % 4],
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: route-{r}, namespace: {name}}}\n\
+                 spec: {{hosts: [web-{r}], http: [{{route: [{{destination: {{host: web-{r}}}}}]}}]}}\n---\n"
+            );
+        }
+    }
+    create_in_parallel(plane, &namespaces)?;
+    create_in_parallel(plane, &objects)
+}
+
+fn create_in_parallel(plane: &ControlPlane, chunks: &[String]) -> Result<()> {
+    let mut children = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+        let path = plane.dir.join(format!("bench-chunk-{i}.yaml"));
+        fs::write(&path, chunk)?;
+        children.push(
+            plane.kubectl().args(["create", "-f"]).arg(&path).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?,
+        );
+    }
+    for child in children {
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("kubectl create failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(())
+}
+
+/// The audit log from a remembered offset: each measured run reads only what it caused.
+struct Audit {
+    path: PathBuf,
+    offset: u64,
+}
+
+/// One list the command made: what kubectl needs to make the same one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ListCall {
+    resource: String,
+    group: String,
+    version: String,
+    namespace: Option<String>,
+    selector: Option<String>,
+}
+
+impl Audit {
+    fn new(plane: &ControlPlane) -> Audit {
+        let path = plane.dir.join("logs/audit.log");
+        let offset = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Audit { path, offset }
+    }
+
+    fn mark(&mut self) {
+        self.offset = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+    }
+
+    /// Events of `user` since the mark: `(request count, the lists among them)`.
+    fn since_mark(&self, user: &str) -> Result<(usize, BTreeSet<ListCall>)> {
+        // The log backend writes as requests complete; give the last ones a moment.
+        std::thread::sleep(Duration::from_millis(800));
+        let mut file = fs::File::open(&self.path)?;
+        let length = file.metadata()?.len();
+        // A rotation restarts the file: then everything in it is new.
+        file.seek(SeekFrom::Start(if length < self.offset { 0 } else { self.offset }))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let (mut count, mut lists) = (0, BTreeSet::new());
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if event["user"]["username"] != user || event["stage"] != "ResponseComplete" {
+                continue;
+            }
+            count += 1;
+            // Lists that failed (a kind that is not installed) are not part of the floor.
+            if event["verb"] == "list" && event["responseStatus"]["code"] == 200 {
+                let object = &event["objectRef"];
+                let uri = event["requestURI"].as_str().unwrap_or_default();
+                let selector = uri.split(['?', '&']).find_map(|p| p.strip_prefix("labelSelector=")).map(decode);
+                lists.insert(ListCall {
+                    resource: object["resource"].as_str().unwrap_or_default().into(),
+                    group: object["apiGroup"].as_str().unwrap_or_default().into(),
+                    version: object["apiVersion"].as_str().unwrap_or_default().into(),
+                    namespace: object["namespace"].as_str().map(String::from),
+                    selector,
+                });
+            }
+        }
+        Ok((count, lists))
+    }
+}
+
+/// Percent-decoding of a query value (selectors carry `=`, `,` and `!`).
+fn decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs `command` under `/usr/bin/time -v`: wall time and peak memory.
+fn timed(command: Command, allowed: &[i32]) -> Result<(f64, f64)> {
+    let report = tempfile::NamedTempFile::new()?;
+    let program = command.get_program().to_owned();
+    let mut wrapped = Command::new("/usr/bin/time");
+    wrapped.arg("-v").arg("-o").arg(report.path()).arg(&program).args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(v) => wrapped.env(key, v),
+            None => wrapped.env_remove(key),
+        };
+    }
+    let started = Instant::now();
+    let out = wrapped.stdout(Stdio::null()).stderr(Stdio::piped()).output().context("cannot run /usr/bin/time")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let code = out.status.code().unwrap_or(-1);
+    if !allowed.contains(&code) {
+        bail!("{:?} exited {code}: {}", program, String::from_utf8_lossy(&out.stderr));
+    }
+    let text = fs::read_to_string(report.path())?;
+    let kib: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    Ok((seconds, kib / 1024.0))
+}
+
+struct Bench<'a> {
+    plane: &'a ControlPlane,
+    options: &'a Options,
+    audit: Audit,
+    backup: PathBuf,
+    run: usize,
+}
+
+impl Bench<'_> {
+    /// A kubeconfig for a user of its own, so that its requests can be counted.
+    fn user(&mut self, role: &str) -> Result<(String, PathBuf)> {
+        self.run += 1;
+        let name = format!("bench-{role}-{}", self.run);
+        Ok((name.clone(), self.plane.user_kubeconfig(&name, &["bench"])?))
+    }
+
+    fn sample(
+        &mut self,
+        role: &str,
+        build: impl Fn(&Path) -> Command,
+        allowed: &[i32],
+    ) -> Result<(Sample, BTreeSet<ListCall>)> {
+        let (user, kubeconfig) = self.user(role)?;
+        self.audit.mark();
+        let (seconds, peak_mib) = timed(build(&kubeconfig), allowed)?;
+        let (requests, lists) = self.audit.since_mark(&user)?;
+        Ok((Sample { seconds, peak_mib, requests }, lists))
+    }
+
+    fn case(&mut self, case: &Case, size: (usize, usize, usize)) -> Result<Row> {
+        let binary = self.options.binaries.join(case.binary);
+        let backup = self.backup.display().to_string();
+        let args: Vec<String> = case.args.iter().map(|a| a.replace("{backup}", &backup)).collect();
+        let allowed: &[i32] = if case.findings_exit { &[0, 1] } else { &[0] };
+        let mut ours = Vec::new();
+        let mut lists = BTreeSet::new();
+        for _ in 0..self.options.runs {
+            let (sample, seen) = self.sample("ours", |kc| plugin(&binary, &args, kc), allowed)?;
+            ours.push(sample);
+            lists = seen;
+        }
+        let floor = if lists.is_empty() {
+            None
+        } else {
+            let mut samples = Vec::new();
+            for _ in 0..self.options.runs {
+                samples.push(self.floor(&lists)?);
+            }
+            Some(Figures::of(&samples))
+        };
+        let istioctl = match (case.istioctl, &self.options.istioctl) {
+            (Some(words), Some(istioctl)) => {
+                let mut samples = Vec::new();
+                for _ in 0..self.options.runs {
+                    let build = |kc: &Path| {
+                        let mut cmd = Command::new(istioctl);
+                        cmd.args(words).arg("--kubeconfig").arg(kc).env("HOME", std::env::temp_dir());
+                        cmd
+                    };
+                    samples.push(self.sample("istioctl", build, &[0, 1])?.0);
+                }
+                Some((format!("istioctl {}", words.join(" ")), Figures::of(&samples)))
+            }
+            _ => None,
+        };
+        Ok(Row {
+            command: case.name.into(),
+            namespaces: size.0,
+            pods: size.1,
+            custom_resources: size.2,
+            ours: Figures::of(&ours),
+            floor,
+            istioctl,
+        })
+    }
+
+    /// kubectl listing the same collections with the same page size, all at once (as our plugins
+    /// send their lists together); peak memory is the sum of the kubectl processes.
+    fn floor(&mut self, lists: &BTreeSet<ListCall>) -> Result<Sample> {
+        let (user, kubeconfig) = self.user("floor")?;
+        self.audit.mark();
+        let kubectl = self.plane.tools.kubectl();
+        let started = Instant::now();
+        let handles: Vec<_> = lists
+            .iter()
+            .map(|list| {
+                let mut cmd = Command::new(&kubectl);
+                let resource = if list.group.is_empty() {
+                    list.resource.clone()
+                } else {
+                    format!("{}.{}.{}", list.resource, list.version, list.group)
+                };
+                cmd.arg("get").arg(resource).args(["-o", "json", &format!("--chunk-size={PAGE_SIZE}")]);
+                match &list.namespace {
+                    Some(ns) => cmd.args(["-n", ns]),
+                    None => cmd.arg("-A"),
+                };
+                if let Some(selector) = &list.selector {
+                    cmd.args(["-l", selector]);
+                }
+                cmd.env("KUBECONFIG", &kubeconfig);
+                std::thread::spawn(move || timed(cmd, &[0]))
+            })
+            .collect();
+        let mut peak = 0.0;
+        for handle in handles {
+            let (_, mib) = handle.join().map_err(|_| anyhow::anyhow!("a kubectl thread panicked"))??;
+            peak += mib;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let (requests, _) = self.audit.since_mark(&user)?;
+        Ok(Sample { seconds, peak_mib: peak, requests })
+    }
+}
+
+fn plugin(binary: &Path, args: &[String], kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(args).env("KUBECONFIG", kubeconfig).env("NO_COLOR", "1");
+    cmd
+}
+
+/// Builds the mesh size by size and measures every case at each size.
+pub fn run(options: &Options) -> Result<Vec<Row>> {
+    let started = Instant::now();
+    let plane = ControlPlane::start(&PlaneOptions::default())?;
+    Fixture::install(&plane, false)?;
+    plane.kubectl_ok(&["create", "clusterrolebinding", "bench", "--clusterrole=cluster-admin", "--group=bench"])?;
+    let mut bench = Bench {
+        plane: &plane,
+        options,
+        audit: Audit::new(&plane),
+        backup: plane.dir.join("bench-backup.tar.gz"),
+        run: 0,
+    };
+    let mut rows = Vec::new();
+    let mut built = 0;
+    for &namespaces in &options.scales {
+        let building = Instant::now();
+        grow(&plane, built, namespaces)?;
+        built = namespaces;
+        let size = (namespaces, namespaces * PODS_PER_NAMESPACE, namespaces * RESOURCES_PER_NAMESPACE);
+        eprintln!(
+            "bench: {} namespaces, {} pods, {} VirtualServices written in {:.0?}",
+            size.0,
+            size.1,
+            size.2,
+            building.elapsed()
+        );
+        for case in CASES {
+            let row = bench.case(case, size)?;
+            eprintln!(
+                "bench: {:<24} {:>7.2}s {:>7.1} MiB {:>5} requests",
+                row.command, row.ours.median_seconds, row.ours.peak_mib, row.ours.requests
+            );
+            rows.push(row);
+        }
+    }
+    eprintln!("bench: done in {:.0?}", started.elapsed());
+    Ok(rows)
+}
+
+/// `BENCHMARKS.md`: one table, the ratios we aim at, and how it was measured.
+pub fn markdown(rows: &[Row], runs: usize) -> String {
+    let mut out = String::from(
+        "# Benchmarks\n\n<!-- Written by `cargo xtask bench`; numbers are from the machine that ran it. -->\n\n\
+         Each command of ours runs against a synthetic mesh in the real test control plane (kube-apiserver and\n\
+         etcd on loopback): two revisions, three tags, namespaces labelled four ways, ten injected pods and two\n\
+         VirtualServices per namespace. *Floor*: kubectl listing the same collections (read from the audit log of\n\
+         our run) with the same page size, all at once. Times are the median of the runs (min–max); memory is\n\
+         peak RSS (the floor adds up its kubectl processes); requests are counted by the apiserver's audit log.\n\n\
+         | command | namespaces / pods / CRs | ours | floor | istioctl | ours ÷ floor | ours ÷ istioctl | requests (ours / floor / istioctl) | peak MiB (ours / floor / istioctl) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    let time = |f: &Figures| format!("{:.2}s ({:.2}–{:.2})", f.median_seconds, f.min_seconds, f.max_seconds);
+    let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}×", a / b) } else { "–".into() };
+    for row in rows {
+        let floor = row.floor.as_ref();
+        let istioctl = row.istioctl.as_ref().map(|(_, f)| f);
+        let _ = writeln!(
+            out,
+            "| {} | {} / {} / {} | {} | {} | {} | {} | {} | {} / {} / {} | {:.0} / {} / {} |",
+            row.command,
+            row.namespaces,
+            row.pods,
+            row.custom_resources,
+            time(&row.ours),
+            floor.map_or("–".into(), time),
+            row.istioctl.as_ref().map_or("–".into(), |(name, f)| format!("{} `{name}`", time(f))),
+            floor.map_or("–".into(), |f| ratio(row.ours.median_seconds, f.median_seconds)),
+            istioctl.map_or("–".into(), |f| ratio(row.ours.median_seconds, f.median_seconds)),
+            row.ours.requests,
+            floor.map_or("–".into(), |f| f.requests.to_string()),
+            istioctl.map_or("–".into(), |f| f.requests.to_string()),
+            row.ours.peak_mib,
+            floor.map_or("–".into(), |f| format!("{:.0}", f.peak_mib)),
+            istioctl.map_or("–".into(), |f| format!("{:.0}", f.peak_mib)),
+        );
+    }
+    let _ = write!(out, "\n{runs} run(s) per figure.\n");
+    out
+}
+
+/// Writes `BENCHMARKS.md` and `benchmarks.json` into `out`.
+pub fn write(rows: &[Row], options: &Options) -> Result<()> {
+    fs::create_dir_all(&options.out)?;
+    fs::write(options.out.join("BENCHMARKS.md"), markdown(rows, options.runs))?;
+    fs::write(options.out.join("benchmarks.json"), serde_json::to_string_pretty(rows)? + "\n")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_are_decoded_from_request_uris() {
+        assert_eq!(decode("istio.io%2Frev%2C%21istio.io%2Ftag"), "istio.io/rev,!istio.io/tag");
+        assert_eq!(decode("a%3Db"), "a=b");
+        assert_eq!(decode("plain"), "plain");
+    }
+
+    #[test]
+    fn figures_take_median_min_max_and_the_worst_memory() {
+        let sample = |s: f64, m: f64| Sample { seconds: s, peak_mib: m, requests: 7 };
+        let f = Figures::of(&[sample(3.0, 10.0), sample(1.0, 30.0), sample(2.0, 20.0)]);
+        assert_eq!((f.median_seconds, f.min_seconds, f.max_seconds, f.peak_mib, f.requests), (2.0, 1.0, 3.0, 30.0, 7));
+    }
+}
