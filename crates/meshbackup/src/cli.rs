@@ -53,8 +53,7 @@ Examples:
   kubectl meshbackup diff before-upgrade.tar.gz
   kubectl meshbackup restore before-upgrade.tar.gz --only VirtualService,DestinationRule --dry-run=server";
 
-/// `diff` promises kubectl diff's codes: 1 only for differences. Its errors that would exit 1
-/// elsewhere (a failed request) exit 3 instead.
+/// Prints an error with its hint on stderr; its exit code.
 pub fn report(err: &Error) -> ExitCode {
     meshkit::error::report(PROGRAM, err)
 }
@@ -109,7 +108,6 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                 _ => return Err(Flag::Long(name).unexpected(NAME)),
             },
             Flag::Short('f') => flags.file = Some(value(&mut parser, "-f")?.into()),
-            Flag::Short('y') => flags.yes = true,
             Flag::Value(v) => words.push(v.string().map_err(|_| Error::usage("arguments must be valid UTF-8", ""))?),
             other => return Err(other.unexpected(NAME)),
         }
@@ -164,6 +162,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         Some("diff") => {
             misplaced(&[], "diff")?;
             let file = file_argument("diff")?;
+            // kubectl diff's codes: 1 means differences only, so an error that exits 1 elsewhere (a
+            // failed request) exits 3 here.
             match block_on(crate::diff::run(&kube, &file, &renderer)) {
                 Err(err) if err.exit() == Exit::Failed => {
                     report(&err);

@@ -82,7 +82,7 @@ pub async fn run(kube: &KubeArgs, options: Options, renderer: &Renderer) -> Resu
              istio-ca-secret) a restored istiod mints a new root. Add --include-secrets to keep it."
         );
     }
-    let summary = crate::inspect::summarize(&path.display().to_string(), &manifest);
+    let summary = crate::inspect::summarize(&path.display().to_string(), &manifest, false);
     renderer.print_human(&summary, |_| crate::inspect::human(&summary, renderer))?;
     Ok(Exit::Ok)
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use futures::{StreamExt, stream};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use meshkit::archive::{Entry, Manifest, ObjectKey, fingerprint, strip};
@@ -24,6 +25,8 @@ use crate::order::{self, Batch, Phase, Selection};
 pub const FIELD_MANAGER: &str = "meshbackup";
 /// How long a restored CRD may take to be Established before the restore stops.
 const CRD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Applies sent together within a phase.
+const IN_FLIGHT: usize = 8;
 
 pub struct Options {
     pub only: Vec<String>,
@@ -145,11 +148,21 @@ async fn apply_batch(
     let wanted: HashSet<&str> = batch.entries.iter().map(|i| manifest.objects[*i].path.as_str()).collect();
     let mut applied = Vec::new();
     let mut reader = meshkit::archive::open(file)?;
-    for item in reader.objects(manifest, |e| wanted.contains(e.path.as_str()))? {
-        let (entry, object) = item?;
+    let objects = reader.objects(manifest, |e| wanted.contains(e.path.as_str()))?;
+    // Objects of one phase do not depend on each other: several applies are in flight at once,
+    // reported in archive order.
+    let mut answers = stream::iter(objects)
+        .map(|item| async {
+            let (entry, object) = item?;
+            let what = format!("apply {}", entry.key());
+            let answer =
+                cluster.call(&what, api_of(cluster, entry).patch(&entry.name, &params, &Patch::Apply(&object))).await;
+            Ok::<_, Error>((entry, answer))
+        })
+        .buffered(IN_FLIGHT);
+    while let Some(next) = answers.next().await {
+        let (entry, answer) = next?;
         let key = entry.key();
-        let what = format!("apply {key}");
-        let api = api_of(cluster, entry);
         let row = |result, message: String, conflict| Row {
             phase: batch.phase,
             object: key.to_string(),
@@ -157,7 +170,7 @@ async fn apply_batch(
             message,
             conflict,
         };
-        match cluster.call(&what, api.patch(&entry.name, &params, &Patch::Apply(&object))).await {
+        match answer {
             Ok(answer) => {
                 let mut after = serde_json::to_value(&answer).map_err(|e| Error::Output(e.into()))?;
                 strip(&mut after);

@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask <task>`.
 
 mod bench;
+mod bench_backup;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ Tasks:
                         Every read command on a synthetic mesh of N namespaces (10 injected pods and 2
                         VirtualServices each; default 500,1500,5000), beside kubectl (the floor) and
                         istioctl: writes BENCHMARKS.md and benchmarks.json (release builds)
+  bench backup [--objects N]
+                        Benchmark of kubectl-meshbackup (release build) with N Istio custom resources
+                        (default 10000): create vs kubectl get, inspect, diff, restore objects/s, peak memory
   bench migrate|status  Benchmarks of kubectl-meshmigrate (release build) on the test control plane:
                         `namespace --restart --wait` over 500 Deployments in 100 namespaces, or
                         `status -A` over 5,000 namespaces and 50,000 pods; prints wall time, peak
@@ -50,6 +54,7 @@ fn run() -> Result<ExitCode> {
     let mut words: Vec<String> = Vec::new();
     let mut options = Options::default();
     let mut bare = false;
+    let mut objects = 10_000;
     let mut dist = xtask::dist::Options::default();
     let mut scales: Vec<usize> = vec![500, 1500, 5000];
     let mut runs = 3;
@@ -61,6 +66,7 @@ fn run() -> Result<ExitCode> {
                 scales = parser.value()?.string()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
             }
             Long("runs") => runs = parser.value()?.parse()?,
+            Long("objects") => objects = parser.value()?.parse()?,
             Long("version") => dist.version = Some(parser.value()?.string()?),
             Long("target") => dist.targets.push(parser.value()?.string()?),
             Long("base-url") => dist.base_url = Some(parser.value()?.string()?),
@@ -78,6 +84,7 @@ fn run() -> Result<ExitCode> {
     match words.as_slice() {
         ["test", ..] => test(&words[1..]),
         ["demo"] => demo(),
+        ["bench", "backup"] => bench_backup::run(objects).map(|_| ExitCode::SUCCESS),
         ["dist"] => xtask::dist::run(&repo_root(), &dist).map(|_| ExitCode::SUCCESS),
         ["bench"] => bench_suite(scales, runs),
         ["bench", which] => bench::bench(which).map(|_| ExitCode::SUCCESS),
