@@ -13,9 +13,7 @@ use meshkit::{Error, Exit, Result};
 const NAME: &str = "kubectl meshbackup";
 const PROGRAM: &str = "kubectl-meshbackup";
 
-const HELP: &str = "\
-Back up, inspect, diff and restore an Istio installation.
-
+pub const HELP: &str = "\
 Usage:
   kubectl meshbackup <command> [flags]
 
@@ -34,6 +32,7 @@ Commands:
                     CRDs (waiting until Established), namespaces, configuration and RBAC, the
                     control plane, custom resources, webhooks last. Reports each object as
                     created, updated, unchanged or failed. Safe to rerun.
+  completion        Print or install the kubectl completion shim (kubectl_complete-meshbackup).
 
 Flags:
   -f, --file FILE              create: where to write (default: istio-backup-CONTEXT-TIME.tar.gz)
@@ -70,6 +69,10 @@ struct Flags {
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(done) = meshkit::complete::dispatch(&crate::completion::SPEC, &args) {
+        return done;
+    }
     let mut parser = Parser::from_args(args);
     let mut kube = KubeArgs::default();
     let mut output = OutputArgs::default();
@@ -143,7 +146,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     };
     match command.as_deref() {
         None | Some("help") => {
-            println!("{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
+            let about = meshkit::catalogue::about("meshbackup");
+            println!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
             Ok(Exit::Ok)
         }
         Some("create") => {

@@ -1,6 +1,7 @@
 //! `kubectl meshbackup`: back up, inspect, diff and restore an Istio installation.
 
 mod cli;
+mod completion;
 mod create;
 mod diff;
 mod inspect;

@@ -710,8 +710,9 @@ fn retire_refuses_a_used_revision_then_backs_up_and_deletes_an_unused_one() {
     assert_eq!(plan["deleted"][0]["kind"], "MutatingWebhookConfiguration", "webhooks go first: {plan:#}");
     assert_eq!(owned_by(&plane, "1-31-1"), owned, "a dry run deletes nothing");
 
+    // `{..resourceVersion}` includes the list's own (empty) one; keep the objects' only.
     let stable = || {
-        plane
+        let versions = plane
             .kubectl_ok(&[
                 "get",
                 "deployment,service",
@@ -720,9 +721,12 @@ fn retire_refuses_a_used_revision_then_backs_up_and_deletes_an_unused_one() {
                 "-l",
                 "istio.io/rev=1-30-3",
                 "-o",
-                "jsonpath={..resourceVersion}",
+                "jsonpath={range .items[*]}{.metadata.resourceVersion} {end}",
             ])
-            .unwrap()
+            .unwrap();
+        let mut versions: Vec<String> = versions.split_whitespace().map(String::from).collect();
+        versions.sort();
+        versions
     };
     let stable_before = stable();
     let crds_before = plane.kubectl_ok(&["get", "crds", "-o", "name"]).unwrap();
