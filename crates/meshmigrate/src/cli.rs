@@ -211,7 +211,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                 }
                 if !flags.dry_run && !restarts.is_empty() {
                     let user = crate::relabel::whoami(&cluster).await;
-                    crate::restart::apply(&cluster, &user, &restarts).await?;
+                    let lock = crate::lock::acquire(&cluster, &user).await?;
+                    let restarted = crate::restart::apply(&cluster, &user, &restarts).await;
+                    let released = lock.release().await;
+                    restarted?;
+                    released?;
                 }
                 Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, flags.dry_run))?;
                 Ok(Exit::Ok)

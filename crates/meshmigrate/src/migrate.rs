@@ -134,7 +134,17 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
             (plan, Some(target.clone()), Action::Relabel)
         }
         Goal::Rollback { names } => {
-            let names = if names.is_empty() { journal.undoable_namespaces() } else { names.clone() };
+            let all = names.is_empty();
+            let mut names = if all { journal.undoable_namespaces() } else { names.clone() };
+            if all && !names.is_empty() {
+                // --all: a journaled namespace deleted since has nothing left to roll back.
+                let existing = crate::scope::existing(&cluster).await?;
+                let (kept, gone): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| existing.contains(n));
+                for name in gone {
+                    eprintln!("kubectl-meshmigrate: skipping namespace {name}: it no longer exists");
+                }
+                names = kept;
+            }
             if names.is_empty() {
                 return Err(Error::not_found(
                     "nothing to roll back: the journal has no move that is not rolled back yet",

@@ -71,6 +71,13 @@ pub async fn namespaces(cluster: &Cluster, selection: &Selection) -> Result<Vec<
     }
 }
 
+/// The names of every namespace: one list.
+pub async fn existing(cluster: &Cluster) -> Result<std::collections::BTreeSet<String>> {
+    let api: Api<Namespace> = Api::all(cluster.client());
+    let names = cluster.list_map(&api, None, "list namespaces", |n: &Namespace| n.metadata.name.clone()).await?;
+    Ok(names.into_iter().flatten().collect())
+}
+
 /// Pods of `namespaces` (as views) and the Deployment owning each ReplicaSet.
 pub async fn pods_and_owners(
     cluster: &Cluster,

@@ -152,6 +152,26 @@ fn move_record_and_roll_back_namespaces() {
     assert!(out.contains("rollback of 000001"), "{out}");
     let (code, _, _) = run(meshmigrate(kc).args(["rollback", "shop-legacy"]));
     assert_eq!(code, 5, "nothing left to roll back");
+
+    // --all rolls back what is left (shop-stable) and skips a moved namespace deleted since.
+    plane.kubectl_ok(&["create", "namespace", "short-lived"]).unwrap();
+    let (code, _, err) = run(meshmigrate(kc).args(["namespace", "short-lived", "--to", "prod-canary"]));
+    assert_eq!(code, 0, "{err}");
+    plane.kubectl_ok(&["delete", "namespace", "short-lived", "--wait=false"]).unwrap();
+    // Tier A runs no namespace controller: finish the deletion as it would.
+    let mut namespace = plane.get_json(&["namespace", "short-lived"]).unwrap();
+    namespace["spec"]["finalizers"] = serde_json::json!([]);
+    let finalize = plane.dir.join("short-lived.json");
+    std::fs::write(&finalize, namespace.to_string()).unwrap();
+    let finalize = finalize.to_str().unwrap();
+    plane.kubectl_ok(&["replace", "--raw", "/api/v1/namespaces/short-lived/finalize", "-f", finalize]).unwrap();
+    while plane.get_json(&["namespace", "short-lived"]).is_some() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, _, err) = run(meshmigrate(kc).args(["rollback", "--all"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("skipping namespace short-lived: it no longer exists"), "{err}");
+    assert_eq!(labels_of(&plane, "shop-stable")["istio.io/rev"], "1-30-3");
 }
 
 /// Only workloads with stale pods are restarted, each journaled first; the rollout really
