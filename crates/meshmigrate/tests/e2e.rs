@@ -498,11 +498,14 @@ fn run_until_stopped(plane: &mut ControlPlane, args: &[&str], stop_here: impl Fn
 /// per namespace and no pending entry.
 #[test]
 fn apiserver_stopped_mid_run_then_rerun_converges() {
-    const NAMESPACES: usize = 24;
-    let mut plane = ControlPlane::start(&Options { nodes: 1, ..Default::default() }).unwrap();
+    // 24 keeps CI quick on two cores; MESHTEST_DRILL_namespaces=100 runs the drill at full size.
+    let namespaces: usize = std::env::var("MESHTEST_DRILL_namespaces").ok().and_then(|n| n.parse().ok()).unwrap_or(24);
+    // Room for every pod and the rollouts' surge, 110 pods a kwok node.
+    let nodes = (namespaces * 2).div_ceil(100).max(1);
+    let mut plane = ControlPlane::start(&Options { nodes, ..Default::default() }).unwrap();
     Fixture::install_injected(&plane).unwrap();
     let mut manifest = String::new();
-    for i in 0..NAMESPACES {
+    for i in 0..namespaces {
         let label = if i % 2 == 0 { "istio-injection: enabled" } else { "istio.io/rev: prod-stable" };
         manifest.push_str(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: drill-{i:03}\n  labels: {{team: drill, {label}}}\n---\n\
@@ -512,16 +515,17 @@ fn apiserver_stopped_mid_run_then_rerun_converges() {
         ));
     }
     plane.apply(&manifest).unwrap();
-    let drill: Vec<String> = (0..NAMESPACES).map(|i| format!("drill-{i:03}")).collect();
-    plane.kubectl_ok(&["wait", "--for=condition=Available", "deployments", "--all", "-A", "--timeout=240s"]).unwrap();
+    let drill: Vec<String> = (0..namespaces).map(|i| format!("drill-{i:03}")).collect();
+    let available = format!("--timeout={}s", 240 + namespaces * 3);
+    plane.kubectl_ok(&["wait", "--for=condition=Available", "deployments", "--all", "-A", &available]).unwrap();
     let kc = plane.kubeconfig.clone();
     let args = ["namespace", "-l", "team=drill", "--to", "prod-canary", "--restart", "--wait", "--timeout=4m", "--yes"];
     let run_args = [&args[..], &["--max-concurrent=4"]].concat();
     // Each stop point: once the journal holds a move and at least this many restarts.
     let stop_points = [
         ("while relabelling", 0),
-        ("half-way through the restarts", NAMESPACES / 2),
-        ("near the end", NAMESPACES * 5 / 6),
+        ("half-way through the restarts", namespaces / 2),
+        ("near the end", namespaces * 5 / 6),
     ];
     for (when, restarts) in stop_points {
         run_until_stopped(&mut plane, &run_args, |journal| {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -111,7 +111,7 @@ fn status_all(namespaces: usize, pods_each: usize) -> Result<()> {
             labels[n % labels.len()]
         );
     }
-    create_in_parallel(&plane, &chunks)?;
+    xtask::benchmark::create_in_parallel(&plane, &chunks)?;
     let mut chunks = vec![String::new(); 4];
     for n in 0..namespaces {
         for p in 0..pods_each {
@@ -124,7 +124,7 @@ fn status_all(namespaces: usize, pods_each: usize) -> Result<()> {
             ));
         }
     }
-    create_in_parallel(&plane, &chunks)?;
+    xtask::benchmark::create_in_parallel(&plane, &chunks)?;
     eprintln!(
         "bench: {namespaces} namespaces and {} pods written after {:.0?}",
         namespaces * pods_each,
@@ -135,30 +135,6 @@ fn status_all(namespaces: usize, pods_each: usize) -> Result<()> {
     let rows: serde_json::Value = serde_json::from_str(&stdout).context("status output")?;
     println!("status -A: {} namespaces reported", rows.as_array().map_or(0, Vec::len));
     print_figures(&figures, &requests(&plane)?);
-    Ok(())
-}
-
-fn create_in_parallel(plane: &ControlPlane, chunks: &[String]) -> Result<()> {
-    let children: Vec<_> = chunks
-        .iter()
-        .map(|chunk| -> Result<_> {
-            let path = plane.dir.join(format!("bench-{:p}.yaml", chunk.as_ptr()));
-            std::fs::write(&path, chunk)?;
-            Ok(plane
-                .kubectl()
-                .args(["create", "-f"])
-                .arg(&path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()?)
-        })
-        .collect::<Result<_>>()?;
-    for child in children {
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!("kubectl create failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
     Ok(())
 }
 

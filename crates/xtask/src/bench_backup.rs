@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -62,29 +62,8 @@ fn manifest(total: usize) -> String {
     out
 }
 
-/// Runs a command under `/usr/bin/time -v`: (wall seconds, peak RSS in MiB).
 fn measure(label: &str, cmd: &mut Command) -> Result<(f64, f64)> {
-    let mut timed = Command::new("/usr/bin/time");
-    timed.arg("-v").arg(cmd.get_program()).args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => timed.env(key, value),
-            None => timed.env_remove(key),
-        };
-    }
-    let started = Instant::now();
-    let out = timed.stdout(Stdio::null()).output().with_context(|| format!("cannot run {label}"))?;
-    let seconds = started.elapsed().as_secs_f64();
-    let report = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("{label} failed: {report}");
-    }
-    let kib: f64 = report
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no peak memory in /usr/bin/time's report")?;
-    Ok((seconds, kib / 1024.0))
+    xtask::benchmark::timed(cmd, &[0]).with_context(|| format!("{label} failed"))
 }
 
 pub fn run(total: usize) -> Result<()> {

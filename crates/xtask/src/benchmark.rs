@@ -172,7 +172,8 @@ fn grow(plane: &ControlPlane, from: usize, to: usize) -> Result<()> {
     create_in_parallel(plane, &objects)
 }
 
-fn create_in_parallel(plane: &ControlPlane, chunks: &[String]) -> Result<()> {
+/// Creates the objects of each chunk (multi-document YAML) with one kubectl per chunk, at once.
+pub fn create_in_parallel(plane: &ControlPlane, chunks: &[String]) -> Result<()> {
     let mut children = Vec::new();
     for (i, chunk) in chunks.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
         let path = plane.dir.join(format!("bench-chunk-{i}.yaml"));
@@ -277,8 +278,8 @@ fn decode(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Runs `command` under `/usr/bin/time -v`: wall time and peak memory.
-fn timed(command: Command, allowed: &[i32]) -> Result<(f64, f64)> {
+/// Runs `command` under `/usr/bin/time -v`: wall seconds and peak memory in MiB.
+pub fn timed(command: &Command, allowed: &[i32]) -> Result<(f64, f64)> {
     let report = tempfile::NamedTempFile::new()?;
     let program = command.get_program().to_owned();
     let mut wrapped = Command::new("/usr/bin/time");
@@ -329,7 +330,7 @@ impl Bench<'_> {
     ) -> Result<(Sample, BTreeSet<ListCall>)> {
         let (user, kubeconfig) = self.user(role)?;
         self.audit.mark();
-        let (seconds, peak_mib) = timed(build(&kubeconfig), allowed)?;
+        let (seconds, peak_mib) = timed(&build(&kubeconfig), allowed)?;
         let (requests, lists) = self.audit.since_mark(&user)?;
         Ok((Sample { seconds, peak_mib, requests }, lists))
     }
@@ -406,7 +407,7 @@ impl Bench<'_> {
                     cmd.args(["-l", selector]);
                 }
                 cmd.env("KUBECONFIG", &kubeconfig);
-                std::thread::spawn(move || timed(cmd, &[0]))
+                std::thread::spawn(move || timed(&cmd, &[0]))
             })
             .collect();
         let mut peak = 0.0;
