@@ -498,10 +498,11 @@ fn run_until_stopped(plane: &mut ControlPlane, args: &[&str], stop_here: impl Fn
 /// per namespace and no pending entry.
 #[test]
 fn apiserver_stopped_mid_run_then_rerun_converges() {
-    // 24 keeps CI quick on two cores; MESHTEST_DRILL_namespaces=100 runs the drill at full size.
-    let namespaces: usize = std::env::var("MESHTEST_DRILL_namespaces").ok().and_then(|n| n.parse().ok()).unwrap_or(24);
+    // 24 keeps CI quick on two cores; MESHTEST_DRILL_NAMESPACES=100 runs the drill at full size.
+    let namespaces: usize = std::env::var("MESHTEST_DRILL_NAMESPACES").ok().and_then(|n| n.parse().ok()).unwrap_or(24);
     // Room for every pod and the rollouts' surge, 110 pods a kwok node.
     let nodes = (namespaces * 2).div_ceil(100).max(1);
+    eprintln!("drill: {namespaces} namespaces on {nodes} kwok node(s)");
     let mut plane = ControlPlane::start(&Options { nodes, ..Default::default() }).unwrap();
     Fixture::install_injected(&plane).unwrap();
     let mut manifest = String::new();
