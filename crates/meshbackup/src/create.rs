@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use meshkit::archive::{ClusterInfo, Header, PendingFile, RevisionInfo, Writer};
+use meshkit::archive::{Header, PendingFile, Writer};
 use meshkit::args::KubeArgs;
 use meshkit::cluster::Cluster;
 use meshkit::render::Renderer;
@@ -57,22 +57,9 @@ pub async fn run(kube: &KubeArgs, options: Options, renderer: &Renderer) -> Resu
         |source, count| eprintln!("kubectl-meshbackup: {count:>6} {}", sources::describe(&source.resource)),
     )
     .await?;
-    let header = Header {
-        created: now.to_string(),
-        tool: format!("kubectl-meshbackup {}", env!("CARGO_PKG_VERSION")),
-        cluster: ClusterInfo {
-            context: cluster.target.context.clone(),
-            server: cluster.target.server.clone(),
-            kubernetes_version: version.git_version,
-        },
-        istio_namespace: cluster.istio_namespace.clone(),
-        revisions: mesh
-            .revisions
-            .values()
-            .map(|r| RevisionInfo { name: r.name.clone(), version: r.version.as_ref().map(|v| v.to_string()) })
-            .collect(),
-        includes_secrets: options.include_secrets,
-    };
+    let tool = format!("kubectl-meshbackup {}", env!("CARGO_PKG_VERSION"));
+    let header =
+        Header::describe(&cluster, version.git_version, &mesh, tool, &now.to_string(), options.include_secrets);
     let (file, manifest) = writer.finish(header).map_err(Error::Output)?;
     file.persist()?;
     eprintln!("kubectl-meshbackup: wrote {} ({} objects)", path.display(), manifest.objects.len());

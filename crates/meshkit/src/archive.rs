@@ -47,6 +47,35 @@ pub struct Header {
     pub includes_secrets: bool,
 }
 
+impl Header {
+    /// A header for a backup of `cluster` taken `now` by `tool`, naming `mesh`'s revisions.
+    pub fn describe(
+        cluster: &crate::cluster::Cluster,
+        kubernetes_version: String,
+        mesh: &crate::istio::Mesh,
+        tool: String,
+        now: &str,
+        includes_secrets: bool,
+    ) -> Header {
+        Header {
+            created: now.to_string(),
+            tool,
+            cluster: ClusterInfo {
+                context: cluster.target.context.clone(),
+                server: cluster.target.server.clone(),
+                kubernetes_version,
+            },
+            istio_namespace: cluster.istio_namespace.clone(),
+            revisions: mesh
+                .revisions
+                .values()
+                .map(|r| RevisionInfo { name: r.name.clone(), version: r.version.as_ref().map(|v| v.to_string()) })
+                .collect(),
+            includes_secrets,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterInfo {

@@ -420,9 +420,11 @@ pub fn dispatch(spec: &Spec, args: &[OsString]) -> Option<Result<Exit>> {
     }
 }
 
-/// Flags a help text mentions that the completion spec does not know, and the reverse — for each
-/// plugin's test that keeps the two in step.
+/// Flags a plugin's help text mentions that the completion spec does not know, and the reverse —
+/// for each plugin's test that keeps the two in step. The shared flag texts are added here.
 pub fn unlisted_flags(spec: &Spec, help: &str) -> (Vec<String>, Vec<String>) {
+    let help =
+        format!("{help}\n{}\n{}\n{COMPLETION_HELP}", crate::render::OUTPUT_FLAGS_HELP, crate::args::GLOBAL_FLAGS_HELP);
     let known: std::collections::BTreeSet<String> =
         GLOBAL_FLAGS.iter().chain(spec.commands.iter().flat_map(|c| c.flags)).map(|f| f.long.to_string()).collect();
     let mentioned: std::collections::BTreeSet<String> = help

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
-use meshkit::archive::{ClusterInfo, Header, PendingFile, RevisionInfo, Writer};
+use meshkit::archive::{Header, PendingFile, Writer};
 use meshkit::cluster::Cluster;
 use meshkit::istio::{Injected, Intended, Mesh, NamespaceView, PodView, keys, pod_injected, pod_intended};
 use meshkit::render::{Cell, OutputArgs, Renderer, Table, Tone};
@@ -370,22 +370,8 @@ async fn backup(
         meshkit::archive::strip(&mut value);
         writer.add(&value, OWNED[object.kind_index].3)?;
     }
-    let header = Header {
-        created: now.to_string(),
-        tool: format!("kubectl-meshmigrate {} retire", env!("CARGO_PKG_VERSION")),
-        cluster: ClusterInfo {
-            context: cluster.target.context.clone(),
-            server: cluster.target.server.clone(),
-            kubernetes_version: version.git_version,
-        },
-        istio_namespace: cluster.istio_namespace.clone(),
-        revisions: mesh
-            .revisions
-            .values()
-            .map(|r| RevisionInfo { name: r.name.clone(), version: r.version.as_ref().map(|v| v.to_string()) })
-            .collect(),
-        includes_secrets: false,
-    };
+    let tool = format!("kubectl-meshmigrate {} retire", env!("CARGO_PKG_VERSION"));
+    let header = Header::describe(cluster, version.git_version, mesh, tool, &now.to_string(), false);
     let (file, manifest) = writer.finish(header).map_err(Error::Output)?;
     file.persist()?;
     eprintln!("kubectl-meshmigrate: backed up {} objects to {}", manifest.objects.len(), path.display());
