@@ -292,15 +292,10 @@ pub fn table(plan: &GatewayPlan, dry_run: bool) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshkit::istio::WebhookConfigView;
     use meshkit::testing::{istiod, labels};
 
     fn mesh() -> Mesh {
-        let tag = |tag: &str, rev: &str| WebhookConfigView {
-            name: format!("istio-revision-tag-{tag}"),
-            labels: labels(&[("istio.io/rev", rev), ("istio.io/tag", tag)]),
-            webhooks: vec![],
-        };
+        let tag = meshkit::testing::tag_webhook;
         Mesh::discover(
             &[istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
             &[tag("default", "1-30-3"), tag("prod-canary", "1-31-1")],

@@ -255,15 +255,11 @@ pub fn log_table(journal: &Journal) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshkit::istio::{IstiodView, WebhookConfigView};
+    use meshkit::istio::IstiodView;
     use meshkit::testing::{istiod, labels};
 
     fn mesh() -> Mesh {
-        let tag = |tag: &str, rev: &str| WebhookConfigView {
-            name: format!("istio-revision-tag-{tag}"),
-            labels: labels(&[("istio.io/rev", rev), ("istio.io/tag", tag)]),
-            webhooks: vec![],
-        };
+        let tag = meshkit::testing::tag_webhook;
         let istiods: Vec<IstiodView> = vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")];
         Mesh::discover(&istiods, &[tag("prod-canary", "1-31-1"), tag("old", "1-29-0")], &[])
     }

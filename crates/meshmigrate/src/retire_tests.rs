@@ -1,14 +1,7 @@
 use super::*;
-use meshkit::istio::WebhookConfigView;
 use meshkit::testing::{istiod, labels};
 
-fn tag(tag: &str, revision: &str) -> WebhookConfigView {
-    WebhookConfigView {
-        name: format!("istio-revision-tag-{tag}"),
-        labels: labels(&[("istio.io/rev", revision), ("istio.io/tag", tag)]),
-        webhooks: vec![],
-    }
-}
+use meshkit::testing::tag_webhook as tag;
 
 fn owned(kind_index: usize, name: &str) -> Owned {
     let namespaced = OWNED[kind_index].4;

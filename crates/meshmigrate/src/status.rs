@@ -292,11 +292,7 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         let istiod = meshkit::testing::istiod;
-        let tag = |tag: &str, rev: &str| WebhookConfigView {
-            name: format!("istio-revision-tag-{tag}"),
-            labels: labels(&[("istio.io/rev", rev), ("istio.io/tag", tag)]),
-            webhooks: vec![],
-        };
+        let tag = meshkit::testing::tag_webhook;
         Snapshot {
             istiods: vec![istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")],
             webhooks: vec![tag("default", "1-30-3"), tag("prod-canary", "1-31-1")],

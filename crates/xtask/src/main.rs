@@ -115,6 +115,19 @@ fn run() -> Result<ExitCode> {
     }
 }
 
+/// Builds every plugin binary (`--release` for the benchmarks).
+fn build_plugins(profile: &[&str]) -> Result<()> {
+    let status = cargo()
+        .args(["build", "--quiet", "--bins"])
+        .args(profile)
+        .args(["-p", "revtag", "-p", "meshcheck", "-p", "meshmigrate", "-p", "meshbackup"])
+        .status()?;
+    if !status.success() {
+        bail!("cargo build {} failed", profile.join(" "));
+    }
+    Ok(())
+}
+
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(repo_root());
@@ -125,24 +138,7 @@ fn cargo() -> Command {
 /// wait on each other's build), then runs the whole test suite.
 /// `cargo xtask bench`: release builds, istioctl, then the suite; results into the repository root.
 fn bench_suite(scales: Vec<usize>, runs: usize) -> Result<ExitCode> {
-    let status = cargo()
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "revtag",
-            "-p",
-            "meshcheck",
-            "-p",
-            "meshmigrate",
-            "-p",
-            "meshbackup",
-        ])
-        .status()?;
-    if !status.success() {
-        bail!("cargo build --release failed");
-    }
+    build_plugins(&["--release"])?;
     let tools = Tools::ensure()?;
     let options = xtask::benchmark::Options {
         scales,
@@ -241,24 +237,7 @@ fn cluster_down() -> Result<()> {
 
 /// The canary-upgrade walkthrough on a throw-away cluster. Each plugin adds its step here.
 fn demo() -> Result<ExitCode> {
-    let status = cargo()
-        .args([
-            "build",
-            "--quiet",
-            "--bins",
-            "-p",
-            "revtag",
-            "-p",
-            "meshcheck",
-            "-p",
-            "meshmigrate",
-            "-p",
-            "meshbackup",
-        ])
-        .status()?;
-    if !status.success() {
-        bail!("cargo build failed");
-    }
+    build_plugins(&[])?;
     // Tier B with the injector stand-in: restarts create real pods, injected by the revision
     // their namespace asks for.
     let plane = cluster_up(Options { nodes: 1, ..Default::default() }, false)?;
