@@ -120,6 +120,19 @@ pub fn value(parser: &mut Parser, flag: &str) -> Result<String> {
     Ok(text)
 }
 
+/// The value of a label-selector flag (`-l`, `--selector`), checked against Kubernetes' grammar
+/// here, so a malformed selector is a usage error and is never sent.
+pub fn selector_value(parser: &mut Parser, flag: &str) -> Result<String> {
+    let text = value(parser, flag)?;
+    crate::kube::label_selector::validate(&text).map_err(|e| {
+        Error::usage(
+            format!("invalid label selector {text:?} at position {}: {}", e.position, e.reason),
+            "a label selector looks like team=shop,env in (prod,staging),!legacy",
+        )
+    })?;
+    Ok(text)
+}
+
 /// Turns any lexopt error into a usage error with the command's help hint.
 pub fn usage_error(err: lexopt::Error, command: &str) -> Error {
     let message = match err {

@@ -16,6 +16,7 @@ pub mod confirm;
 pub mod error;
 pub mod fetch;
 pub mod istio;
+pub mod kube;
 pub mod quantity;
 pub mod render;
 #[cfg(any(test, feature = "testing"))]

@@ -100,9 +100,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             Flag::Short('h') => words.insert(0, "help".into()),
             Flag::Long(name) if name == "help" => words.insert(0, "help".into()),
             Flag::Long(name) if name == "to" => flags.to = Some(meshkit::args::value(&mut parser, "--to")?),
-            Flag::Short('l') => flags.selector = Some(meshkit::args::value(&mut parser, "-l")?),
+            Flag::Short('l') => flags.selector = Some(meshkit::args::selector_value(&mut parser, "-l")?),
             Flag::Long(name) if name == "selector" => {
-                flags.selector = Some(meshkit::args::value(&mut parser, "--selector")?)
+                flags.selector = Some(meshkit::args::selector_value(&mut parser, "--selector")?)
             }
             Flag::Long(name) if name == "dry-run" => flags.dry_run = true,
             Flag::Long(name) if name == "force" => flags.force = true,

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use lexopt::prelude::*;
-use meshtest::{ControlPlane, Fixture, Options, Tools, repo_root};
+use meshtest::{ControlPlane, Fixture, Options, RealFixture, Tools, repo_root};
 
 const HELP: &str = "\
 cargo xtask <task>
@@ -21,6 +21,10 @@ Tasks:
   cluster up [--bare] [--nodes N]
                         Start a local control plane and leave it running (Istio fixture unless --bare;
                         controllers, scheduler and N kwok nodes with --nodes)
+  cluster up --real [--revisions 1|2]
+                        Tier C: real istiod of two Istio builds, installed with helm (both revisions,
+                        or only the old one); prints the export lines for KUBECONFIG, PATH and the
+                        MESHTEST_* variables (versions, charts, helm values)
   cluster down          Stop it
   bench [--scale N,N,…] [--runs R]
                         Every read command on a synthetic mesh of N namespaces (10 injected pods and 2
@@ -36,7 +40,8 @@ Tasks:
   dist [--version vX.Y.Z] [--target TRIPLE]… [--base-url URL] [--out DIR] [--index DIR]
                         Release builds, one archive per plugin and platform with its sha256 (in
                         target/dist/<version>), and the krew index rendered from plugins.yaml (krew/)
-  tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl, krew) into the cache
+  tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl, krew, and
+                        pilot-discovery of both Istio builds) into the cache
 ";
 
 fn main() -> ExitCode {
@@ -54,6 +59,8 @@ fn run() -> Result<ExitCode> {
     let mut words: Vec<String> = Vec::new();
     let mut options = Options::default();
     let mut bare = false;
+    let mut real = false;
+    let mut revisions = 2;
     let mut objects = 10_000;
     let mut dist = xtask::dist::Options::default();
     let mut scales: Vec<usize> = vec![500, 1500, 5000];
@@ -61,6 +68,8 @@ fn run() -> Result<ExitCode> {
     while let Some(arg) = parser.next()? {
         match arg {
             Long("bare") => bare = true,
+            Long("real") => real = true,
+            Long("revisions") => revisions = parser.value()?.parse()?,
             Long("nodes") => options.nodes = parser.value()?.parse()?,
             Long("scale") => {
                 scales = parser.value()?.string()?.split(',').map(str::parse).collect::<Result<_, _>>()?;
@@ -88,6 +97,16 @@ fn run() -> Result<ExitCode> {
         ["dist"] => xtask::dist::run(&repo_root(), &dist).map(|_| ExitCode::SUCCESS),
         ["bench"] => bench_suite(scales, runs),
         ["bench", which] => bench::bench(which).map(|_| ExitCode::SUCCESS),
+        ["cluster", "up"] if real => {
+            if !(1..=2).contains(&revisions) {
+                bail!("--revisions takes 1 or 2");
+            }
+            let (plane, fixture) = cluster_up_real(revisions)?;
+            for (key, value) in xtask::canary::Session::exports(&plane, &fixture) {
+                println!("export {key}={value}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ["cluster", "up"] => {
             let plane = cluster_up(options, bare)?;
             println!("export KUBECONFIG={}", plane.kubeconfig.display());
@@ -100,6 +119,9 @@ fn run() -> Result<ExitCode> {
             let tools = Tools::ensure()?;
             tools.istioctl()?;
             tools.krew()?;
+            for build in [meshtest::OLD_ISTIO, meshtest::NEW_ISTIO] {
+                tools.pilot_discovery(build)?;
+            }
             eprintln!(
                 "tools ready in {:.1?}: {} and {}",
                 started.elapsed(),
@@ -158,6 +180,11 @@ fn test(extra: &[&str]) -> Result<ExitCode> {
     let tools = Tools::ensure()?;
     tools.istioctl()?;
     tools.krew()?;
+    for build in [meshtest::OLD_ISTIO, meshtest::NEW_ISTIO] {
+        tools.pilot_discovery(build)?;
+        tools.istio_charts(build)?;
+    }
+    build_kubelet()?;
     eprintln!("xtask: test tools ready after {:.1?}", started.elapsed());
     let mut child = cargo()
         .args(["test", "--workspace", "--locked", "--no-fail-fast"])
@@ -225,6 +252,25 @@ fn cluster_up(mut options: Options, bare: bool) -> Result<ControlPlane> {
     Ok(plane)
 }
 
+/// Tier C, left running: kwok node, controllers, the kubelet for istiod, Istio from helm.
+fn cluster_up_real(revisions: usize) -> Result<(ControlPlane, RealFixture)> {
+    build_kubelet()?;
+    let options = Options { nodes: 1, real_istio: true, ..Default::default() };
+    let plane = cluster_up(options, true)?;
+    let started = Instant::now();
+    let fixture = RealFixture::install(&plane, revisions)?;
+    eprintln!("xtask: Istio installed with helm, every istiod serving, in {:.1?}", started.elapsed());
+    Ok((plane, fixture))
+}
+
+fn build_kubelet() -> Result<()> {
+    let status = cargo().args(["build", "--quiet", "-p", "meshtest", "--bin", "meshtest-kubelet"]).status()?;
+    if !status.success() {
+        bail!("cargo build -p meshtest failed");
+    }
+    Ok(())
+}
+
 fn cluster_down() -> Result<()> {
     let dir = cluster_dir();
     if !ControlPlane::stop_detached(&dir)? {
@@ -235,106 +281,27 @@ fn cluster_down() -> Result<()> {
     Ok(())
 }
 
-/// The canary-upgrade walkthrough on a throw-away cluster. Each plugin adds its step here.
+/// The canary upgrade on throw-away Tier C clusters: act one upgrades 1.30 to 1.31 and retires
+/// the old revision; act two, on a fresh cluster, tries a canary and rolls it back.
 fn demo() -> Result<ExitCode> {
     build_plugins(&[])?;
-    // Tier B with the injector stand-in: restarts create real pods, injected by the revision
-    // their namespace asks for.
-    let plane = cluster_up(Options { nodes: 1, ..Default::default() }, false)?;
-    let bin = repo_root().join("target/debug");
-    let mut path = vec![bin];
-    path.extend(std::env::split_paths(&plane.tools.path_env()));
-    let path = std::env::join_paths(path)?;
-    let step = |title: &str, args: &[&str]| -> Result<()> {
-        eprintln!("\n\x1b[1m$ {}\x1b[0m   # {title}", args.join(" "));
-        let status = Command::new(args[0])
-            .args(&args[1..])
-            .env("KUBECONFIG", &plane.kubeconfig)
-            .env("PATH", &path)
-            .status()
-            .with_context(|| format!("cannot run {}", args[0]))?;
-        if !status.success() {
-            bail!("`{}` failed with {status}", args.join(" "));
-        }
-        Ok(())
-    };
-    step(
-        "a real kube-apiserver holding two Istio revisions, and namespaces labelled every way users label them",
-        &[
-            "kubectl",
-            "get",
-            "namespaces",
-            "-l",
-            "kubernetes.io/metadata.name notin (default,kube-system,kube-public,kube-node-lease)",
-            "-L",
-            "istio-injection",
-            "-L",
-            "istio.io/rev",
-        ],
-    )?;
-    step(
-        "before the canary: is it safe? (Kubernetes support, permissions, installation, injection, data plane)",
-        &["kubectl", "meshcheck", "precheck", "--to-version", "1.30"],
-    )?;
-    step("control-plane and data-plane versions, read from pod specs", &["kubectl", "meshcheck", "version"])?;
-    step(
-        "per namespace: what its labels ask for, what its pods have, what a restart would fix",
-        &["kubectl", "meshmigrate", "status"],
-    )?;
-    step("revision tags, the namespaces using them and each revision's Istio version", &["kubectl", "revtag", "list"])?;
-    step("every installed revision side by side", &["kubectl", "revtag", "revisions"])?;
-    let backup = repo_root().join("target/demo-before-canary.tar.gz");
-    let backup = backup.to_str().context("non-UTF-8 path")?;
-    step(
-        "before changing anything: back up the installation, CA included (0600, written to a temporary file first)",
-        &["kubectl", "meshbackup", "create", "-f", backup, "--include-secrets", "--force"],
-    )?;
-    step("what the backup holds, every checksum verified", &["kubectl", "meshbackup", "inspect", backup])?;
-    step(
-        "move prod-stable to the canary revision: one command, no namespace relabelled",
-        &["kubectl", "revtag", "set", "prod-stable", "--revision", "1-31-1", "--overwrite"],
-    )?;
-    step("shop-tagged now follows the canary", &["kubectl", "revtag", "list"])?;
-    step(
-        "moving the default asks first; without a terminal it needs --yes, and changes nothing until then",
-        &["sh", "-c", "kubectl revtag set default --revision 1-31-1 --overwrite </dev/null; echo \"exit code $?\""],
-    )?;
-    step(
-        "move the default revision too",
-        &["kubectl", "revtag", "set", "default", "--revision", "1-31-1", "--overwrite", "--yes"],
-    )?;
-    step("the canary is now the default", &["kubectl", "revtag", "revisions"])?;
-    // istiod re-reads the moved tags by itself; the injector stand-in is told.
-    Fixture::install_injector(&plane)?;
-    step(
-        "move a namespace from the stable to the canary revision: labels journaled, stale workloads restarted, every pod verified",
-        &["kubectl", "meshmigrate", "namespace", "shop-stable", "--to", "1-31-1", "--restart", "--wait", "--yes"],
-    )?;
-    step(
-        "its pods now carry the canary's sidecar",
-        &["kubectl", "meshmigrate", "status", "shop-stable", "shop-legacy", "shop-canary"],
-    )?;
-    step(
-        "after the migration: istiod available, webhooks served, pods on their intended revision, the old revision still in use?",
-        &["sh", "-c", "kubectl meshcheck verify; echo \"exit code $?\""],
-    )?;
-    step(
-        "what the migration changed since the backup (exit 1: differences, as kubectl diff)",
-        &["sh", "-c", &format!("kubectl meshbackup diff {backup}; echo \"exit code $?\"")],
-    )?;
-    step(
-        "roll it back: exactly the labels it had, and its pods back on the stable revision",
-        &["kubectl", "meshmigrate", "rollback", "shop-stable", "--restart", "--wait", "--yes"],
-    )?;
-    step("the journal: what changed, when, by whom", &["kubectl", "meshmigrate", "log"])?;
-    step(
-        "retiring the stable revision is refused while anything still uses it (and changes nothing)",
-        &["sh", "-c", "kubectl meshmigrate retire 1-30-3 --yes; echo \"exit code $?\""],
-    )?;
-    ControlPlane::stop_detached(&cluster_dir())?;
+    let plugins = repo_root().join("target/debug");
+    use xtask::canary::{Session, Show};
+    for (act, title) in [(1, "the canary upgrade"), (2, "a canary tried and rolled back")] {
+        eprintln!("\n\x1b[1m== Act {act}: {title} ==\x1b[0m");
+        let (plane, fixture) = cluster_up_real(1)?;
+        let session = Session::new(&plane, &fixture, &plugins, Show::Everything)?;
+        let result = if act == 1 {
+            xtask::canary::upgrade(&session, &repo_root().join("target/demo-before-canary.tar.gz"))
+        } else {
+            xtask::canary::rollback(&session)
+        };
+        ControlPlane::stop_detached(&cluster_dir())?;
+        result?;
+    }
     eprintln!(
-        "\nThe demo cluster is stopped. `eval \"$(cargo xtask cluster up)\"` starts one to explore;\n\
-         `cargo xtask cluster down` stops it."
+        "\nThe demo clusters are stopped. `eval \"$(cargo xtask cluster up --real --revisions 1)\"` starts one\n\
+         to explore; `cargo xtask cluster down` stops it."
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,13 @@
 //! The test control plane: real Kubernetes components built from Go modules, started on
 //! loopback, with Istio's own charts rendered into it.
 
+pub mod egress;
 mod fixture;
+mod fixture_real;
 mod hang;
 pub mod injector;
+pub mod kubelet;
+pub mod netwatch;
 mod pki;
 mod plane;
 mod tools;
@@ -14,9 +18,25 @@ pub use fixture::{
     APP_NAMESPACES, AppNamespace, CANARY, Fixture, GATEWAY_NAMESPACE, ISTIO_NAMESPACE, IstioRevision, STABLE,
     pod_manifest, write_rendered,
 };
+pub use fixture_real::{REAL_APP_NAMESPACES, RealFixture, RealNamespace, helm as helm_command, helm_ok, release_tags};
 pub use hang::hanging_kubeconfig;
 pub use plane::{CONTEXT, ControlPlane, Options};
-pub use tools::{ModuleVersions, Tools, cache_dir, istio_module_dir};
+pub use tools::{IstioBuild, ModuleVersions, NEW_ISTIO, OLD_ISTIO, Tools, cache_dir, istio_module_dir};
+
+/// One istiod process the Tier C kubelet runs (from its status file).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct IstiodProcess {
+    pub namespace: String,
+    pub name: String,
+    pub ip: String,
+    pub revision: Option<String>,
+    pub version: String,
+    pub pid: u32,
+    pub ready: bool,
+    pub restarts: u32,
+    /// Container port → loopback port.
+    pub ports: std::collections::BTreeMap<u16, u16>,
+}
 
 /// A plugin binary with a clean environment: the given kubeconfig, no inherited one, a home of
 /// its own, `NO_COLOR` unset (colour is still off: stdout is not a terminal).

@@ -25,6 +25,10 @@ pub struct Options {
     pub admission_webhooks: bool,
     /// Run in this directory and leave everything running when dropped (`cargo xtask cluster up`).
     pub persistent_dir: Option<PathBuf>,
+    /// Tier C: real istiod. Admission webhooks and the ServiceAccount admission plugin are on,
+    /// the apiserver's cluster egress goes through the loopback-only proxy, and the
+    /// `meshtest-kubelet` runs a real `pilot-discovery` for every istiod pod (needs `nodes > 0`).
+    pub real_istio: bool,
 }
 
 struct Process {
@@ -104,9 +108,15 @@ impl ControlPlane {
         if !plane.persistent {
             plane.watchdog = Some(spawn_watchdog(&dir)?);
         }
+        if options.real_istio && options.nodes == 0 {
+            bail!("Tier C (real istiod) needs kwok nodes: set nodes to 1 or more");
+        }
         plane.start_etcd_and_apiserver(options)?;
         if options.nodes > 0 {
             plane.start_tier_b(options.nodes)?;
+        }
+        if options.real_istio {
+            plane.start_kubelet()?;
         }
         Ok(plane)
     }
@@ -139,13 +149,15 @@ impl ControlPlane {
         pki::write_private(&self.dir.join("sa.key"), &sa_private)?;
         fs::write(self.dir.join("sa.pub"), sa_public)?;
         self.server = format!("https://127.0.0.1:{api_port}");
-        let mut disabled = vec!["ServiceAccount"];
-        if !options.admission_webhooks {
+        // Tier A and B have no token controller to serve the ServiceAccount plugin's needs; Tier C
+        // must keep it, or every injected pod (its projected token volume) is refused.
+        let mut disabled = if options.real_istio { vec![] } else { vec!["ServiceAccount"] };
+        if !options.admission_webhooks && !options.real_istio {
             disabled.extend(["MutatingAdmissionWebhook", "ValidatingAdmissionWebhook"]);
         }
         let d = |name: &str| self.dir.join(name).display().to_string();
         let apiserver = self.tools.kube_apiserver();
-        let args = [
+        let mut args = vec![
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
@@ -174,7 +186,15 @@ impl ControlPlane {
             format!("--cert-dir={}", d("certs")),
             "--v=1".into(),
         ];
-        self.apiserver_args = args.to_vec();
+        if disabled.is_empty() {
+            args.retain(|a| !a.starts_with("--disable-admission-plugins="));
+        }
+        if options.real_istio {
+            let config = self.dir.join("egress-selector.yaml");
+            fs::write(&config, crate::egress::egress_selector_config(&crate::kubelet::egress_socket(&self.dir)))?;
+            args.push(format!("--egress-selector-config-file={}", config.display()));
+        }
+        self.apiserver_args = args.clone();
         self.spawn("kube-apiserver", Command::new(apiserver).args(&args))?;
         self.write_kubeconfig(&self.kubeconfig.clone(), "admin", &["system:masters"])?;
         self.wait_ready(Duration::from_secs(90))
@@ -314,6 +334,65 @@ impl ControlPlane {
         let path = self.dir.join("kwok-stages.yaml");
         fs::write(&path, stages)?;
         Ok(path)
+    }
+
+    /// Starts `meshtest-kubelet`: the egress proxy and the istiod runner (Tier C).
+    fn start_kubelet(&mut self) -> Result<()> {
+        let binary = crate::tools::kubelet_binary()?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--dir").arg(&self.dir).arg("--kubectl").arg(self.tools.kubectl());
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        for build in [crate::OLD_ISTIO, crate::NEW_ISTIO] {
+            let binary = self.tools.pilot_discovery(build)?;
+            cmd.arg("--istiod").arg(format!("{}={}", build.version, binary.display()));
+        }
+        self.spawn("meshtest-kubelet", &mut cmd)?;
+        let socket = crate::kubelet::egress_socket(&self.dir);
+        let start = Instant::now();
+        while !socket.exists() {
+            self.check_alive()?;
+            if start.elapsed() > Duration::from_secs(20) {
+                bail!("meshtest-kubelet did not open {} within 20s", socket.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// The istiod processes the Tier C kubelet runs now (empty outside Tier C).
+    pub fn istiods(&self) -> Vec<crate::IstiodProcess> {
+        let text = fs::read_to_string(crate::kubelet::status_file(&self.dir)).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or_default()
+    }
+
+    /// Waits until an istiod of each revision answers `/ready` and has patched the caBundle of
+    /// its injector webhook.
+    pub fn wait_istiods_ready(&self, revisions: &[&str], limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let ready = revisions.iter().all(|rev| {
+                let serving = self.istiods().iter().any(|p| p.ready && p.revision.as_deref() == Some(*rev));
+                let patched = self
+                    .get_json(&["mutatingwebhookconfiguration", &format!("istio-sidecar-injector-{rev}")])
+                    .is_some_and(|w| {
+                        w["webhooks"].as_array().is_some_and(|hooks| {
+                            hooks.iter().all(|h| h["clientConfig"]["caBundle"].as_str().is_some_and(|c| !c.is_empty()))
+                        })
+                    });
+                serving && patched
+            });
+            if ready {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "istiod of {revisions:?} not serving within {limit:?}; kubelet reports {:?}; see {}/logs",
+                    self.istiods(),
+                    self.dir.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     fn spawn(&mut self, name: &'static str, command: &mut Command) -> Result<()> {
@@ -483,12 +562,13 @@ impl ControlPlane {
     /// Stops processes started by an earlier `detach`ed plane in `dir`.
     pub fn stop_detached(dir: &Path) -> Result<bool> {
         let Ok(pids) = fs::read_to_string(dir.join("pids")) else { return Ok(false) };
+        // Each process leads its own group; the kubelet's istiods are in the kubelet's.
         for pid in pids.lines().rev().filter(|l| !l.trim().is_empty()) {
-            let _ = Command::new("kill").arg(pid.trim()).stderr(Stdio::null()).status();
+            let _ = Command::new("kill").args(["--", &format!("-{}", pid.trim())]).stderr(Stdio::null()).status();
         }
         std::thread::sleep(Duration::from_millis(500));
         for pid in pids.lines().filter(|l| !l.trim().is_empty()) {
-            let _ = Command::new("kill").args(["-9", pid.trim()]).stderr(Stdio::null()).status();
+            let _ = Command::new("kill").args(["-9", "--", &format!("-{}", pid.trim())]).stderr(Stdio::null()).status();
         }
         fs::remove_file(dir.join("pids"))?;
         Ok(true)
@@ -501,6 +581,9 @@ impl Drop for ControlPlane {
             return;
         }
         for p in self.processes.iter_mut().rev() {
+            // The whole group: the kubelet's istiods are in the kubelet's.
+            let group = format!("-{}", p.child.id());
+            let _ = Command::new("kill").args(["-9", "--", &group]).stderr(Stdio::null()).status();
             let _ = p.child.kill();
             let _ = p.child.wait();
         }
@@ -516,7 +599,7 @@ impl Drop for ControlPlane {
 /// dropped, and test binaries that abort.
 fn spawn_watchdog(dir: &Path) -> Result<Child> {
     let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-[ -f "$2/pids" ] && kill -9 $(cat "$2/pids") 2>/dev/null
+[ -f "$2/pids" ] && for p in $(cat "$2/pids"); do kill -9 -- "-$p" "$p"; done 2>/dev/null
 rm -rf "$2""#;
     Ok(Command::new("sh")
         .args(["-c", script, "meshtest-watchdog"])

@@ -1,0 +1,249 @@
+//! The canary upgrade with the plugins, on Tier C (real istiod, real Helm releases): what
+//! `cargo xtask demo` shows and what its test runs. Each step is a command a user types; a step
+//! that does not exit as expected stops the walkthrough with its output.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use meshtest::{ControlPlane, NEW_ISTIO, OLD_ISTIO, RealFixture};
+
+/// How a walkthrough shows its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// Every command and its output (the demo).
+    Everything,
+    /// Only a failing step's output (tests).
+    Failures,
+}
+
+/// A terminal session on a Tier C cluster: the plugins, kubectl and helm on PATH, and the
+/// `MESHTEST_*` variables `cargo xtask cluster up --real` prints.
+pub struct Session<'a> {
+    pub plane: &'a ControlPlane,
+    pub fixture: &'a RealFixture,
+    path: OsString,
+    show: Show,
+}
+
+/// What a step printed.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(plane: &'a ControlPlane, fixture: &'a RealFixture, plugins: &Path, show: Show) -> Result<Self> {
+        let mut path = vec![plugins.to_path_buf()];
+        path.extend(std::env::split_paths(&plane.tools.path_env()));
+        Ok(Session { plane, fixture, path: std::env::join_paths(path)?, show })
+    }
+
+    /// The `export …` lines of `cargo xtask cluster up --real`.
+    pub fn exports(plane: &ControlPlane, fixture: &RealFixture) -> Vec<(String, String)> {
+        vec![
+            ("KUBECONFIG".into(), plane.kubeconfig.display().to_string()),
+            ("PATH".into(), plane.tools.path_env().to_string_lossy().into_owned()),
+            ("MESHTEST_OLD_VERSION".into(), OLD_ISTIO.version.into()),
+            ("MESHTEST_NEW_VERSION".into(), NEW_ISTIO.version.into()),
+            ("MESHTEST_OLD_CHARTS".into(), fixture.old_charts.display().to_string()),
+            ("MESHTEST_NEW_CHARTS".into(), fixture.new_charts.display().to_string()),
+            ("MESHTEST_HELM_VALUES".into(), fixture.helm_values.display().to_string()),
+        ]
+    }
+
+    fn command(&self, line: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", line]).env("PATH", &self.path).env_remove("NO_COLOR");
+        for (key, value) in Self::exports(self.plane, self.fixture) {
+            if key != "PATH" {
+                cmd.env(key, value);
+            }
+        }
+        cmd.env("HELM_CACHE_HOME", self.plane.dir.join("helm/cache"))
+            .env("HELM_CONFIG_HOME", self.plane.dir.join("helm/config"))
+            .env("HELM_DATA_HOME", self.plane.dir.join("helm/data"));
+        cmd
+    }
+
+    /// Runs `line` in a shell; it must exit with `expect`.
+    pub fn step(&self, title: &str, line: &str, expect: i32) -> Result<Output> {
+        if self.show == Show::Everything {
+            eprintln!("\n\x1b[1m$ {line}\x1b[0m   # {title}");
+        }
+        let out = self.command(line).output().with_context(|| format!("cannot run {line}"))?;
+        let output = Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if self.show == Show::Everything || output.code != expect {
+            print!("{}", output.stdout);
+            eprint!("{}", output.stderr);
+        }
+        if output.code != expect {
+            bail!("`{line}` exited {} (expected {expect})", output.code);
+        }
+        Ok(output)
+    }
+
+    /// Waits until `revision`'s istiod serves (as `kubectl rollout status` would, if kwok's pods
+    /// knew when istiod is ready).
+    pub fn wait_serving(&self, revision: &str) -> Result<()> {
+        if self.show == Show::Everything {
+            eprintln!("\n# waiting for istiod-{revision} to serve and patch its webhooks' caBundle");
+        }
+        self.plane.wait_istiods_ready(&[revision], Duration::from_secs(120))
+    }
+}
+
+/// Act one: from one revision (1.30) to the next (1.31), ending with one revision and a green
+/// verify.
+pub fn upgrade(s: &Session, backup: &Path) -> Result<()> {
+    let (old, new) = (OLD_ISTIO.revision(), NEW_ISTIO.revision());
+    let backup = backup.display();
+    s.step("the installation: one revision, installed with Helm", "helm list -n istio-system", 0)?;
+    s.step("namespaces, labelled every way users label them", "kubectl get namespaces -l 'kubernetes.io/metadata.name notin (default,kube-system,kube-public,kube-node-lease)' -L istio-injection -L istio.io/rev", 0)?;
+    s.step("revisions, tags and the namespaces on each", "kubectl revtag list", 0)?;
+    s.step(
+        "before the canary: is it safe?",
+        &format!("kubectl meshcheck precheck --to-version 1.31 --revision {new}"),
+        0,
+    )?;
+    s.step(
+        "back up the installation first, CA included",
+        &format!("kubectl meshbackup create -f {backup} --include-secrets --force"),
+        0,
+    )?;
+    s.step(
+        "the new version's CRDs first (Istio's Helm upgrade order)",
+        "helm upgrade istio-base \"$MESHTEST_NEW_CHARTS/base\" -n istio-system --reuse-values",
+        0,
+    )?;
+    s.step(
+        "install the canary revision from the new build",
+        &format!("helm install istiod-{new} \"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\" -n istio-system -f \"$MESHTEST_HELM_VALUES\" --set revision={new}"),
+        0,
+    )?;
+    s.wait_serving(&new)?;
+    s.step("both revisions side by side", "kubectl revtag revisions", 0)?;
+    s.step("a tag for the canary", &format!("kubectl revtag set prod-canary --revision {new}"), 0)?;
+    s.step(
+        "move a namespace to the canary tag; its pods are re-injected by the canary's istiod",
+        "kubectl meshmigrate namespace shop-stable --to prod-canary --restart --wait --yes",
+        0,
+    )?;
+    s.step(
+        "move the gateway in place",
+        &format!("kubectl meshmigrate gateway istio-ingressgateway -n istio-ingress --to {new}"),
+        0,
+    )?;
+    handover_tags_from_helm(s, &old)?;
+    s.step(
+        "move prod-stable: its namespaces follow",
+        &format!("kubectl revtag set prod-stable --revision {new} --overwrite"),
+        0,
+    )?;
+    s.step("move the default", &format!("kubectl revtag set default --revision {new} --overwrite --yes"), 0)?;
+    s.step(
+        "the default validator follows the default (istio-base renders it)",
+        &format!("helm upgrade istio-base \"$MESHTEST_NEW_CHARTS/base\" -n istio-system --reuse-values --set defaultRevision={new}"),
+        0,
+    )?;
+    s.step(
+        "restart what is now stale (namespaces on the default and on prod-stable)",
+        "kubectl meshmigrate restart",
+        0,
+    )?;
+    wait_no_stale(s)?;
+    s.step("after the migration: everything on the canary, webhooks served", "kubectl meshcheck verify", 0)?;
+    s.step("nothing uses the old revision any more", &format!("kubectl meshmigrate retire {old} --dry-run"), 0)?;
+    s.step(
+        "retire it the way it was installed: helm uninstall (it owns the old istiod and its webhooks)",
+        &format!("helm uninstall istiod-{old} -n istio-system"),
+        0,
+    )?;
+    s.step("one revision left", "kubectl revtag revisions", 0)?;
+    s.step("releases", "helm list -n istio-system", 0)?;
+    s.step("and verify is green again", "kubectl meshcheck verify", 0)?;
+    Ok(())
+}
+
+/// The old release renders `default` and `prod-stable` (`revisionTags`). Moved as they are,
+/// `helm uninstall` of the old release would later delete them. So: mark them kept, upgrade the
+/// release without them (Helm skips deleting kept objects), and drop the release's claim.
+fn handover_tags_from_helm(s: &Session, old: &str) -> Result<()> {
+    let objects = "mutatingwebhookconfiguration/istio-revision-tag-default mutatingwebhookconfiguration/istio-revision-tag-prod-stable";
+    let services = "service/istiod-revision-tag-default service/istiod-revision-tag-prod-stable";
+    s.step(
+        "the old release owns the tags: keep them when it lets go",
+        &format!("kubectl annotate {objects} helm.sh/resource-policy=keep && kubectl annotate -n istio-system {services} helm.sh/resource-policy=keep"),
+        0,
+    )?;
+    s.step(
+        "the old release stops rendering them",
+        &format!("helm upgrade istiod-{old} \"$MESHTEST_OLD_CHARTS/istio-control/istio-discovery\" -n istio-system --reuse-values --set-json 'revisionTags=[]'"),
+        0,
+    )?;
+    let release = "meta.helm.sh/release-name- meta.helm.sh/release-namespace- helm.sh/resource-policy-";
+    s.step(
+        "no release claims them now",
+        &format!("kubectl annotate {objects} {release} && kubectl annotate -n istio-system {services} {release}"),
+        0,
+    )?;
+    Ok(())
+}
+
+/// `meshmigrate restart` rolls; kwok and the controllers finish the rollouts shortly after.
+fn wait_no_stale(s: &Session) -> Result<()> {
+    for _ in 0..120 {
+        let out = s.command("kubectl meshmigrate status -o json").output()?;
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let stale: u64 =
+            rows.as_array().into_iter().flatten().map(|r| r["stalePods"].as_array().map_or(1, Vec::len) as u64).sum();
+        if out.status.success() && stale == 0 {
+            return s
+                .step("every pod carries the sidecar its namespace asks for", "kubectl meshmigrate status", 0)
+                .map(drop);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    s.step("stale pods remain", "kubectl meshmigrate status", 0)?;
+    bail!("pods were still stale a minute after the restart")
+}
+
+/// Act two, on a fresh cluster: install a canary, move a namespace, change your mind, remove
+/// the canary; everything is back on the old revision.
+pub fn rollback(s: &Session) -> Result<()> {
+    let new = NEW_ISTIO.revision();
+    s.step(
+        "install a canary",
+        &format!("helm install istiod-{new} \"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\" -n istio-system -f \"$MESHTEST_HELM_VALUES\" --set revision={new}"),
+        0,
+    )?;
+    s.wait_serving(&new)?;
+    s.step(
+        "try it on one namespace",
+        &format!("kubectl meshmigrate namespace shop-stable --to {new} --restart --wait --yes"),
+        0,
+    )?;
+    s.step(
+        "change your mind: the labels it had, its pods back on the old revision",
+        "kubectl meshmigrate rollback shop-stable --restart --wait --yes",
+        0,
+    )?;
+    s.step("nothing uses the canary", &format!("kubectl meshmigrate retire {new} --dry-run"), 0)?;
+    s.step("remove it", &format!("helm uninstall istiod-{new} -n istio-system"), 0)?;
+    s.step("back to one revision", "kubectl revtag revisions", 0)?;
+    s.step("and verify is green", "kubectl meshcheck verify", 0)?;
+    Ok(())
+}
+
+/// Where the walkthrough's backup goes.
+pub fn backup_path(dir: &Path) -> PathBuf {
+    dir.join("before-canary.tar.gz")
+}

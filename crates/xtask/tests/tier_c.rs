@@ -1,0 +1,237 @@
+//! Tier C: real istiod (two Istio builds) injecting through real admission, installed with real
+//! `helm install`, with the apiserver's egress confined to loopback. Clusters are heavy on two
+//! cores, so these tests take turns.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use meshtest::{ControlPlane, NEW_ISTIO, OLD_ISTIO, Options, RealFixture, run};
+use serde_json::Value;
+use xtask::canary::{Session, Show};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn tier_c() -> ControlPlane {
+    ControlPlane::start(&Options { nodes: 1, real_istio: true, ..Default::default() }).expect("Tier C control plane")
+}
+
+fn plugins_dir() -> std::path::PathBuf {
+    common::built_binary("kubectl-revtag").parent().unwrap().to_path_buf()
+}
+
+/// The running pod of `deploy/web` in `namespace`, once exactly one is Running and not deleting.
+fn web_pod(plane: &ControlPlane, namespace: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let pods = plane.get_json(&["pods", "-n", namespace, "-l", "app=web"]).unwrap();
+        let live: Vec<&Value> = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null() && p["status"]["phase"] == "Running")
+            .collect();
+        if live.len() == 1 && pods["items"].as_array().unwrap().len() == 1 {
+            return live[0].clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "no single running web pod in {namespace}: {pods}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// `(proxy image, revision in sidecar.istio.io/status)` of an injected pod.
+fn sidecar(pod: &Value) -> (String, String) {
+    let all = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(pod["spec"]["initContainers"].as_array().into_iter().flatten());
+    let proxy = all.clone().find(|c| c["name"] == "istio-proxy").unwrap_or_else(|| panic!("no istio-proxy in {pod}"));
+    let status: Value =
+        serde_json::from_str(pod["metadata"]["annotations"]["sidecar.istio.io/status"].as_str().unwrap()).unwrap();
+    (proxy["image"].as_str().unwrap().to_string(), status["revision"].as_str().unwrap().to_string())
+}
+
+fn log(plane: &ControlPlane, name: &str) -> String {
+    std::fs::read_to_string(plane.dir.join("logs").join(name)).unwrap_or_default()
+}
+
+#[test]
+fn real_istiod_injects_by_tag_follows_a_moved_tag_and_everything_stays_on_loopback() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let plane = tier_c();
+    let started = Instant::now();
+    RealFixture::install(&plane, 2).unwrap();
+    eprintln!("tier C: both revisions installed and serving {:.1?} after the plane started", started.elapsed());
+    let (old, new) = (OLD_ISTIO.revision(), NEW_ISTIO.revision());
+
+    // Real Helm releases, and no stand-in injector in this tier.
+    let releases =
+        plane.kubectl_ok(&["get", "secrets", "-n", "istio-system", "-l", "owner=helm", "-o", "name"]).unwrap();
+    for release in ["istio-base", &format!("istiod-{old}"), &format!("istiod-{new}")] {
+        assert!(releases.contains(&format!("sh.helm.release.v1.{release}.v1")), "{releases}");
+    }
+    let policies = plane.kubectl_ok(&["get", "mutatingadmissionpolicies", "-o", "name"]).unwrap();
+    assert!(policies.trim().is_empty(), "{policies}");
+
+    // istiod patched every injector's caBundle (tags included) by itself.
+    let hooks = plane.get_json(&["mutatingwebhookconfigurations", "-l", "app=sidecar-injector"]).unwrap();
+    let names: Vec<&str> =
+        hooks["items"].as_array().unwrap().iter().map(|h| h["metadata"]["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"istio-revision-tag-prod-stable") && names.len() >= 5, "{names:?}");
+    for hook in hooks["items"].as_array().unwrap() {
+        for entry in hook["webhooks"].as_array().unwrap() {
+            assert!(
+                !entry["clientConfig"]["caBundle"].as_str().unwrap_or("").is_empty(),
+                "{}",
+                hook["metadata"]["name"]
+            );
+        }
+    }
+    let istiods = plane.istiods();
+    assert_eq!(istiods.len(), 2, "{istiods:?}");
+    for p in &istiods {
+        let rss = std::fs::read_to_string(format!("/proc/{}/status", p.pid)).unwrap_or_default();
+        eprintln!(
+            "tier C: istiod {} pid {} {}",
+            p.version,
+            p.pid,
+            rss.lines().find(|l| l.starts_with("VmRSS")).unwrap_or("")
+        );
+    }
+
+    // A namespace on a tag gets its sidecar from the tag's revision, through the webhook.
+    let pod = web_pod(&plane, "shop-tagged");
+    assert_eq!(sidecar(&pod), (format!("docker.io/istio/proxyv2:{}", OLD_ISTIO.version), old.clone()));
+    let legacy = web_pod(&plane, "shop-legacy");
+    assert_eq!(sidecar(&legacy).1, old, "istio-injection=enabled follows the default tag");
+    let canary = web_pod(&plane, "shop-canary");
+    assert_eq!(sidecar(&canary), (format!("docker.io/istio/proxyv2:{}", NEW_ISTIO.version), new.clone()));
+    let off = web_pod(&plane, "shop-off");
+    assert!(sidecar_absent(&off), "istio-injection=disabled");
+    assert!(
+        log(
+            &plane,
+            &format!(
+                "istiod-istio-system-{}.log",
+                istiods.iter().find(|p| p.version == OLD_ISTIO.version).unwrap().name
+            )
+        )
+        .contains("injection")
+    );
+
+    let (code, out, err) =
+        run(meshtest::plugin(common::built_binary("kubectl-meshcheck").to_str().unwrap(), &plane.kubeconfig)
+            .arg("verify"));
+    assert_eq!(code, 0, "meshcheck verify on Tier C:\n{out}\n{err}");
+
+    // Move the tag; after a restart the pod comes from the other istiod.
+    let revtag = common::built_binary("kubectl-revtag");
+    let (code, out, err) = run(meshtest::plugin(revtag.to_str().unwrap(), &plane.kubeconfig).args([
+        "set",
+        "prod-stable",
+        "--revision",
+        &new,
+        "--overwrite",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    plane.kubectl_ok(&["rollout", "restart", "deployment/web", "-n", "shop-tagged"]).unwrap();
+    let start = Instant::now();
+    let moved = loop {
+        let pod = web_pod(&plane, "shop-tagged");
+        if sidecar(&pod).1 == new {
+            break pod;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "shop-tagged still on {old}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(sidecar(&moved).0, format!("docker.io/istio/proxyv2:{}", NEW_ISTIO.version));
+
+    // istiod's debug port through the apiserver's pod proxy: the egress maps the pod's address.
+    let istiod_pod = &istiods[0];
+    let syncz = plane
+        .kubectl_ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/istio-system/pods/{}:15014/proxy/metrics", istiod_pod.name),
+        ])
+        .unwrap();
+    assert!(syncz.contains("pilot_"), "istiod metrics through the pod proxy");
+
+    // An address no local process serves is refused by the egress, recorded, and fails.
+    let ip = pod["status"]["podIP"].as_str().unwrap();
+    let out = plane
+        .kubectl()
+        .args([
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/shop-tagged/pods/{}:80/proxy/", moved["metadata"]["name"].as_str().unwrap()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let moved_ip = moved["status"]["podIP"].as_str().unwrap();
+    let refused = log(&plane, "egress-refused.log");
+    assert!(refused.contains(&format!("{moved_ip}:80 refused")), "{refused} (first pod was {ip})");
+    let egress = log(&plane, "egress.log");
+    assert!(
+        egress.lines().any(|l| l.contains(":443 -> 127.0.0.1:")),
+        "webhook calls went through the egress: {egress}"
+    );
+
+    // helm uninstall of the canary stops its istiod process.
+    let canary_pid = plane.istiods().iter().find(|p| p.version == NEW_ISTIO.version).unwrap().pid;
+    let out = meshtest::helm_command(&plane)
+        .args(["uninstall", &format!("istiod-{new}"), "-n", "istio-system"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{canary_pid}")).exists() || plane.istiods().len() != 1 {
+        assert!(start.elapsed() < Duration::from_secs(60), "canary istiod still running: {:?}", plane.istiods());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Over the whole run, no control-plane process held a socket to a non-loopback address.
+    let outside = log(&plane, "non-loopback.log");
+    assert!(outside.trim().is_empty(), "non-loopback connections: {outside}");
+}
+
+fn sidecar_absent(pod: &Value) -> bool {
+    pod["spec"]["containers"].as_array().unwrap().iter().all(|c| c["name"] != "istio-proxy")
+        && pod["spec"]["initContainers"].as_array().into_iter().flatten().all(|c| c["name"] != "istio-proxy")
+}
+
+#[test]
+fn the_demo_walkthrough_upgrades_retires_and_rolls_back() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    {
+        let plane = tier_c();
+        let fixture = RealFixture::install(&plane, 1).unwrap();
+        let session = Session::new(&plane, &fixture, &plugins_dir(), Show::Failures).unwrap();
+        xtask::canary::upgrade(&session, &xtask::canary::backup_path(&plane.dir)).unwrap();
+        let revisions = plane.get_json(&["deployments", "-n", "istio-system", "-l", "app=istiod"]).unwrap();
+        let names: Vec<&str> =
+            revisions["items"].as_array().unwrap().iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(names, [format!("istiod-{}", NEW_ISTIO.revision())]);
+        let tag = plane.get_json(&["mutatingwebhookconfiguration", "istio-revision-tag-default"]).unwrap();
+        assert_eq!(
+            tag["metadata"]["labels"]["istio.io/rev"],
+            NEW_ISTIO.revision(),
+            "the default survived helm uninstall"
+        );
+        let pod = web_pod(&plane, "shop-legacy");
+        assert_eq!(sidecar(&pod).1, NEW_ISTIO.revision());
+    }
+    let plane = tier_c();
+    let fixture = RealFixture::install(&plane, 1).unwrap();
+    let session = Session::new(&plane, &fixture, &plugins_dir(), Show::Failures).unwrap();
+    xtask::canary::rollback(&session).unwrap();
+    assert_eq!(sidecar(&web_pod(&plane, "shop-stable")).1, OLD_ISTIO.revision());
+    let start = Instant::now();
+    while plane.istiods().iter().any(|p| p.version == NEW_ISTIO.version) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the canary's istiod outlived helm uninstall");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
