@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use meshtest::{ControlPlane, Fixture, Options, STABLE, pod_manifest, repo_root};
+use meshtest::{ControlPlane, Fixture, Options, STABLE, realistic_pod, repo_root};
 
 /// The user the measured command runs as, so that its requests can be told apart in the audit log.
 const RUNNER: &str = "bench-runner";
@@ -115,16 +115,14 @@ fn status_all(namespaces: usize, pods_each: usize) -> Result<()> {
     let mut chunks = vec![String::new(); 4];
     for n in 0..namespaces {
         for p in 0..pods_each {
-            chunks[(n * pods_each + p) % 4].push_str(&pod_manifest(
+            chunks[(n * pods_each + p) % 4].push_str(&realistic_pod(
                 &format!("scale-{n:05}"),
                 &format!("web-{p}"),
-                Some(STABLE),
-                false,
-                &[],
+                STABLE,
             ));
         }
     }
-    xtask::benchmark::create_in_parallel(&plane, &chunks)?;
+    xtask::benchmark::create_pods_in_parallel(&plane, &chunks)?;
     eprintln!(
         "bench: {namespaces} namespaces and {} pods written after {:.0?}",
         namespaces * pods_each,

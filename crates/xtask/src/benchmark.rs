@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use meshtest::{CANARY, ControlPlane, Fixture, Options as PlaneOptions, STABLE, pod_manifest};
+use meshtest::{CANARY, ControlPlane, Fixture, Options as PlaneOptions, STABLE, realistic_pod};
 use serde::Serialize;
 
 /// Pods and Istio custom resources per namespace.
@@ -149,6 +149,7 @@ fn grow(plane: &ControlPlane, from: usize, to: usize) -> Result<()> {
         ["istio-injection: enabled", "istio.io/rev: prod-stable", "istio.io/rev: prod-canary", "istio.io/rev: 1-31-1"];
     let mut namespaces = vec![String::new(); 4];
     let mut objects = vec![String::new(); 4];
+    let mut pods = vec![String::new(); 4];
     for n in from..to {
         let name = format!("bench-{n:05}");
         let _ = write!(
@@ -158,7 +159,7 @@ fn grow(plane: &ControlPlane, from: usize, to: usize) -> Result<()> {
         );
         let revision = if n % 2 == 0 { STABLE } else { CANARY };
         for p in 0..PODS_PER_NAMESPACE {
-            objects[(n + p) % 4].push_str(&pod_manifest(&name, &format!("web-{p}"), Some(revision), false, &[]));
+            pods[(n + p) % 4].push_str(&realistic_pod(&name, &format!("web-{p}"), revision));
         }
         for r in 0..RESOURCES_PER_NAMESPACE {
             let _ = write!(
@@ -169,23 +170,35 @@ fn grow(plane: &ControlPlane, from: usize, to: usize) -> Result<()> {
         }
     }
     create_in_parallel(plane, &namespaces)?;
-    create_in_parallel(plane, &objects)
+    create_in_parallel(plane, &objects)?;
+    create_pods_in_parallel(plane, &pods)
+}
+
+/// Pods as the apiserver holds them for a real cluster: created under kube-controller-manager's
+/// field manager (the one its managedFields already name), then given their status as kwok does.
+pub fn create_pods_in_parallel(plane: &ControlPlane, chunks: &[String]) -> Result<()> {
+    run_in_parallel(plane, chunks, &["create", "--field-manager=kube-controller-manager"])?;
+    run_in_parallel(plane, chunks, &["replace", "--subresource=status", "--field-manager=kwok"])
 }
 
 /// Creates the objects of each chunk (multi-document YAML) with one kubectl per chunk, at once.
 pub fn create_in_parallel(plane: &ControlPlane, chunks: &[String]) -> Result<()> {
+    run_in_parallel(plane, chunks, &["create"])
+}
+
+fn run_in_parallel(plane: &ControlPlane, chunks: &[String], verb: &[&str]) -> Result<()> {
     let mut children = Vec::new();
     for (i, chunk) in chunks.iter().enumerate().filter(|(_, c)| !c.is_empty()) {
         let path = plane.dir.join(format!("bench-chunk-{i}.yaml"));
         fs::write(&path, chunk)?;
         children.push(
-            plane.kubectl().args(["create", "-f"]).arg(&path).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?,
+            plane.kubectl().args(verb).arg("-f").arg(&path).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?,
         );
     }
     for child in children {
         let out = child.wait_with_output()?;
         if !out.status.success() {
-            bail!("kubectl create failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!("kubectl {} failed: {}", verb.join(" "), String::from_utf8_lossy(&out.stderr));
         }
     }
     Ok(())

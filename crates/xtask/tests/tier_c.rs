@@ -104,6 +104,11 @@ fn real_istiod_injects_by_tag_follows_a_moved_tag_and_everything_stays_on_loopba
     // A namespace on a tag gets its sidecar from the tag's revision, through the webhook.
     let pod = web_pod(&plane, "shop-tagged");
     assert_eq!(sidecar(&pod), (format!("docker.io/istio/proxyv2:{}", OLD_ISTIO.version), old.clone()));
+    assert_eq!(
+        meshtest::injected_shape(&pod),
+        meshtest::injected_shape(&meshtest::injected_pod_template()),
+        "the benchmark's pod template (tests/harness/data/injected-pod.json) no longer has the shape real istiod injects"
+    );
     let legacy = web_pod(&plane, "shop-legacy");
     assert_eq!(sidecar(&legacy).1, old, "istio-injection=enabled follows the default tag");
     let canary = web_pod(&plane, "shop-canary");

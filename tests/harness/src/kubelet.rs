@@ -381,7 +381,11 @@ fn reconcile(
         if running.iter().any(|r| r.uid == uid(pod)) {
             continue;
         }
-        let key = format!("{}/{}", pod["metadata"]["namespace"].as_str().unwrap_or(""), pod["metadata"]["name"].as_str().unwrap_or(""));
+        let key = format!(
+            "{}/{}",
+            pod["metadata"]["namespace"].as_str().unwrap_or(""),
+            pod["metadata"]["name"].as_str().unwrap_or("")
+        );
         match start(kubectl, config, pod) {
             Ok(r) => {
                 log(format!(

@@ -10,6 +10,7 @@ pub mod kubelet;
 pub mod netwatch;
 mod pki;
 mod plane;
+mod realistic;
 mod tools;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use fixture::{
 pub use fixture_real::{REAL_APP_NAMESPACES, RealFixture, RealNamespace, helm as helm_command, helm_ok, release_tags};
 pub use hang::hanging_kubeconfig;
 pub use plane::{CONTEXT, ControlPlane, Options};
+pub use realistic::{TEMPLATE_REVISION, injected_pod_template, injected_shape, realistic_pod};
 pub use tools::{IstioBuild, ModuleVersions, NEW_ISTIO, OLD_ISTIO, Tools, cache_dir, istio_module_dir};
 
 /// One istiod process the Tier C kubelet runs (from its status file).
