@@ -105,7 +105,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                     }
                 }
                 "version" => {
-                    println!("{PROGRAM} {}", env!("CARGO_PKG_VERSION"));
+                    meshkit::render::print_text(&format!("{PROGRAM} {}\n", env!("CARGO_PKG_VERSION")));
                     return Ok(Exit::Ok);
                 }
                 _ => return Err(Flag::Long(name).unexpected(NAME)),
@@ -147,7 +147,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     match command.as_deref() {
         None | Some("help") => {
             let about = meshkit::catalogue::about("meshbackup");
-            println!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
+            meshkit::render::print_text(&format!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}\n"));
             Ok(Exit::Ok)
         }
         Some("create") => {

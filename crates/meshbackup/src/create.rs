@@ -25,6 +25,12 @@ pub fn default_file_name(context: &str, time: &str) -> String {
 }
 
 pub async fn run(kube: &KubeArgs, options: Options, renderer: &Renderer) -> Result<Exit> {
+    // Before the cluster is read: where the archive goes must be writable.
+    match &options.file {
+        Some(file) => meshkit::args::check_output_path(file, options.force)?,
+        // The default name is in the working directory; only the directory can be checked yet.
+        None => meshkit::args::check_output_path(&PathBuf::from(default_file_name("probe", "now")), true)?,
+    }
     let cluster = Cluster::connect(kube).await?;
     let now = k8s_openapi::jiff::Timestamp::now();
     let path = options.file.unwrap_or_else(|| {

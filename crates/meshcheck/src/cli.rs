@@ -109,7 +109,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
                     })?;
                     options.to_version = Some(parsed);
                 }
-                "revision" => options.revision = Some(value(&mut parser, "--revision")?),
+                "revision" => {
+                    options.revision = Some(meshkit::args::name_value(&mut parser, "--revision", "revision")?)
+                }
                 "fail-on" => {
                     fail_on = match value(&mut parser, "--fail-on")?.as_str() {
                         "error" => FailOn::Error,
@@ -168,17 +170,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     let invocation = match parse(args)? {
         Request::Help => {
             let about = meshkit::catalogue::about("meshcheck");
-            println!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
+            meshkit::render::print_text(&format!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}\n"));
             return Ok(Exit::Ok);
         }
         Request::Version => {
-            println!("kubectl-meshcheck {}", env!("CARGO_PKG_VERSION"));
+            meshkit::render::print_text(&format!("kubectl-meshcheck {}\n", env!("CARGO_PKG_VERSION")));
             return Ok(Exit::Ok);
         }
         Request::Run(invocation) => *invocation,
     };
     if invocation.command == Command::Catalogue {
-        print!("{}", catalogue::markdown());
+        meshkit::render::print_text(&catalogue::markdown());
         return Ok(Exit::Ok);
     }
     if let Command::Manifest { files, offline } = &invocation.command {

@@ -120,6 +120,53 @@ pub fn value(parser: &mut Parser, flag: &str) -> Result<String> {
     Ok(text)
 }
 
+/// Checks, before any work, that `path` can be written: its directory exists and is writable,
+/// it is not a directory, and an existing file is only replaced with `force`.
+pub fn check_output_path(path: &std::path::Path, force: bool) -> Result<()> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(Error::usage(
+            format!("output path {shown} is a directory"),
+            "name a file in it, e.g. DIR/backup.tar.gz",
+        ));
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::usage(
+            format!("cannot write {shown}: directory {} does not exist", dir.display()),
+            format!("create it first (mkdir -p {}) or choose another path", dir.display()),
+        ));
+    }
+    if let Err(e) = tempfile::Builder::new().prefix(".meshkit-probe-").tempfile_in(dir) {
+        let why = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".to_string(),
+            // /proc and /sys: the directory exists but cannot hold new files.
+            std::io::ErrorKind::NotFound => "it cannot hold new files".to_string(),
+            other => other.to_string(),
+        };
+        return Err(Error::usage(
+            format!("cannot write {shown}: directory {} is not writable ({why})", dir.display()),
+            "choose a directory you can write to",
+        ));
+    }
+    if path.exists() && !force {
+        return Err(Error::usage(
+            format!("{shown} already exists"),
+            "pass --force to replace it, or choose another path",
+        ));
+    }
+    Ok(())
+}
+
+/// The value of a flag naming a revision or tag (`what` says which), checked as Istio's installers
+/// check it: a DNS-1123 label.
+pub fn name_value(parser: &mut Parser, flag: &str, what: &str) -> Result<String> {
+    let text = value(parser, flag)?;
+    crate::istio::names::validate(what, &text)?;
+    Ok(text)
+}
+
 /// The value of a label-selector flag (`-l`, `--selector`), checked against Kubernetes' grammar
 /// here, so a malformed selector is a usage error and is never sent.
 pub fn selector_value(parser: &mut Parser, flag: &str) -> Result<String> {
@@ -202,6 +249,23 @@ pub fn format_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_paths_are_checked_before_any_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("backup.tar.gz");
+        assert!(check_output_path(&fresh, false).is_ok());
+        std::fs::write(&fresh, "x").unwrap();
+        let exists = check_output_path(&fresh, false).unwrap_err();
+        assert_eq!(exists.exit(), crate::error::Exit::Usage);
+        assert!(exists.hint().unwrap().contains("--force"));
+        assert!(check_output_path(&fresh, true).is_ok());
+        let missing = check_output_path(&dir.path().join("no/such/x.tgz"), false).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+        assert!(check_output_path(dir.path(), true).unwrap_err().to_string().contains("is a directory"));
+        let proc = check_output_path(std::path::Path::new("/proc/x.tgz"), false).unwrap_err();
+        assert!(proc.to_string().contains("not writable"), "{proc}");
+    }
 
     fn parse(args: &[&str]) -> Result<(KubeArgs, Vec<String>)> {
         let mut kube = KubeArgs::default();

@@ -240,6 +240,13 @@ fn manifests_text(format: Format, objects: &[serde_json::Value]) -> Result<Strin
     Ok(text)
 }
 
+/// Prints text to stdout. A closed pipe (`kubectl revtag --help | head -1`) ends the output
+/// quietly instead of panicking as `print!` does.
+pub fn print_text(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

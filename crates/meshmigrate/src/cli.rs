@@ -99,7 +99,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         match arg {
             Flag::Short('h') => words.insert(0, "help".into()),
             Flag::Long(name) if name == "help" => words.insert(0, "help".into()),
-            Flag::Long(name) if name == "to" => flags.to = Some(meshkit::args::value(&mut parser, "--to")?),
+            Flag::Long(name) if name == "to" => {
+                flags.to = Some(meshkit::args::name_value(&mut parser, "--to", "revision or tag")?)
+            }
             Flag::Short('l') => flags.selector = Some(meshkit::args::selector_value(&mut parser, "-l")?),
             Flag::Long(name) if name == "selector" => {
                 flags.selector = Some(meshkit::args::selector_value(&mut parser, "--selector")?)
@@ -131,7 +133,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                 }
             }
             Flag::Long(name) if name == "version" => {
-                println!("kubectl-meshmigrate {}", env!("CARGO_PKG_VERSION"));
+                meshkit::render::print_text(&format!("kubectl-meshmigrate {}\n", env!("CARGO_PKG_VERSION")));
                 return Ok(Exit::Ok);
             }
             Flag::Value(v) => words.push(v.string().map_err(|_| Error::usage("arguments must be valid UTF-8", ""))?),
@@ -143,7 +145,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     match command {
         None | Some("help") => {
             let about = meshkit::catalogue::about("meshmigrate");
-            println!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}");
+            meshkit::render::print_text(&format!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}\n"));
             Ok(Exit::Ok)
         }
         Some("namespace") => {
@@ -255,6 +257,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                     format!("see `{NAME} --help`"),
                 ));
             };
+            meshkit::istio::names::validate("revision", revision)?;
+            if let Some(file) = &flags.file {
+                meshkit::args::check_output_path(file, false)?;
+            }
             let args = crate::retire::RetireArgs {
                 revision: revision.clone(),
                 file: flags.file,

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 
 use lexopt::{Parser, ValueExt};
-use meshkit::args::{Flag, GLOBAL_FLAGS_HELP, KubeArgs, next_arg, value};
+use meshkit::args::{Flag, GLOBAL_FLAGS_HELP, KubeArgs, next_arg};
 use meshkit::cluster::Cluster;
 use meshkit::render::{OUTPUT_FLAGS_HELP, OutputArgs, Renderer};
 use meshkit::{Error, Exit, Result};
@@ -158,7 +158,7 @@ impl CommandFlags {
             _ => return Ok(false),
         };
         match name {
-            "--revision" => self.revision = Some(value(parser, "--revision")?),
+            "--revision" => self.revision = Some(meshkit::args::name_value(parser, "--revision", "revision")?),
             "--overwrite" => self.overwrite = true,
             "--yes" => self.yes = true,
             "--auto-inject-namespaces" => self.auto_inject = true,
@@ -281,6 +281,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
         "revisions" => {
             flags.only("revisions", &[])?;
             at_most(1, "at most one REVISION")?;
+            if let Some(revision) = rest.first() {
+                meshkit::istio::names::validate("revision", revision)?;
+            }
             Command::Revisions { revision: rest.first().cloned() }
         }
         "set" => {
@@ -331,11 +334,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     }
     match parse(args)? {
         Request::Help(text) => {
-            print!("{text}");
+            meshkit::render::print_text(&text);
             Ok(Exit::Ok)
         }
         Request::Version => {
-            println!("kubectl-revtag {}", env!("CARGO_PKG_VERSION"));
+            meshkit::render::print_text(&format!("kubectl-revtag {}\n", env!("CARGO_PKG_VERSION")));
             Ok(Exit::Ok)
         }
         Request::Run(invocation) => meshkit::cluster::block_on(async {

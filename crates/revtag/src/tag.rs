@@ -44,19 +44,7 @@ pub struct SetPlan {
 
 /// DNS-1123 label: what Istio accepts as a tag and Kubernetes as part of object names.
 pub fn validate_tag(tag: &str) -> Result<()> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 63
-        && tag.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !tag.starts_with('-')
-        && !tag.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(
-            format!("invalid tag name {tag:?}"),
-            "a tag is a DNS-1123 label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
-        ))
-    }
+    meshkit::istio::names::validate("tag", tag)
 }
 
 fn is_deactivated(config: &WebhookConfigView) -> bool {

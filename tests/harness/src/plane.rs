@@ -599,7 +599,7 @@ impl Drop for ControlPlane {
 /// dropped, and test binaries that abort.
 fn spawn_watchdog(dir: &Path) -> Result<Child> {
     let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-[ -f "$2/pids" ] && for p in $(cat "$2/pids"); do kill -9 -- "-$p" "$p"; done 2>/dev/null
+[ -f "$2/pids" ] && for p in $(cat "$2/pids"); do kill -9 -"$p"; kill -9 "$p"; done 2>/dev/null
 rm -rf "$2""#;
     Ok(Command::new("sh")
         .args(["-c", script, "meshtest-watchdog"])

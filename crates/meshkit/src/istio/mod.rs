@@ -7,6 +7,7 @@ pub mod apis;
 pub mod deprecated;
 mod injection;
 mod mesh;
+pub mod names;
 mod objects;
 mod overlap;
 mod selector;
