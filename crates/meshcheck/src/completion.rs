@@ -32,8 +32,7 @@ pub const SPEC: Spec = Spec {
                 WAIT,
                 OUTPUT,
             ],
-            args: Values::Nothing,
-        },
+            args: Values::Nothing, ..CommandSpec::BARE },
         CommandSpec {
             name: "verify",
             aliases: &[],
@@ -49,15 +48,13 @@ pub const SPEC: Spec = Spec {
                 WAIT,
                 OUTPUT,
             ],
-            args: Values::Nothing,
-        },
+            args: Values::Nothing, ..CommandSpec::BARE },
         CommandSpec {
             name: "version",
             aliases: &[],
             about: "control- and data-plane versions per revision",
             flags: &[OUTPUT, NO_HEADERS],
-            args: Values::Nothing,
-        },
+            args: Values::Nothing, ..CommandSpec::BARE },
         CommandSpec {
             name: "manifest",
             aliases: &[],
@@ -69,8 +66,7 @@ pub const SPEC: Spec = Spec {
                 FAIL_ON,
                 OUTPUT,
             ],
-            args: Values::Files,
-        },
+            args: Values::Files, ..CommandSpec::BARE },
         meshkit::complete::COMPLETION,
     ],
 };

@@ -41,14 +41,38 @@ pub struct FlagSpec {
     pub about: &'static str,
 }
 
+/// One command: everything its parsing, help, completion and docs need ([`crate::cli`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommandSpec {
     pub name: &'static str,
     pub aliases: &'static [&'static str],
+    /// One line, for the plugin's command list.
     pub about: &'static str,
     pub flags: &'static [FlagSpec],
     /// What its positional arguments are; each is offered once.
     pub args: Values,
+    /// What follows the command name in the usage line (`TAG --revision REVISION`).
+    pub usage: &'static str,
+    /// The paragraphs of its help; `about` when empty.
+    pub description: &'static str,
+    pub examples: &'static [&'static str],
+    /// The exit codes it uses.
+    pub exits: &'static [Exit],
+}
+
+impl CommandSpec {
+    /// A command with no documentation yet: start literals from it (`..CommandSpec::BARE`).
+    pub const BARE: CommandSpec = CommandSpec {
+        name: "",
+        aliases: &[],
+        about: "",
+        flags: &[],
+        args: Values::Nothing,
+        usage: "",
+        description: "",
+        examples: &[],
+        exits: &[Exit::Ok, Exit::Usage],
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +111,15 @@ pub const YES: FlagSpec = flag("yes", Some('y'), None, "do not ask for confirmat
 /// The `completion` command every plugin has.
 pub const COMPLETION: CommandSpec = CommandSpec {
     name: "completion",
-    aliases: &[],
     about: "print or install the kubectl completion shim",
     flags: &[
         flag("install", None, None, "write the shim next to the plugin"),
         flag("dir", None, Some(Values::Files), "where to write the shim"),
     ],
-    args: Values::Nothing,
+    usage: "[--install [--dir DIR]]",
+    description: "Print the kubectl completion shim for this plugin, or install it (--install) into\n$KREW_ROOT/bin (default ~/.krew/bin) or --dir, so that kubectl completes its commands,\nflags, and live revisions, tags and namespaces.",
+    exits: &[Exit::Ok, Exit::Failed, Exit::Usage],
+    ..CommandSpec::BARE
 };
 
 /// kubectl's reading of the directive line (Cobra's `ShellCompDirective`).

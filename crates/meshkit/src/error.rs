@@ -33,6 +33,23 @@ pub enum Exit {
     Invalid = 8,
 }
 
+impl Exit {
+    /// What the code means, as every help page and the README say it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "success",
+            Exit::Failed => "findings, a refused unsafe change, or a failed operation on the cluster",
+            Exit::Usage => "usage error (unknown command or flag, malformed value); nothing was sent",
+            Exit::Unreachable => "the kubeconfig cannot be used or the cluster cannot be reached",
+            Exit::Forbidden => "the cluster forbade a request (RBAC)",
+            Exit::NotFound => "what the command needs is not there (no control plane, unknown revision or tag)",
+            Exit::NotConfirmed => "confirmation needed and not given; nothing was changed",
+            Exit::Incomplete => "stopped before the work finished; rerunning continues",
+            Exit::Invalid => "an input file is invalid (corrupt, forged, foreign or newer archive)",
+        }
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(code: Exit) -> Self {
         ExitCode::from(code as u8)

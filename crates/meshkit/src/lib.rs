@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod args;
 pub mod catalogue;
+pub mod cli;
 pub mod cluster;
 pub mod complete;
 pub mod confirm;

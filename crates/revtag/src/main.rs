@@ -2,10 +2,10 @@
 
 mod cli;
 mod commands;
-mod completion;
 mod list;
 mod revisions;
 mod snapshot;
+mod spec;
 mod tag;
 
 use std::process::ExitCode;

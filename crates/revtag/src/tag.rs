@@ -280,13 +280,9 @@ pub fn plan_remove(snapshot: &Snapshot, tag: &str) -> Result<RemovePlan> {
     Ok(plan)
 }
 
-/// How to send changes: for real, or validated by the server without persisting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DryRun {
-    None,
-    Client,
-    Server,
-}
+/// How to send changes: for real, shown only (client), or validated by the server without
+/// persisting — kubectl's meaning, shared by every plugin.
+pub use meshkit::cli::DryRun;
 
 #[derive(Serialize, Deserialize)]
 struct SavedSelectors {

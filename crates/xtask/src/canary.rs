@@ -121,12 +121,12 @@ pub fn upgrade(s: &Session, backup: &Path) -> Result<()> {
     )?;
     s.step(
         "the new version's CRDs first (Istio's Helm upgrade order)",
-        "helm upgrade istio-base \"$MESHTEST_NEW_CHARTS/base\" -n istio-system --reuse-values",
+        "helm upgrade --hide-notes istio-base \"$MESHTEST_NEW_CHARTS/base\" -n istio-system --reuse-values",
         0,
     )?;
     s.step(
         "install the canary revision from the new build",
-        &format!("helm install istiod-{new} \"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\" -n istio-system -f \"$MESHTEST_HELM_VALUES\" --set revision={new}"),
+        &format!("helm install --hide-notes istiod-{new} \"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\" -n istio-system -f \"$MESHTEST_HELM_VALUES\" --set revision={new}"),
         0,
     )?;
     s.wait_serving(&new)?;
@@ -151,7 +151,7 @@ pub fn upgrade(s: &Session, backup: &Path) -> Result<()> {
     s.step("move the default", &format!("kubectl revtag set default --revision {new} --overwrite --yes"), 0)?;
     s.step(
         "the default validator follows the default (istio-base renders it)",
-        &format!("helm upgrade istio-base \"$MESHTEST_NEW_CHARTS/base\" -n istio-system --reuse-values --set defaultRevision={new}"),
+        &format!("helm upgrade --hide-notes istio-base \"$MESHTEST_NEW_CHARTS/base\" -n istio-system --reuse-values --set defaultRevision={new}"),
         0,
     )?;
     s.step(
@@ -186,7 +186,7 @@ fn handover_tags_from_helm(s: &Session, old: &str) -> Result<()> {
     )?;
     s.step(
         "the old release stops rendering them",
-        &format!("helm upgrade istiod-{old} \"$MESHTEST_OLD_CHARTS/istio-control/istio-discovery\" -n istio-system --reuse-values --set-json 'revisionTags=[]'"),
+        &format!("helm upgrade --hide-notes istiod-{old} \"$MESHTEST_OLD_CHARTS/istio-control/istio-discovery\" -n istio-system --reuse-values --set-json 'revisionTags=[]'"),
         0,
     )?;
     let release = "meta.helm.sh/release-name- meta.helm.sh/release-namespace- helm.sh/resource-policy-";
@@ -222,7 +222,7 @@ pub fn rollback(s: &Session) -> Result<()> {
     let new = NEW_ISTIO.revision();
     s.step(
         "install a canary",
-        &format!("helm install istiod-{new} \"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\" -n istio-system -f \"$MESHTEST_HELM_VALUES\" --set revision={new}"),
+        &format!("helm install --hide-notes istiod-{new} \"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\" -n istio-system -f \"$MESHTEST_HELM_VALUES\" --set revision={new}"),
         0,
     )?;
     s.wait_serving(&new)?;

@@ -1,0 +1,110 @@
+//! Every command and flag of `kubectl revtag`, declared once: parsing, help, completion and the
+//! usage errors all come from here (see `meshkit::cli`).
+
+use meshkit::Exit;
+use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
+
+const REVISION: FlagSpec = FlagSpec {
+    long: "revision",
+    short: Some('r'),
+    value: Some(Values::Revisions),
+    about: "the revision the tag points at (required)",
+};
+const OVERWRITE: FlagSpec =
+    FlagSpec { long: "overwrite", short: None, value: None, about: "point an existing tag at another revision" };
+const AUTO_INJECT: FlagSpec = FlagSpec {
+    long: "auto-inject-namespaces",
+    short: None,
+    value: None,
+    about: "also inject pods in unlabelled namespaces (default tag only)",
+};
+const IGNORE_NOT_FOUND: FlagSpec =
+    FlagSpec { long: "ignore-not-found", short: None, value: None, about: "succeed when the tag does not exist" };
+
+const READ_EXITS: &[Exit] = &[Exit::Ok, Exit::Usage, Exit::Unreachable, Exit::Forbidden, Exit::NotFound];
+const WRITE_EXITS: &[Exit] =
+    &[Exit::Ok, Exit::Failed, Exit::Usage, Exit::Unreachable, Exit::Forbidden, Exit::NotFound, Exit::NotConfirmed];
+
+pub static SPEC: Spec = Spec {
+    plugin: "revtag",
+    commands: &[
+        CommandSpec {
+            name: "list",
+            aliases: &["ls", "show"],
+            about: "tags, the revisions they point at, their Istio versions and the namespaces using them",
+            flags: &[OUTPUT, NO_HEADERS],
+            description: "\
+List revision tags with the revision each points at, that revision's Istio version, and the
+namespaces using each tag or revision, including namespaces that use the default revision
+through `istio-injection=enabled`. Tags whose revision is no longer installed are marked.",
+            examples: &["kubectl revtag list", "kubectl revtag list -o json"],
+            exits: READ_EXITS,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "revisions",
+            aliases: &["revision"],
+            about: "every installed revision side by side: istiod, webhooks, version, tags, users",
+            flags: &[OUTPUT, NO_HEADERS],
+            args: Values::Revisions,
+            usage: "[REVISION]",
+            description: "\
+Show every installed control-plane revision: its istiod Deployments and ready replicas, injector
+and validating webhooks, Istio version, the tags pointing at it, whether it is the default, and
+how many namespaces and pods use it.",
+            examples: &["kubectl revtag revisions", "kubectl revtag revisions 1-31-1 -o yaml"],
+            exits: READ_EXITS,
+        },
+        CommandSpec {
+            name: "set",
+            aliases: &[],
+            about: "create a tag or point it at another revision",
+            flags: &[REVISION, OVERWRITE, YES, DRY_RUN, AUTO_INJECT, OUTPUT],
+            args: Values::Tags,
+            usage: "TAG --revision REVISION",
+            description: "\
+Create revision tag TAG pointing at REVISION, or point an existing tag at another revision
+(--overwrite). Writes the tag's injector webhook, its Service and, for `default`, the default
+validating webhook, derived from the revision's own injector, with server-side apply.
+
+Refuses a tag named like a revision, an unknown revision, and any change that would make two
+webhooks inject the same pod. Moving `default` asks first (or needs --yes); a legacy injector is
+switched off only after the new objects are in place, and `remove default` switches it back on.
+--dry-run (client) shows the change; --dry-run=server has the apiserver validate every write
+without persisting it.",
+            examples: &[
+                "kubectl revtag set prod-canary --revision 1-31-1",
+                "kubectl revtag set prod-stable --revision 1-31-1 --overwrite",
+                "kubectl revtag set default --revision 1-31-1 --overwrite --yes",
+            ],
+            exits: WRITE_EXITS,
+        },
+        CommandSpec {
+            name: "remove",
+            aliases: &["rm", "delete"],
+            about: "remove a tag",
+            flags: &[YES, DRY_RUN, IGNORE_NOT_FOUND, OUTPUT],
+            args: Values::Tags,
+            usage: "TAG",
+            description: "\
+Remove revision tag TAG: its injector webhook, its Service, and for `default` the default
+validating webhook. Asks first (or needs --yes) while namespaces or pods still select the tag.",
+            examples: &["kubectl revtag remove prod-canary", "kubectl revtag remove old --dry-run=server"],
+            exits: WRITE_EXITS,
+        },
+        CommandSpec {
+            name: "generate",
+            aliases: &[],
+            about: "print the manifests of a tag without changing anything",
+            flags: &[REVISION, OVERWRITE, AUTO_INJECT, OUTPUT],
+            args: Values::Tags,
+            usage: "TAG --revision REVISION",
+            description: "\
+Print the objects `set` would write for TAG as multi-document YAML (or a JSON List with
+-o json). Changes nothing.",
+            examples: &["kubectl revtag generate prod-canary --revision 1-31-1 | kubectl apply -f -"],
+            exits: READ_EXITS,
+        },
+        meshkit::complete::COMPLETION,
+    ],
+};
