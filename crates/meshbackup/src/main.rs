@@ -1,13 +1,13 @@
 //! `kubectl meshbackup`: back up, inspect, diff and restore an Istio installation.
 
 mod cli;
-mod completion;
 mod create;
 mod diff;
 mod inspect;
 mod order;
 mod restore;
 mod sources;
+mod spec;
 
 use std::process::ExitCode;
 

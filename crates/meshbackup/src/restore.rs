@@ -15,6 +15,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use meshkit::archive::{Entry, Manifest, ObjectKey, fingerprint, strip};
 use meshkit::args::KubeArgs;
+use meshkit::cli::DryRun;
 use meshkit::cluster::Cluster;
 use meshkit::render::{Cell, Renderer, Table, Tone};
 use meshkit::{Error, Exit, Result};
@@ -30,7 +31,8 @@ const IN_FLIGHT: usize = 8;
 
 pub struct Options {
     pub only: Vec<String>,
-    pub dry_run: bool,
+    /// Client: show the plan, send nothing; server: the apiserver checks every object.
+    pub dry_run: meshkit::cli::DryRun,
     pub force_conflicts: bool,
     pub yes: bool,
 }
@@ -38,6 +40,8 @@ pub struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// Client dry run: what would be applied.
+    WouldApply,
     Created,
     Updated,
     Unchanged,
@@ -78,8 +82,26 @@ pub async fn run(kube: &KubeArgs, file: &Path, options: Options, renderer: &Rend
             "check -n and --only; `kubectl meshbackup inspect FILE` lists what the archive holds",
         ));
     }
+    if options.dry_run == DryRun::Client {
+        let rows: Vec<Row> = batches
+            .iter()
+            .flat_map(|b| {
+                b.entries.iter().map(|i| Row {
+                    phase: b.phase,
+                    object: manifest.objects[*i].key().to_string(),
+                    result: Outcome::WouldApply,
+                    message: String::new(),
+                    conflict: false,
+                })
+            })
+            .collect();
+        eprintln!("kubectl-meshbackup: (dry run) {total} object(s) would be applied, in this order; nothing was sent");
+        renderer.print(&rows, || table(&rows))?;
+        return Ok(Exit::Ok);
+    }
+    let server = options.dry_run == DryRun::Server;
     let cluster = Cluster::connect(kube).await?;
-    if !options.dry_run {
+    if !server {
         let question = format!("Restore {total} object(s) from {} into {}?", file.display(), cluster.target);
         if meshkit::confirm::confirm(&question, options.yes)? == meshkit::confirm::Answer::No {
             return Err(Error::NotConfirmed { what: format!("restore {total} object(s)"), hint: String::new() });
@@ -87,10 +109,10 @@ pub async fn run(kube: &KubeArgs, file: &Path, options: Options, renderer: &Rend
     }
     let mut rows = Vec::with_capacity(total);
     for batch in &batches {
-        let what = if options.dry_run { "checking (server dry run)" } else { "applying" };
+        let what = if server { "checking (server dry run)" } else { "applying" };
         eprintln!("kubectl-meshbackup: {what} {} {}", batch.entries.len(), batch.phase.describe());
         let applied = apply_batch(&cluster, file, &manifest, batch, &options, &mut rows).await?;
-        if batch.phase == Phase::Crds && !options.dry_run {
+        if batch.phase == Phase::Crds && !server {
             wait_established(&cluster, &applied).await?;
         }
     }
@@ -98,7 +120,7 @@ pub async fn run(kube: &KubeArgs, file: &Path, options: Options, renderer: &Rend
     let failed = count(Outcome::Failed);
     eprintln!(
         "kubectl-meshbackup: {}{} created, {} updated, {} unchanged, {failed} failed",
-        if options.dry_run { "(server dry run) " } else { "" },
+        if server { "(server dry run) " } else { "" },
         count(Outcome::Created),
         count(Outcome::Updated),
         count(Outcome::Unchanged),
@@ -142,7 +164,7 @@ async fn apply_batch(
     if options.force_conflicts {
         params = params.force();
     }
-    if options.dry_run {
+    if options.dry_run == DryRun::Server {
         params = params.dry_run();
     }
     let wanted: HashSet<&str> = batch.entries.iter().map(|i| manifest.objects[*i].path.as_str()).collect();
@@ -269,6 +291,7 @@ pub fn table(rows: &[Row]) -> Table {
     let mut table = Table::new(&["RESULT", "OBJECT", "MESSAGE"]);
     for row in rows {
         let (word, tone) = match row.result {
+            Outcome::WouldApply => ("would apply", Tone::Dim),
             Outcome::Created => ("created", Tone::Good),
             Outcome::Updated => ("updated", Tone::Warn),
             Outcome::Unchanged => ("unchanged", Tone::Dim),

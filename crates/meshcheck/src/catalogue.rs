@@ -286,6 +286,28 @@ pub fn check(code: &str) -> &'static Check {
     CHECKS.iter().find(|c| c.code == code).unwrap_or_else(|| panic!("check {code} is not in the catalogue"))
 }
 
+/// The check with this code.
+pub fn find(code: &str) -> Option<&'static Check> {
+    CHECKS.iter().find(|c| c.code == code)
+}
+
+/// `kubectl meshcheck explain CODE`: the check's documentation, as in `docs/checks.md`.
+pub fn explain(c: &Check) -> String {
+    let stage = match c.stage {
+        Precheck => "precheck",
+        Verify => "verify",
+        Manifest => "manifest",
+    };
+    let level = serde_json::to_value(c.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    format!(
+        "{} ({stage}, {}, {level})\n\n{}.\n\nWhat to do: {}.\n",
+        c.code,
+        c.category,
+        capitalise(c.description),
+        c.hint
+    )
+}
+
 /// `docs/checks.md`, generated.
 pub fn markdown() -> String {
     let mut out = String::from(

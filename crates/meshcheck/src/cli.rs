@@ -3,48 +3,18 @@
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
-use lexopt::{Parser, ValueExt};
-use meshkit::args::{Flag, GLOBAL_FLAGS_HELP, KubeArgs, next_arg, parse_duration, value};
+use meshkit::args::{KubeArgs, parse_duration};
+use meshkit::cli::{Matches, Parsed};
 use meshkit::cluster::Cluster;
 use meshkit::istio::IstioVersion;
-use meshkit::render::{OUTPUT_FLAGS_HELP, OutputArgs, Renderer};
+use meshkit::render::{OutputArgs, Renderer};
 use meshkit::{Error, Exit, Result};
 
 use crate::checks::{self, Options};
 use crate::report::FailOn;
 use crate::snapshot::{Needs, Snapshot};
+use crate::spec::SPEC;
 use crate::{catalogue, manifest, manifest_settings, version};
-
-const NAME: &str = "kubectl meshcheck";
-
-pub const HELP: &str = "\
-Usage:
-  kubectl meshcheck <command> [flags]
-
-Commands:
-  precheck    Before an upgrade: Kubernetes support, permissions, installation, injection, data plane
-  verify      After an upgrade: control plane available, webhooks served, pods on their revisions
-  version     Control-plane and data-plane versions per revision, with skew warnings
-  manifest    Review an upgrade manifest before applying it: FILE… or -f FILE (- for stdin)
-  completion  Print or install the kubectl completion shim (kubectl_complete-meshcheck)
-
-Every check has a code; docs/checks.md explains each one.
-
-Check flags (precheck, verify):
-      --to-version 1.Y         The Istio version being upgraded to (precheck)
-      --revision REV           The revision name the canary will get (precheck)
-      --fail-on LEVEL          error (default) or warning: the least severe finding that exits 1
-      --wait D                 Retry failing checks until they pass or D has passed (e.g. 2m)
-
-Manifest flags:
-  -f, --filename FILE          A manifest to review (repeatable; - reads stdin)
-      --to-version 1.Y         The Istio version the images should carry
-      --offline                Skip the server-side dry run (no cluster needed)
-
-Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage, 3 cluster unreachable,
-4 forbidden.
-  -h, --help                   Show help
-      --version                Show the version";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -55,8 +25,12 @@ pub enum Command {
         files: Vec<String>,
         offline: bool,
     },
-    /// Prints `docs/checks.md` (used to regenerate it).
+    /// Prints `docs/checks.md` (used to regenerate it; not listed).
     Catalogue,
+    /// One check's documentation.
+    Explain {
+        code: String,
+    },
 }
 
 #[derive(Debug)]
@@ -71,106 +45,95 @@ pub struct Invocation {
 
 #[derive(Debug)]
 pub enum Request {
-    Help,
+    Help(String),
     Version,
     Run(Box<Invocation>),
 }
 
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
-    let mut parser = Parser::from_args(args);
-    let mut kube = KubeArgs::default();
-    let mut output = OutputArgs::default();
+    let args: Vec<OsString> = args.into_iter().collect();
+    // Not a user command (it regenerates docs/checks.md), so not in the spec.
+    if args.first().and_then(|a| a.to_str()) == Some("catalogue") {
+        let invocation = Invocation {
+            kube: KubeArgs::default(),
+            output: OutputArgs::default(),
+            command: Command::Catalogue,
+            options: Options::default(),
+            fail_on: FailOn::default(),
+            wait: None,
+        };
+        return Ok(Request::Run(Box::new(invocation)));
+    }
+    let m = match meshkit::cli::parse(&SPEC, args)? {
+        Parsed::Help(text) => return Ok(Request::Help(text)),
+        Parsed::Version => return Ok(Request::Version),
+        Parsed::Run(m) => m,
+    };
     let mut options = Options::default();
-    let mut fail_on = FailOn::default();
-    let mut wait = None;
-    let mut words: Vec<String> = Vec::new();
-    let mut files: Vec<String> = Vec::new();
-    let mut offline = false;
-    let mut help = false;
-    while let Some(arg) = next_arg(&mut parser, NAME)? {
-        if kube.consume(&arg, &mut parser)? || output.consume(&arg, &mut parser)? {
-            continue;
-        }
-        match arg {
-            Flag::Short('h') => help = true,
-            Flag::Short('f') => files.push(value(&mut parser, "--filename")?),
-            Flag::Long(name) => match name.as_str() {
-                "filename" => files.push(value(&mut parser, "--filename")?),
-                "offline" => offline = true,
-                "help" => help = true,
-                "version" => return Ok(Request::Version),
-                "to-version" => {
-                    let raw = value(&mut parser, "--to-version")?;
-                    let parsed = IstioVersion::parse(&raw).filter(|v| v.major == 1).ok_or_else(|| {
-                        Error::usage(
-                            format!("invalid --to-version {raw:?}"),
-                            "write the Istio version as 1.Y or 1.Y.Z, e.g. 1.31",
-                        )
-                    })?;
-                    options.to_version = Some(parsed);
-                }
-                "revision" => {
-                    options.revision = Some(meshkit::args::name_value(&mut parser, "--revision", "revision")?)
-                }
-                "fail-on" => {
-                    fail_on = match value(&mut parser, "--fail-on")?.as_str() {
-                        "error" => FailOn::Error,
-                        "warning" => FailOn::Warning,
-                        other => {
-                            return Err(Error::usage(
-                                format!("invalid --fail-on {other:?}"),
-                                "valid values: error, warning",
-                            ));
-                        }
-                    }
-                }
-                "wait" => wait = parse_duration("--wait", &value(&mut parser, "--wait")?)?,
-                _ => return Err(Flag::Long(name).unexpected(NAME)),
-            },
-            Flag::Value(v) => words.push(v.string().map_err(|_| Error::usage("arguments must be valid UTF-8", ""))?),
-            other => return Err(other.unexpected(NAME)),
-        }
+    if let Some(raw) = m.value("to-version") {
+        let parsed = IstioVersion::parse(raw).filter(|v| v.major == 1).ok_or_else(|| {
+            Error::usage(format!("invalid --to-version {raw:?}"), "write the Istio version as 1.Y or 1.Y.Z, e.g. 1.31")
+        })?;
+        options.to_version = Some(parsed);
     }
-    if help || words.is_empty() {
-        return Ok(Request::Help);
+    if let Some(revision) = m.value("revision") {
+        meshkit::istio::names::validate("revision", revision)?;
+        options.revision = Some(revision.to_string());
     }
-    let command = match words[0].as_str() {
-        "precheck" => Command::Precheck,
-        "verify" => Command::Verify,
-        "version" => Command::Version,
+    let fail_on = match m.value("fail-on") {
+        None | Some("error") => FailOn::Error,
+        Some("warning") => FailOn::Warning,
+        Some(other) => {
+            return Err(Error::usage(format!("invalid --fail-on {other:?}"), "valid values: error, warning"));
+        }
+    };
+    let wait = match m.value("wait") {
+        Some(raw) => parse_duration("--wait", raw)?,
+        None => None,
+    };
+    let command = match m.command.name {
+        "precheck" | "verify" | "version" => {
+            m.at_most(0, "no arguments")?;
+            match m.command.name {
+                "precheck" => Command::Precheck,
+                "verify" => Command::Verify,
+                _ => Command::Version,
+            }
+        }
         "manifest" => {
-            files.extend(words.drain(1..));
+            let mut files: Vec<String> = m.values("filename").to_vec();
+            files.extend(m.args.iter().cloned());
             if files.is_empty() {
                 return Err(Error::usage(
                     "`kubectl meshcheck manifest` needs a FILE (or -f -)",
                     "e.g. `helm template … | kubectl meshcheck manifest -f -`",
                 ));
             }
-            Command::Manifest { files, offline }
+            Command::Manifest { files, offline: m.has("offline") }
         }
-        "catalogue" => Command::Catalogue,
-        other => {
-            return Err(Error::usage(
-                format!("unknown command {other:?} for \"{NAME}\""),
-                "available commands: precheck, verify, version; see `kubectl meshcheck --help`",
-            ));
+        _ => {
+            let code = m.one_arg("a check CODE")?.to_ascii_uppercase();
+            if catalogue::find(&code).is_none() {
+                return Err(Error::usage(
+                    format!("unknown check {code:?}"),
+                    "check codes look like MC0401; `kubectl meshcheck precheck` and `verify` print them",
+                ));
+            }
+            Command::Explain { code }
         }
     };
-    if let Some(extra) = words.get(1) {
-        return Err(Error::usage(format!("unexpected argument {extra:?}"), format!("see `{NAME} --help`")));
-    }
+    let Matches { kube, output, .. } = *m;
     Ok(Request::Run(Box::new(Invocation { kube, output, command, options, fail_on, wait })))
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     let args: Vec<OsString> = args.into_iter().collect();
-    if let Some(done) = meshkit::complete::dispatch(&crate::completion::SPEC, &args) {
+    if let Some(done) = meshkit::complete::dispatch(&SPEC, &args) {
         return done;
     }
     let invocation = match parse(args)? {
-        Request::Help => {
-            let about = meshkit::catalogue::about("meshcheck");
-            meshkit::render::print_text(&format!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}\n"));
+        Request::Help(text) => {
+            meshkit::render::print_text(&text);
             return Ok(Exit::Ok);
         }
         Request::Version => {
@@ -181,6 +144,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     };
     if invocation.command == Command::Catalogue {
         meshkit::render::print_text(&catalogue::markdown());
+        return Ok(Exit::Ok);
+    }
+    if let Command::Explain { code } = &invocation.command {
+        let check = catalogue::find(code).expect("checked when parsed");
+        meshkit::render::print_text(&catalogue::explain(check));
         return Ok(Exit::Ok);
     }
     if let Command::Manifest { files, offline } = &invocation.command {
@@ -280,7 +248,7 @@ mod tests {
         assert_eq!(inv.options.revision.as_deref(), Some("1-31-1"));
         assert_eq!(inv.fail_on, FailOn::Warning);
         assert_eq!(inv.wait, Some(Duration::from_secs(30)));
-        assert!(matches!(parse_str(&[]).unwrap(), Request::Help));
+        assert!(matches!(parse_str(&[]).unwrap(), Request::Help(_)));
     }
 
     #[test]
@@ -290,9 +258,11 @@ mod tests {
             (vec!["precheck", "--to-version", "2.0"], "invalid --to-version \"2.0\""),
             (vec!["precheck", "--fail-on", "info"], "invalid --fail-on \"info\""),
             (vec!["verify", "--wait", "soon"], "invalid --wait \"soon\""),
-            (vec!["analyse"], "unknown command \"analyse\" for \"kubectl meshcheck\""),
-            (vec!["version", "extra"], "unexpected argument \"extra\""),
-            (vec!["version", "-o", "xml"], "unknown output format \"xml\""),
+            (vec!["analyse"], "unknown command \"analyse\" for `kubectl meshcheck`"),
+            (vec!["version", "extra"], "`kubectl meshcheck version` takes no arguments; unexpected argument \"extra\""),
+            (vec!["version", "-o", "xml"], "unknown output format \"xml\" for `kubectl meshcheck version`"),
+            (vec!["version", "--wait", "5m"], "flag --wait does not apply to `kubectl meshcheck version`"),
+            (vec!["explain", "MC9999"], "unknown check \"MC9999\""),
         ] {
             let err = parse_str(&args).unwrap_err();
             assert_eq!(err.exit(), Exit::Usage, "{args:?}");

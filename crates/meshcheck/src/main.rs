@@ -3,11 +3,11 @@
 mod catalogue;
 mod checks;
 mod cli;
-mod completion;
 mod manifest;
 mod manifest_settings;
 mod report;
 mod snapshot;
+mod spec;
 mod version;
 
 use std::process::ExitCode;

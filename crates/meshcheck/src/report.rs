@@ -199,7 +199,7 @@ impl Report {
                 }
                 if matches!(f.outcome, Outcome::Error | Outcome::Warning) {
                     out.push_str(&format!("    hint: {}\n", f.check.hint));
-                    out.push_str(&format!("    see: docs/checks.md#{}\n", f.check.anchor()));
+                    out.push_str(&format!("    see: kubectl meshcheck explain {}\n", f.check.code));
                 }
             }
             out.push('\n');

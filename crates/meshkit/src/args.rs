@@ -159,25 +159,15 @@ pub fn check_output_path(path: &std::path::Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// The value of a flag naming a revision or tag (`what` says which), checked as Istio's installers
-/// check it: a DNS-1123 label.
-pub fn name_value(parser: &mut Parser, flag: &str, what: &str) -> Result<String> {
-    let text = value(parser, flag)?;
-    crate::istio::names::validate(what, &text)?;
-    Ok(text)
-}
-
-/// The value of a label-selector flag (`-l`, `--selector`), checked against Kubernetes' grammar
-/// here, so a malformed selector is a usage error and is never sent.
-pub fn selector_value(parser: &mut Parser, flag: &str) -> Result<String> {
-    let text = value(parser, flag)?;
-    crate::kube::label_selector::validate(&text).map_err(|e| {
+/// A label selector (`-l`, `--selector`) checked against Kubernetes' grammar, so a malformed one
+/// is a usage error and is never sent.
+pub fn check_selector(text: &str) -> Result<()> {
+    crate::kube::label_selector::validate(text).map_err(|e| {
         Error::usage(
             format!("invalid label selector {text:?} at position {}: {}", e.position, e.reason),
             "a label selector looks like team=shop,env in (prod,staging),!legacy",
         )
-    })?;
-    Ok(text)
+    })
 }
 
 /// Turns any lexopt error into a usage error with the command's help hint.

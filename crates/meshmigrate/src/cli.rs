@@ -1,69 +1,24 @@
-//! Command line: global kubectl flags anywhere, then a command and its arguments.
+//! Command line: the commands and flags declared in `spec.rs`, parsed by `meshkit::cli`, then run.
 
 use std::ffi::OsString;
 
-use lexopt::{Parser, ValueExt};
-use meshkit::args::{Flag, GLOBAL_FLAGS_HELP, next_arg};
+use meshkit::cli::{DryRun, Matches, Parsed};
 use meshkit::cluster::Cluster;
-use meshkit::render::{OUTPUT_FLAGS_HELP, OutputArgs, Renderer};
+use meshkit::render::Renderer;
 use meshkit::{Error, Exit, Result};
 
 use crate::migrate::{Goal, MigrateArgs};
 use crate::scope::Selection;
+use crate::spec::SPEC;
 use crate::status::{self, Scope};
 
 const NAME: &str = "kubectl meshmigrate";
 
-pub const HELP: &str = "\
-Usage:
-  kubectl meshmigrate <command> [flags]
+/// Default `--timeout` for `--wait` (and for the waves of a bounded `--restart`).
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+const DEFAULT_MAX_CONCURRENT: usize = 5;
 
-Commands:
-  namespace NS…|-l SELECTOR --to REV|TAG [--restart] [--wait] [--timeout D] [--max-concurrent N]
-            [--dry-run] [--force] [--yes]
-                    Move namespaces to a revision or tag: record their injection labels in the
-                    journal, remove istio-injection, set istio.io/rev. -l (--selector) selects
-                    namespaces by label. --restart rolls the Deployments, StatefulSets and DaemonSets whose pods
-                    would be stale, at most N at a time (default 5); --wait follows the rollouts
-                    (up to --timeout, default 10m) and then reports every pod without the sidecar
-                    its namespace asks for, and why. System namespaces need --force. Restarting,
-                    or selecting by label, asks first (--yes answers for scripts).
-  rollback NS…|--all [--restart] [--wait] [--timeout D] [--max-concurrent N] [--dry-run] [--yes]
-                    Restore the labels the last recorded move of each namespace replaced (--all:
-                    every namespace with a move not yet rolled back); restart and wait as above.
-  gateway NAME -n NS --to REV|TAG [--timeout D] [--dry-run]
-                    Move an injected gateway Deployment to a revision or tag: record it, set its pod
-                    template's istio.io/rev (which rolls it), follow the rollout, verify its pods.
-                    Names the gateways that follow the default revision and move with it.
-  retire REV [-f|--file FILE] [--dry-run] [--yes]
-                    Delete an old revision's control plane, as istioctl's uninstall of one revision
-                    does, once nothing uses it: refused while a tag, the default, a namespace, an injected
-                    pod or a gateway still does. Everything it deletes is first written to a backup
-                    archive (-f, default istio-retire-REV-TIME.tar.gz; `kubectl meshbackup restore`
-                    puts it back); webhooks go first; CRDs and other revisions are left alone.
-  restart [NS…] [--dry-run]
-                    Restart only the workloads whose pods are stale (as `kubectl rollout restart`),
-                    each recorded in the journal first. Without NS: every mesh namespace.
-  log               The journal: every change, when, by whom, from what, to what.
-  status [NS…|-A]   Per namespace: labels, intended revision (through tags and the default), pods per
-                    injected revision and proxy version, stale pods, workloads needing a restart.
-                    Without arguments: every namespace with an injection label or an injected pod.
-  completion        Print or install the kubectl completion shim (kubectl_complete-meshmigrate).
-
-Changes are made under a run lock (the Lease meshmigrate-lock in the Istio namespace): a second
-run refuses and names the holder. Exit code 7: --wait stopped before every rollout finished; the
-report names the unfinished workloads and rerunning the same command continues.
-
-Examples:
-  kubectl meshmigrate status
-  kubectl meshmigrate status shop-canary shop-stable -o json
-  kubectl meshmigrate namespace -l team=shop --to prod-canary --restart --wait --yes
-  kubectl meshmigrate rollback shop-cart --restart --wait --yes
-  -h, --help                   Show help
-      --version                Show the version";
-
-/// Flags of the mutating commands.
-#[derive(Debug, Default)]
+/// The flags the mutating commands share, typed.
 struct Flags {
     to: Option<String>,
     selector: Option<String>,
@@ -78,76 +33,79 @@ struct Flags {
     file: Option<std::path::PathBuf>,
 }
 
-/// Default `--timeout` for `--wait` (and for the waves of a bounded `--restart`).
-const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
-const DEFAULT_MAX_CONCURRENT: usize = 5;
+impl Flags {
+    fn read(m: &Matches) -> Result<Flags> {
+        let to = m.value("to").map(str::to_string);
+        if let Some(to) = &to {
+            meshkit::istio::names::validate("revision or tag", to)?;
+        }
+        let selector = m.value("selector").map(str::to_string);
+        if let Some(selector) = &selector {
+            meshkit::args::check_selector(selector)?;
+        }
+        let dry_run = match m.dry_run()? {
+            DryRun::None => false,
+            DryRun::Client => true,
+            DryRun::Server => {
+                return Err(Error::usage(
+                    "kubectl meshmigrate does not support --dry-run=server yet",
+                    "use --dry-run (client): it shows every change and sends none",
+                ));
+            }
+        };
+        let timeout = match m.value("timeout") {
+            // 0: no deadline (a century).
+            Some(raw) => Some(
+                meshkit::args::parse_duration("--timeout", raw)?
+                    .unwrap_or(std::time::Duration::from_secs(100 * 365 * 24 * 3600)),
+            ),
+            None => None,
+        };
+        let max_concurrent = match m.value("max-concurrent") {
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(Error::usage(format!("invalid --max-concurrent {raw:?}"), "a whole number from 1")),
+            },
+            None => None,
+        };
+        Ok(Flags {
+            to,
+            selector,
+            dry_run,
+            force: m.has("force"),
+            restart: m.has("restart"),
+            wait: m.has("wait"),
+            timeout,
+            max_concurrent,
+            yes: m.has("yes"),
+            all: m.has("all"),
+            file: m.value("file").map(std::path::PathBuf::from),
+        })
+    }
+}
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     let args: Vec<OsString> = args.into_iter().collect();
-    if let Some(done) = meshkit::complete::dispatch(&crate::completion::SPEC, &args) {
+    if let Some(done) = meshkit::complete::dispatch(&SPEC, &args) {
         return done;
     }
-    let mut parser = Parser::from_args(args);
-    let mut kube = meshkit::args::KubeArgs::default();
-    let mut output = OutputArgs::default();
-    let mut words: Vec<String> = Vec::new();
-    let mut flags = Flags::default();
-    while let Some(arg) = next_arg(&mut parser, NAME)? {
-        if kube.consume(&arg, &mut parser)? || output.consume(&arg, &mut parser)? {
-            continue;
+    let m = match meshkit::cli::parse(&SPEC, args)? {
+        Parsed::Help(text) => {
+            meshkit::render::print_text(&text);
+            return Ok(Exit::Ok);
         }
-        match arg {
-            Flag::Short('h') => words.insert(0, "help".into()),
-            Flag::Long(name) if name == "help" => words.insert(0, "help".into()),
-            Flag::Long(name) if name == "to" => {
-                flags.to = Some(meshkit::args::name_value(&mut parser, "--to", "revision or tag")?)
-            }
-            Flag::Short('l') => flags.selector = Some(meshkit::args::selector_value(&mut parser, "-l")?),
-            Flag::Long(name) if name == "selector" => {
-                flags.selector = Some(meshkit::args::selector_value(&mut parser, "--selector")?)
-            }
-            Flag::Long(name) if name == "dry-run" => flags.dry_run = true,
-            Flag::Long(name) if name == "force" => flags.force = true,
-            Flag::Long(name) if name == "restart" => flags.restart = true,
-            Flag::Long(name) if name == "wait" => flags.wait = true,
-            Flag::Long(name) if name == "yes" => flags.yes = true,
-            Flag::Short('y') => flags.yes = true,
-            Flag::Long(name) if name == "all" => flags.all = true,
-            Flag::Short('f') => flags.file = Some(meshkit::args::value(&mut parser, "-f")?.into()),
-            Flag::Long(name) if name == "file" => {
-                flags.file = Some(meshkit::args::value(&mut parser, "--file")?.into())
-            }
-            Flag::Long(name) if name == "timeout" => {
-                let raw = meshkit::args::value(&mut parser, "--timeout")?;
-                // 0: no deadline (a century).
-                let none = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
-                flags.timeout = Some(meshkit::args::parse_duration("--timeout", &raw)?.unwrap_or(none));
-            }
-            Flag::Long(name) if name == "max-concurrent" => {
-                let raw = meshkit::args::value(&mut parser, "--max-concurrent")?;
-                match raw.parse::<usize>() {
-                    Ok(n) if n > 0 => flags.max_concurrent = Some(n),
-                    _ => {
-                        return Err(Error::usage(format!("invalid --max-concurrent {raw:?}"), "a whole number from 1"));
-                    }
-                }
-            }
-            Flag::Long(name) if name == "version" => {
-                meshkit::render::print_text(&format!("kubectl-meshmigrate {}\n", env!("CARGO_PKG_VERSION")));
-                return Ok(Exit::Ok);
-            }
-            Flag::Value(v) => words.push(v.string().map_err(|_| Error::usage("arguments must be valid UTF-8", ""))?),
-            other => return Err(other.unexpected(NAME)),
+        Parsed::Version => {
+            meshkit::render::print_text(&format!("kubectl-meshmigrate {}\n", env!("CARGO_PKG_VERSION")));
+            return Ok(Exit::Ok);
         }
-    }
-    let command = words.first().map(String::as_str);
-    check_flags(command.unwrap_or("help"), &flags)?;
+        Parsed::Run(m) => *m,
+    };
+    let flags = Flags::read(&m)?;
+    let mut words = vec![m.command.name.to_string()];
+    words.extend(m.args.iter().cloned());
+    let Matches { kube, output, .. } = m;
+    let command = Some(words[0].as_str());
     match command {
-        None | Some("help") => {
-            let about = meshkit::catalogue::about("meshmigrate");
-            meshkit::render::print_text(&format!("{about}.\n\n{HELP}\n\n{OUTPUT_FLAGS_HELP}\n\n{GLOBAL_FLAGS_HELP}\n"));
-            Ok(Exit::Ok)
-        }
         Some("namespace") => {
             let names = words[1..].to_vec();
             let selection = match (names.is_empty(), flags.selector) {
@@ -275,43 +233,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             Renderer::new(output).print(&journal.entries, || crate::relabel::log_table(&journal))?;
             Ok(Exit::Ok)
         }),
-        Some(other) => Err(Error::usage(
-            format!("unknown command {other:?} for \"{NAME}\""),
-            "available commands: namespace, rollback, gateway, retire, restart, log, status; see `kubectl meshmigrate --help`",
-        )),
-    }
-}
-
-/// Flags only some commands take: anything else is a usage error, before any request.
-fn check_flags(command: &str, flags: &Flags) -> Result<()> {
-    let given: Vec<(&str, bool)> = vec![
-        ("--to", flags.to.is_some()),
-        ("-l", flags.selector.is_some()),
-        ("--restart", flags.restart),
-        ("--wait", flags.wait),
-        ("--timeout", flags.timeout.is_some()),
-        ("--max-concurrent", flags.max_concurrent.is_some()),
-        ("--yes", flags.yes),
-        ("--force", flags.force),
-        ("--all", flags.all),
-        ("--dry-run", flags.dry_run),
-        ("-f", flags.file.is_some()),
-    ];
-    let rolling = ["--restart", "--wait", "--timeout", "--max-concurrent", "--yes", "--dry-run"];
-    let allowed: Vec<&str> = match command {
-        "help" => return Ok(()),
-        "namespace" => ["--to", "-l", "--force"].into_iter().chain(rolling).collect(),
-        "rollback" => ["--all"].into_iter().chain(rolling).collect(),
-        "restart" => vec!["--dry-run"],
-        "gateway" => vec!["--to", "--timeout", "--dry-run"],
-        "retire" => vec!["-f", "--dry-run", "--yes"],
-        _ => vec![],
-    };
-    match given.iter().find(|(flag, set)| *set && !allowed.contains(flag)) {
-        Some((flag, _)) => {
-            Err(Error::usage(format!("{flag} does not go with `{command}`"), format!("see `{NAME} --help`")))
-        }
-        None => Ok(()),
+        _ => unreachable!("meshkit::cli parses only the commands in the spec"),
     }
 }
 
@@ -329,8 +251,16 @@ mod tests {
     /// Wrong combinations fail before any request (no kubeconfig is needed to find out).
     #[test]
     fn flags_only_go_with_their_commands() {
-        assert_eq!(usage(&["rollback", "a", "--to", "x"]), "--to does not go with `rollback`");
-        assert_eq!(usage(&["status", "--restart"]), "--restart does not go with `status`");
+        assert_eq!(
+            usage(&["rollback", "a", "--to", "x"]),
+            "flag --to does not apply to `kubectl meshmigrate rollback`"
+        );
+        assert_eq!(usage(&["status", "--restart"]), "flag --restart does not apply to `kubectl meshmigrate status`");
+        assert_eq!(usage(&["frobnicate"]), "unknown command \"frobnicate\" for `kubectl meshmigrate`");
+        assert_eq!(
+            usage(&["restart", "--dry-run=server"]),
+            "kubectl meshmigrate does not support --dry-run=server yet"
+        );
         assert_eq!(
             usage(&["namespace", "a", "-l", "x=y", "--to", "r"]),
             "name namespaces or pass -l SELECTOR, not both"

@@ -1,7 +1,6 @@
 //! `kubectl meshmigrate`: move the data plane between Istio revisions.
 
 mod cli;
-mod completion;
 mod gateway;
 mod journal;
 mod lock;
@@ -12,6 +11,7 @@ mod restart;
 mod retire;
 mod rollout;
 mod scope;
+mod spec;
 mod status;
 mod verify;
 

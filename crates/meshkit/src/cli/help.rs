@@ -20,7 +20,12 @@ fn value_name(flag: &FlagSpec) -> String {
                 Values::Namespaces => "NAMESPACE".into(),
                 Values::Contexts => "CONTEXT".into(),
                 Values::Words(words) => words.join("|"),
-                Values::Nothing => flag.long.to_ascii_uppercase().replace('-', "_"),
+                Values::Nothing => match flag.long {
+                    "to-version" => "1.Y".into(),
+                    "wait" | "timeout" | "request-timeout" => "DURATION".into(),
+                    "max-concurrent" => "N".into(),
+                    other => other.to_ascii_uppercase().replace('-', "_"),
+                },
             };
             format!(" {name}")
         }

@@ -72,7 +72,9 @@ impl Matches {
             None | Some("") | Some("client") => Ok(DryRun::Client),
             Some("server") => Ok(DryRun::Server),
             Some("none") => Ok(DryRun::None),
-            Some(other) => Err(Error::usage(format!("invalid --dry-run value {other:?}"), "valid values: none, client, server")),
+            Some(other) => {
+                Err(Error::usage(format!("invalid --dry-run value {other:?}"), "valid values: none, client, server"))
+            }
         }
     }
 

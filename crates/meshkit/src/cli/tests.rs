@@ -4,8 +4,12 @@ use crate::error::Exit;
 
 const TO: FlagSpec = FlagSpec { long: "to", short: None, value: Some(Values::RevisionsOrTags), about: "where to" };
 const WAIT: FlagSpec = FlagSpec { long: "wait", short: None, value: None, about: "follow the rollouts" };
-const WIDE: FlagSpec =
-    FlagSpec { long: "output", short: Some('o'), value: Some(Values::Words(&["table", "wide", "json", "yaml"])), about: "" };
+const WIDE: FlagSpec = FlagSpec {
+    long: "output",
+    short: Some('o'),
+    value: Some(Values::Words(&["table", "wide", "json", "yaml"])),
+    about: "",
+};
 
 static SPEC: Spec = Spec {
     plugin: "meshmigrate",
@@ -108,7 +112,9 @@ fn help_for_the_plugin_and_each_command() {
 #[test]
 fn positional_helpers() {
     let m = run(&["namespace"]);
-    assert!(m.one_arg("a NAMESPACE").unwrap_err().to_string().contains("`kubectl meshmigrate namespace` needs a NAMESPACE"));
+    assert!(
+        m.one_arg("a NAMESPACE").unwrap_err().to_string().contains("`kubectl meshmigrate namespace` needs a NAMESPACE")
+    );
     assert!(run(&["namespace", "a", "b"]).at_most(1, "one NAMESPACE").is_err());
     assert_eq!(run(&["namespace", "a"]).one_arg("a NAMESPACE").unwrap(), "a");
 }

@@ -8,15 +8,33 @@ const SPEC: Spec = Spec {
             aliases: &[],
             about: "Create a tag",
             flags: &[flag("revision", Some('r'), Some(Values::Revisions), "target"), YES],
-            args: Values::Tags, ..CommandSpec::BARE },
+            args: Values::Tags,
+            ..CommandSpec::BARE
+        },
         CommandSpec {
             name: "move",
             aliases: &["mv"],
             about: "Move namespaces",
             flags: &[flag("to", None, Some(Values::RevisionsOrTags), "target"), OUTPUT, DRY_RUN],
-            args: Values::Namespaces, ..CommandSpec::BARE },
-        CommandSpec { name: "review", aliases: &[], about: "Review files", flags: &[], args: Values::Files, ..CommandSpec::BARE },
-        CommandSpec { name: "log", aliases: &[], about: "The journal", flags: &[OUTPUT], args: Values::Nothing, ..CommandSpec::BARE },
+            args: Values::Namespaces,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "review",
+            aliases: &[],
+            about: "Review files",
+            flags: &[],
+            args: Values::Files,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "log",
+            aliases: &[],
+            about: "The journal",
+            flags: &[OUTPUT],
+            args: Values::Nothing,
+            ..CommandSpec::BARE
+        },
     ],
 };
 

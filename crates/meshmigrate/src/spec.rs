@@ -1,0 +1,190 @@
+//! Every command and flag of `kubectl meshmigrate`, declared once: parsing, help, completion and
+//! the usage errors all come from here (see `meshkit::cli`).
+
+use meshkit::Exit;
+use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
+
+const FORCE: FlagSpec = FlagSpec { long: "force", short: None, value: None, about: "allow system namespaces" };
+const TO: FlagSpec =
+    FlagSpec { long: "to", short: None, value: Some(Values::RevisionsOrTags), about: "the target revision or tag" };
+const RESTART: FlagSpec = FlagSpec {
+    long: "restart",
+    short: None,
+    value: None,
+    about: "roll the Deployments, StatefulSets and DaemonSets whose pods would be stale",
+};
+const WAIT: FlagSpec = FlagSpec {
+    long: "wait",
+    short: None,
+    value: None,
+    about: "follow the rollouts, then report every pod without its sidecar",
+};
+const TIMEOUT: FlagSpec = FlagSpec {
+    long: "timeout",
+    short: None,
+    value: Some(Values::Nothing),
+    about: "how long --wait follows the rollouts (default 10m; 0: no limit)",
+};
+const MAX_CONCURRENT: FlagSpec = FlagSpec {
+    long: "max-concurrent",
+    short: None,
+    value: Some(Values::Nothing),
+    about: "rollouts at a time (default 5)",
+};
+
+const READ_EXITS: &[Exit] = &[Exit::Ok, Exit::Usage, Exit::Unreachable, Exit::Forbidden];
+const MOVE_EXITS: &[Exit] = &[
+    Exit::Ok,
+    Exit::Failed,
+    Exit::Usage,
+    Exit::Unreachable,
+    Exit::Forbidden,
+    Exit::NotFound,
+    Exit::NotConfirmed,
+    Exit::Incomplete,
+];
+
+pub static SPEC: Spec = Spec {
+    plugin: "meshmigrate",
+    commands: &[
+        CommandSpec {
+            name: "namespace",
+            about: "move namespaces to a revision or tag",
+            flags: &[
+                TO,
+                FlagSpec {
+                    long: "selector",
+                    short: Some('l'),
+                    value: Some(Values::Nothing),
+                    about: "namespaces by label",
+                },
+                RESTART,
+                WAIT,
+                TIMEOUT,
+                MAX_CONCURRENT,
+                DRY_RUN,
+                FORCE,
+                YES,
+                OUTPUT,
+            ],
+            args: Values::Namespaces,
+            usage: "NAMESPACE…|-l SELECTOR --to REV|TAG",
+            description: "\
+Move namespaces to a revision or tag: record their injection labels in the journal, remove
+istio-injection, set istio.io/rev. --restart rolls the workloads whose pods would be stale, at most
+--max-concurrent at a time; --wait follows the rollouts and then reports every pod without the
+sidecar its namespace asks for, and why. System namespaces need --force. Restarting, or selecting
+by label, asks first (--yes answers for scripts). Changes are made under a run lock (the Lease
+meshmigrate-lock in the Istio namespace): a second run refuses and names the holder. Exit 7: --wait
+stopped before every rollout finished; rerunning the same command continues.",
+            examples: &[
+                "kubectl meshmigrate namespace shop --to prod-canary --restart --wait",
+                "kubectl meshmigrate namespace -l team=shop --to prod-canary --restart --wait --yes",
+            ],
+            exits: MOVE_EXITS,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "rollback",
+            about: "restore the labels the last recorded move replaced",
+            flags: &[
+                FlagSpec {
+                    long: "all",
+                    short: None,
+                    value: None,
+                    about: "every namespace with a move not yet rolled back",
+                },
+                RESTART,
+                WAIT,
+                TIMEOUT,
+                MAX_CONCURRENT,
+                DRY_RUN,
+                YES,
+                OUTPUT,
+            ],
+            args: Values::Namespaces,
+            usage: "NAMESPACE…|--all",
+            description: "\
+Restore the labels the last recorded move of each namespace replaced (--all: every namespace with
+a move not yet rolled back); --restart and --wait as for `namespace`.",
+            examples: &["kubectl meshmigrate rollback shop --restart --wait --yes"],
+            exits: MOVE_EXITS,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "gateway",
+            about: "move an injected gateway Deployment to a revision or tag",
+            flags: &[TO, TIMEOUT, DRY_RUN, OUTPUT],
+            usage: "NAME -n NAMESPACE --to REV|TAG",
+            description: "\
+Move an injected gateway Deployment to a revision or tag: record it, set its pod template's
+istio.io/rev (which rolls it), follow the rollout, verify its pods. Names the gateways that follow
+the default revision and move with it.",
+            examples: &["kubectl meshmigrate gateway istio-ingressgateway -n istio-ingress --to 1-31-1"],
+            exits: MOVE_EXITS,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "retire",
+            about: "back up and delete an old revision nothing uses",
+            flags: &[
+                FlagSpec {
+                    long: "file",
+                    short: Some('f'),
+                    value: Some(Values::Files),
+                    about: "where the backup goes (default istio-retire-REV-TIME.tar.gz)",
+                },
+                DRY_RUN,
+                YES,
+                OUTPUT,
+            ],
+            args: Values::Revisions,
+            usage: "REVISION",
+            description: "\
+Delete an old revision's control plane, as istioctl's uninstall of one revision does, once nothing
+uses it: refused while a tag, the default, a namespace, an injected pod or a gateway still does.
+Everything it deletes is first written to a backup archive (`kubectl meshbackup restore` puts it
+back); webhooks go first; CRDs and other revisions are left alone. For a revision installed with
+Helm, `helm uninstall` is the way that keeps Helm's records right.",
+            examples: &["kubectl meshmigrate retire 1-30-3 --dry-run", "kubectl meshmigrate retire 1-30-3 --yes"],
+            exits: MOVE_EXITS,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "restart",
+            about: "restart only the workloads whose pods are stale",
+            flags: &[DRY_RUN, OUTPUT],
+            args: Values::Namespaces,
+            usage: "[NAMESPACE…]",
+            description: "\
+Restart only the workloads whose pods are stale (as `kubectl rollout restart`), each recorded in
+the journal first. Without NAMESPACE: every mesh namespace.",
+            examples: &["kubectl meshmigrate restart", "kubectl meshmigrate restart shop --dry-run"],
+            exits: MOVE_EXITS,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "log",
+            about: "the journal: every change, when, by whom, from what, to what",
+            flags: &[OUTPUT, NO_HEADERS],
+            examples: &["kubectl meshmigrate log -o json"],
+            exits: READ_EXITS,
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
+            name: "status",
+            about: "per namespace: intended revision, injected revisions, stale pods, restarts needed",
+            flags: &[OUTPUT, NO_HEADERS],
+            args: Values::Namespaces,
+            usage: "[NAMESPACE…|-A]",
+            description: "\
+Per namespace: labels, intended revision (through tags and the default), pods per injected revision
+and proxy version, stale pods, workloads needing a restart. Without arguments: every namespace with
+an injection label or an injected pod.",
+            examples: &["kubectl meshmigrate status", "kubectl meshmigrate status shop-canary shop-stable -o json"],
+            exits: READ_EXITS,
+            ..CommandSpec::BARE
+        },
+        meshkit::complete::COMPLETION,
+    ],
+};
