@@ -80,7 +80,7 @@ fn bad_input_is_refused_and_nothing_is_applied() {
         (vec![path(&mesh.file("missing.tar.gz")).into()], 2, "cannot read"),
         (vec![path(mesh.dir.path()).into()], 2, "is a directory, not a backup archive"),
         (vec![path(&good).into(), "--only".into(), "Telemetry".into()], 2, "unknown kind \"Telemetry\" for --only"),
-        (vec![path(&good).into(), "--dry-run=client".into()], 2, "--dry-run=client is not supported"),
+        (vec![path(&good).into(), "--dry-run=sometimes".into()], 2, "invalid --dry-run value"),
         (vec![path(&good).into(), "-n".into(), "nowhere".into()], 5, "nothing to restore"),
         (vec![path(&good).into()], 6, "not confirmed"),
     ];

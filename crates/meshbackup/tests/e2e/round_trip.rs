@@ -47,7 +47,7 @@ fn round_trip_restores_everything_and_reruns_converge() {
 
     // Never over an existing file without --force.
     let (code, _, err) = mesh.run(&["create", "-f", path(&archive)]);
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 2, "a usage error, found before the cluster is read: {err}");
     assert!(err.contains("already exists") && err.contains("--force"), "{err}");
     assert!(!mesh.ok(&["create", "-f", path(&mesh.file("again.tar.gz"))]).contains("cacerts"), "no secrets unasked");
 
@@ -80,6 +80,13 @@ fn round_trip_restores_everything_and_reruns_converge() {
     let namespace = differences.iter().find(|d| d["object"] == "namespace/shop-stable").unwrap();
     assert_eq!(namespace["change"], "changed");
     assert!(namespace["diff"].as_str().unwrap().contains("-    istio.io/rev: 1-30-3"), "{namespace}");
+
+    // A client dry run lists the plan in apply order and sends nothing.
+    let (code, out, err) = mesh.run(&["restore", path(&archive), "--dry-run", "-o", "json"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let plan: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(plan.iter().all(|r| r["result"] == "wouldApply") && plan.len() > 40, "{plan:#?}");
+    assert!(mesh.plane.get_json(&["crd", "virtualservices.networking.istio.io"]).is_none(), "nothing was applied");
 
     let (code, out, err) = mesh.run(&["restore", path(&archive), "--yes", "-o", "json"]);
     assert_eq!(code, 0, "{err}\n{out}");
