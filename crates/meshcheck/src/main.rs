@@ -3,6 +3,7 @@
 mod catalogue;
 mod checks;
 mod cli;
+mod located;
 mod manifest;
 mod manifest_settings;
 mod report;

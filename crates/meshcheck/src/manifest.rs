@@ -7,31 +7,11 @@ use meshkit::istio::IstioVersion;
 use meshkit::{Error, Result};
 use serde_json::Value;
 
+pub use crate::located::Located;
 use crate::report::{Finding, Report};
 
 /// Istio's own images; their hub and tag must agree.
 const ISTIO_IMAGES: [&str; 4] = ["pilot", "proxyv2", "install-cni", "ztunnel"];
-
-/// One object of the manifest and where it starts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Located {
-    pub file: String,
-    pub line: usize,
-    pub object: Value,
-}
-
-impl Located {
-    /// `file:line kind/namespace/name`
-    pub fn describe(&self) -> String {
-        let meta = &self.object["metadata"];
-        let kind = self.object["kind"].as_str().unwrap_or("?").to_ascii_lowercase();
-        let name = meta["name"].as_str().unwrap_or("?");
-        match meta["namespace"].as_str() {
-            Some(ns) => format!("{}:{} {kind}/{ns}/{name}", self.file, self.line),
-            None => format!("{}:{} {kind}/{name}", self.file, self.line),
-        }
-    }
-}
 
 /// Splits multi-document YAML and parses each document; a malformed one is a usage error naming
 /// the file and the line where that document starts.

@@ -8,7 +8,7 @@ use meshkit::cluster::Cluster;
 use meshkit::istio::apis;
 use serde_json::Value;
 
-use crate::manifest::Located;
+use crate::located::Located;
 use crate::report::Finding;
 
 /// The label Istio's CNI chart puts on its node agent DaemonSet.

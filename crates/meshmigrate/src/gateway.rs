@@ -73,9 +73,9 @@ pub fn plan(mesh: &Mesh, gateway: &GatewayView, namespace: &NamespaceView, targe
                     "namespace {} decides the revision of its pods ({}), not the gateway's pod label",
                     namespace.name,
                     match other {
-                        NamespaceInjection::Default { .. } => "istio-injection=enabled".to_string(),
-                        NamespaceInjection::Disabled { value } => format!("istio-injection={value}"),
-                        NamespaceInjection::Rev { name } => format!("istio.io/rev={name}"),
+                        NamespaceInjection::Default { .. } => format!("{}=enabled", keys::INJECTION),
+                        NamespaceInjection::Disabled { value } => format!("{}={value}", keys::INJECTION),
+                        NamespaceInjection::Rev { name } => format!("{}={name}", keys::REV),
                         NamespaceInjection::Unlabelled => String::new(),
                     }
                 ),
@@ -282,8 +282,8 @@ pub fn table(plan: &GatewayPlan, dry_run: bool) -> Table {
     table.push(vec![
         Cell::from(plan.namespace.as_str()),
         Cell::from(plan.workload.as_str()),
-        Cell::from(plan.from.as_deref().map_or("(default)".to_string(), |r| format!("istio.io/rev={r}"))),
-        Cell::from(format!("istio.io/rev={}", plan.to)),
+        Cell::from(plan.from.as_deref().map_or("(default)".to_string(), |r| format!("{}={r}", keys::REV))),
+        Cell::from(format!("{}={}", keys::REV, plan.to)),
         result,
     ]);
     table

@@ -18,7 +18,7 @@ use crate::journal::InjectionLabels;
 use crate::journal::{Action, Journal, State};
 use crate::progress::Progress;
 use crate::relabel::{self, Planned, plan_relabel, plan_rollback};
-use crate::restart::Restart;
+use crate::restart::{Restart, RestartOutcome, RestartResult};
 use crate::rollout::{Rollout, WorkloadView, rollout};
 use crate::scope::Selection;
 use crate::status::{Scope, Snapshot};
@@ -43,27 +43,6 @@ pub struct MigrateArgs {
     pub dry_run: bool,
     pub force: bool,
     pub yes: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RestartResult {
-    WouldRestart,
-    Restarted,
-    /// Restarted by an earlier run since the namespace moved: only followed.
-    AlreadyRestarted,
-    /// The deadline came before its turn.
-    NotStarted,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RestartOutcome {
-    #[serde(flatten)]
-    pub restart: Restart,
-    pub result: RestartResult,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<Rollout>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -199,7 +199,7 @@ pub async fn with_journal<T>(cluster: &Cluster, mut change: impl FnMut(&mut Jour
 }
 
 fn show(labels: &InjectionLabels) -> String {
-    let parts: Vec<String> = [("istio-injection", &labels.istio_injection), ("istio.io/rev", &labels.istio_rev)]
+    let parts: Vec<String> = [(keys::INJECTION, &labels.istio_injection), (keys::REV, &labels.istio_rev)]
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
         .collect();

@@ -131,9 +131,29 @@ pub fn table(restarts: &[Restart], dry_run: bool) -> Table {
     table
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RestartResult {
+    WouldRestart,
+    Restarted,
+    /// Restarted by an earlier run since the namespace moved: only followed.
+    AlreadyRestarted,
+    /// The deadline came before its turn.
+    NotStarted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartOutcome {
+    #[serde(flatten)]
+    pub restart: Restart,
+    pub result: RestartResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::Rollout>,
+}
+
 /// What happened to each restart of a `namespace --restart` run.
-pub fn outcome_table(outcomes: &[crate::migrate::RestartOutcome]) -> Table {
-    use crate::migrate::RestartResult;
+pub fn outcome_table(outcomes: &[RestartOutcome]) -> Table {
     use crate::rollout::Rollout;
     let mut table = Table::new(&["NAMESPACE", "WORKLOAD", "STALE PODS", "RESTART", "ROLLOUT"]);
     for o in outcomes {

@@ -213,7 +213,7 @@ async fn owned(cluster: &Cluster, revision: &str) -> Result<Vec<Owned>> {
     let mut owned = list_owned(cluster, &format!("{}={revision},!{}", keys::REV, keys::TAG)).await?;
     let objects: Vec<Value> = owned.iter().map(|o| o.object.clone()).collect();
     for release in releases(revision, &objects) {
-        for found in list_owned(cluster, &format!("app=istiod,{INSTANCE}={release}")).await? {
+        for found in list_owned(cluster, &format!("{},{INSTANCE}={release}", keys::ISTIOD_SELECTOR)).await? {
             let seen = owned
                 .iter()
                 .any(|o| (o.kind_index, &o.namespace, &o.name) == (found.kind_index, &found.namespace, &found.name));

@@ -9,9 +9,9 @@ use meshkit::cluster::Cluster;
 use meshkit::render::{OutputArgs, Renderer};
 use meshkit::{Error, Exit, Result};
 
-use crate::commands;
+use crate::commands::{self, Command};
 use crate::spec::SPEC;
-use crate::tag::{DryRun, SetRequest, validate_tag};
+use crate::tag::{SetRequest, validate_tag};
 
 /// What the user asked for.
 #[derive(Debug, PartialEq)]
@@ -26,15 +26,6 @@ pub struct Invocation {
     pub kube: KubeArgs,
     pub output: OutputArgs,
     pub command: Command,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    List,
-    Revisions { revision: Option<String> },
-    Set { request: SetRequest, yes: bool, dry_run: DryRun },
-    Generate { request: SetRequest },
-    Remove { tag: String, yes: bool, dry_run: DryRun, ignore_not_found: bool },
 }
 
 fn tag(m: &Matches) -> Result<String> {
@@ -116,6 +107,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tag::DryRun;
     use meshkit::render::Format;
 
     fn parse_str(args: &[&str]) -> Result<Request> {

@@ -6,10 +6,19 @@ use meshkit::confirm::{Answer, confirm};
 use meshkit::render::{Format, Renderer};
 use meshkit::{Error, Exit, Result};
 
-use crate::cli::Command;
 use crate::snapshot::{Needs, Snapshot};
-use crate::tag::{self, DryRun, SetPlan};
+use crate::tag::{self, DryRun, SetPlan, SetRequest};
 use crate::{list, revisions};
+
+/// What to do, parsed from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    List,
+    Revisions { revision: Option<String> },
+    Set { request: SetRequest, yes: bool, dry_run: DryRun },
+    Generate { request: SetRequest },
+    Remove { tag: String, yes: bool, dry_run: DryRun, ignore_not_found: bool },
+}
 
 pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command: Command) -> Result<Exit> {
     match command {
@@ -46,13 +55,14 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
                     }
                     Some(previous) => format!("now points at revision {:?} (was {previous:?})", request.revision),
                 };
-                println!("{}revision tag {:?} {what}", dry_run_prefix(dry_run), request.tag);
+                let mut text = format!("{}revision tag {:?} {what}\n", dry_run_prefix(dry_run), request.tag);
                 if let Some(legacy) = &plan.deactivate {
-                    println!(
-                        "{}legacy injector {legacy:?} switched off (`kubectl revtag remove default` switches it back on)",
+                    text.push_str(&format!(
+                        "{}legacy injector {legacy:?} switched off (`kubectl revtag remove default` switches it back on)\n",
                         dry_run_prefix(dry_run)
-                    );
+                    ));
                 }
+                meshkit::render::print_text(&text);
             } else {
                 renderer.print_manifests(&manifests(&plan)?)?;
             }
@@ -62,7 +72,10 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
             let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: true }).await?;
             let plan = match tag::plan_remove(&snapshot, &tag) {
                 Err(Error::NotFound { .. }) if ignore_not_found => {
-                    println!("revision tag {tag:?} does not exist; nothing to remove");
+                    let result = Removed { tag: tag.clone(), found: false, ..Removed::default() };
+                    renderer.print_human(&result, |_| {
+                        format!("revision tag {tag:?} does not exist; nothing to remove\n")
+                    })?;
                     return Ok(Exit::Ok);
                 }
                 other => other?,
@@ -81,12 +94,43 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
                 .chain(plan.validators.iter().map(|n| format!("validatingwebhookconfiguration/{n}")))
                 .chain(plan.services.iter().map(|n| format!("service/{n}")))
                 .collect();
-            println!("{}revision tag {tag:?} removed ({})", dry_run_prefix(dry_run), removed.join(", "));
-            if let Some(legacy) = &plan.reactivate {
-                println!("{}legacy injector {legacy:?} switched back on", dry_run_prefix(dry_run));
-            }
+            let result = Removed {
+                tag: tag.clone(),
+                found: true,
+                removed,
+                legacy_injector_reactivated: plan.reactivate.clone(),
+                dry_run: dry_run_word(dry_run),
+            };
+            renderer.print_human(&result, |_| {
+                let prefix = dry_run_prefix(dry_run);
+                let mut text = format!("{prefix}revision tag {tag:?} removed ({})\n", result.removed.join(", "));
+                if let Some(legacy) = &result.legacy_injector_reactivated {
+                    text.push_str(&format!("{prefix}legacy injector {legacy:?} switched back on\n"));
+                }
+                text
+            })?;
             Ok(Exit::Ok)
         }
+    }
+}
+
+/// What `remove` did, for `-o json|yaml`.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Removed {
+    tag: String,
+    found: bool,
+    removed: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    legacy_injector_reactivated: Option<String>,
+    dry_run: &'static str,
+}
+
+fn dry_run_word(dry_run: DryRun) -> &'static str {
+    match dry_run {
+        DryRun::None => "none",
+        DryRun::Client => "client",
+        DryRun::Server => "server",
     }
 }
 
