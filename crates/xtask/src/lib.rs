@@ -3,3 +3,4 @@
 pub mod benchmark;
 pub mod canary;
 pub mod dist;
+pub mod docs;

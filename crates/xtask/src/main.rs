@@ -40,6 +40,7 @@ Tasks:
   dist [--version vX.Y.Z] [--target TRIPLE]… [--base-url URL] [--out DIR] [--index DIR]
                         Release builds, one archive per plugin and platform with its sha256 (in
                         target/dist/<version>), and the krew index rendered from plugins.yaml (krew/)
+  docs                  Write docs/<plugin>.md, one reference page per plugin, from the plugins' own help
   tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl, krew, and
                         pilot-discovery of both Istio builds) into the cache
 ";
@@ -114,6 +115,16 @@ fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ["cluster", "down"] => cluster_down().map(|_| ExitCode::SUCCESS),
+        ["docs"] => {
+            build_plugins(&[])?;
+            for plugin in xtask::docs::PLUGINS {
+                let binary = repo_root().join("target/debug").join(format!("kubectl-{plugin}"));
+                let path = repo_root().join("docs").join(format!("{plugin}.md"));
+                std::fs::write(&path, xtask::docs::reference(plugin, &binary)?)?;
+                eprintln!("xtask: wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ["tools"] => {
             let started = Instant::now();
             let tools = Tools::ensure()?;
