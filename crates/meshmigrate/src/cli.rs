@@ -22,7 +22,7 @@ const DEFAULT_MAX_CONCURRENT: usize = 5;
 struct Flags {
     to: Option<String>,
     selector: Option<String>,
-    dry_run: bool,
+    dry_run: DryRun,
     force: bool,
     restart: bool,
     wait: bool,
@@ -43,16 +43,7 @@ impl Flags {
         if let Some(selector) = &selector {
             meshkit::args::check_selector(selector)?;
         }
-        let dry_run = match m.dry_run()? {
-            DryRun::None => false,
-            DryRun::Client => true,
-            DryRun::Server => {
-                return Err(Error::usage(
-                    "kubectl meshmigrate does not support --dry-run=server yet",
-                    "use --dry-run (client): it shows every change and sends none",
-                ));
-            }
-        };
+        let dry_run = m.dry_run()?;
         let timeout = match m.value("timeout") {
             // 0: no deadline (a century).
             Some(raw) => Some(
@@ -169,7 +160,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                 for pod in &bare {
                     eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
                 }
-                if !flags.dry_run && !restarts.is_empty() {
+                if flags.dry_run == DryRun::Server {
+                    crate::restart::check_on_server(&cluster, &restarts).await?;
+                    eprintln!(
+                        "kubectl-meshmigrate: the apiserver accepted every restart (server dry run); nothing was persisted"
+                    );
+                }
+                if !flags.dry_run.is_dry() && !restarts.is_empty() {
                     let user = crate::relabel::whoami(&cluster).await;
                     let lock = crate::lock::acquire(&cluster, &user).await?;
                     let restarted = crate::restart::apply(&cluster, &user, &restarts).await;
@@ -177,7 +174,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                     restarted?;
                     released?;
                 }
-                Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, flags.dry_run))?;
+                Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, flags.dry_run.is_dry()))?;
                 Ok(Exit::Ok)
             })
         }

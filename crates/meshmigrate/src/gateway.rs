@@ -120,6 +120,14 @@ pub async fn fetch_all(cluster: &Cluster) -> Result<(Vec<GatewayView>, Vec<Names
     Ok((gateways.into_iter().filter(GatewayView::is_injected_gateway).collect(), namespaces))
 }
 
+async fn send_patch(cluster: &Cluster, plan: &GatewayPlan, params: &PatchParams) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), &plan.namespace);
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"labels": {keys::REV: plan.to}}}}});
+    let name = plan.workload.trim_start_matches("deployment/");
+    let what = format!("set {} on the pod template of {}/{}", keys::REV, plan.namespace, plan.workload);
+    cluster.call(&what, api.patch(name, params, &Patch::Merge(&patch))).await.map(drop)
+}
+
 pub async fn apply(cluster: &Cluster, user: &str, plan: &GatewayPlan) -> Result<()> {
     let time = k8s_openapi::jiff::Timestamp::now().to_string();
     let id = crate::relabel::with_journal(cluster, |journal| {
@@ -139,11 +147,7 @@ pub async fn apply(cluster: &Cluster, user: &str, plan: &GatewayPlan) -> Result<
         id
     })
     .await?;
-    let api: Api<Deployment> = Api::namespaced(cluster.client(), &plan.namespace);
-    let patch = serde_json::json!({"spec": {"template": {"metadata": {"labels": {keys::REV: plan.to}}}}});
-    let name = plan.workload.trim_start_matches("deployment/");
-    let what = format!("set istio.io/rev on the pod template of {}/{}", plan.namespace, plan.workload);
-    cluster.call(&what, api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+    send_patch(cluster, plan, &PatchParams::default()).await?;
     crate::relabel::with_journal(cluster, |journal| {
         for entry in journal.entries.iter_mut().filter(|e| e.id == id) {
             entry.state = crate::journal::State::Done;
@@ -171,9 +175,10 @@ pub async fn run(
     name: &str,
     target: &str,
     timeout: std::time::Duration,
-    dry_run: bool,
+    dry_run: meshkit::cli::DryRun,
 ) -> Result<meshkit::Exit> {
     use crate::rollout::{Rollout, rollout};
+    use meshkit::cli::DryRun;
     let namespace = kube.namespace.clone().ok_or_else(|| {
         Error::usage("`kubectl meshmigrate gateway` needs -n NAMESPACE", "the namespace of the gateway Deployment")
     })?;
@@ -205,7 +210,11 @@ pub async fn run(
         rollout: None,
         not_on_target: None,
     };
-    if !dry_run {
+    if dry_run == DryRun::Server && !report.plan.unchanged {
+        send_patch(&cluster, &report.plan, &PatchParams { dry_run: true, ..PatchParams::default() }).await?;
+        eprintln!("kubectl-meshmigrate: the apiserver accepted the change (server dry run); nothing was persisted");
+    }
+    if dry_run == DryRun::None {
         let user = crate::relabel::whoami(&cluster).await;
         let lock = crate::lock::acquire(&cluster, &user).await?;
         let outcome = async {
@@ -244,7 +253,7 @@ pub async fn run(
     }
     let renderer = meshkit::render::Renderer::new(output);
     renderer.print_human(&report, |_| {
-        let mut text = renderer.table_text(&table(&report.plan, dry_run));
+        let mut text = renderer.table_text(&table(&report.plan, dry_run != DryRun::None));
         match &report.rollout {
             Some(Rollout::Complete) => text.push_str("\nRollout complete.\n"),
             Some(Rollout::Progressing { updated, desired }) => {

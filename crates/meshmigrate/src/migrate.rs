@@ -40,7 +40,7 @@ pub struct MigrateArgs {
     pub wait: bool,
     pub timeout: Duration,
     pub max_concurrent: usize,
-    pub dry_run: bool,
+    pub dry_run: meshkit::cli::DryRun,
     pub force: bool,
     pub yes: bool,
 }
@@ -171,7 +171,18 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
         not_on_target: None,
         complete: true,
     };
-    if args.dry_run {
+    if args.dry_run == meshkit::cli::DryRun::Server {
+        relabel::check_on_server(&cluster, &report.namespaces).await?;
+        let restarts: Vec<Restart> = report
+            .restarts
+            .iter()
+            .filter(|o| o.result == RestartResult::WouldRestart)
+            .map(|o| o.restart.clone())
+            .collect();
+        crate::restart::check_on_server(&cluster, &restarts).await?;
+        eprintln!("kubectl-meshmigrate: the apiserver accepted every change (server dry run); nothing was persisted");
+    }
+    if args.dry_run.is_dry() {
         render(output, &report, true)?;
         return Ok(Exit::Ok);
     }

@@ -129,6 +129,23 @@ pub async fn whoami(cluster: &Cluster) -> String {
 }
 
 /// Records, relabels, marks done. Conflicting journal writes are retried on a fresh read.
+/// The namespace patches of `plan`, sent with `params`.
+async fn send_relabels(cluster: &Cluster, plan: &[Planned], params: &PatchParams) -> Result<()> {
+    let api: Api<Namespace> = Api::all(cluster.client());
+    for p in plan.iter().filter(|p| !p.unchanged) {
+        let patch = serde_json::json!({"metadata": {"labels": {keys::INJECTION: p.to.istio_injection, keys::REV: p.to.istio_rev}}});
+        let what = format!("relabel namespace {}", p.namespace);
+        cluster.call(&what, api.patch(&p.namespace, params, &Patch::Merge(&patch))).await?;
+    }
+    Ok(())
+}
+
+/// `--dry-run=server`: the apiserver validates every relabel (admission included) and persists
+/// nothing; no journal entry, no lock.
+pub async fn check_on_server(cluster: &Cluster, plan: &[Planned]) -> Result<()> {
+    send_relabels(cluster, plan, &PatchParams { dry_run: true, ..PatchParams::default() }).await
+}
+
 pub async fn apply(cluster: &Cluster, user: &str, plan: &[Planned], action: Action) -> Result<()> {
     let time = k8s_openapi::jiff::Timestamp::now().to_string();
     // 1. Record what is about to change (and settle entries an interrupted run left pending).
@@ -155,12 +172,7 @@ pub async fn apply(cluster: &Cluster, user: &str, plan: &[Planned], action: Acti
     })
     .await?;
     // 2. Relabel.
-    let api: Api<Namespace> = Api::all(cluster.client());
-    for p in plan.iter().filter(|p| !p.unchanged) {
-        let patch = serde_json::json!({"metadata": {"labels": {keys::INJECTION: p.to.istio_injection, keys::REV: p.to.istio_rev}}});
-        let what = format!("relabel namespace {}", p.namespace);
-        cluster.call(&what, api.patch(&p.namespace, &PatchParams::default(), &Patch::Merge(&patch))).await?;
-    }
+    send_relabels(cluster, plan, &PatchParams::default()).await?;
     // 3. Done.
     with_journal(cluster, |journal| {
         for entry in journal.entries.iter_mut().filter(|e| ids.contains(&e.id)) {

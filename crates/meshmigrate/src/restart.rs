@@ -46,6 +46,38 @@ pub fn plan(statuses: &[NamespaceStatus]) -> (Vec<Restart>, Vec<String>) {
     (restarts, bare)
 }
 
+/// The rollout-restart patches of `restarts` (as `kubectl rollout restart`), sent with `params`.
+async fn send_restarts(cluster: &Cluster, restarts: &[Restart], time: &str, params: &PatchParams) -> Result<()> {
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": time}}}}});
+    for r in restarts {
+        let (kind, name) = r.workload.split_once('/').unwrap_or_default();
+        let what = format!("restart {} in namespace {}", r.workload, r.namespace);
+        let client = cluster.client();
+        match kind {
+            "deployment" => {
+                let api: Api<Deployment> = Api::namespaced(client, &r.namespace);
+                cluster.call(&what, api.patch(name, params, &Patch::Merge(&patch))).await?;
+            }
+            "statefulset" => {
+                let api: Api<StatefulSet> = Api::namespaced(client, &r.namespace);
+                cluster.call(&what, api.patch(name, params, &Patch::Merge(&patch))).await?;
+            }
+            "daemonset" => {
+                let api: Api<DaemonSet> = Api::namespaced(client, &r.namespace);
+                cluster.call(&what, api.patch(name, params, &Patch::Merge(&patch))).await?;
+            }
+            other => return Err(Error::refused(format!("cannot restart a {other}"), "")),
+        }
+    }
+    Ok(())
+}
+
+/// `--dry-run=server`: the apiserver validates every restart and persists nothing.
+pub async fn check_on_server(cluster: &Cluster, restarts: &[Restart]) -> Result<()> {
+    let time = k8s_openapi::jiff::Timestamp::now().to_string();
+    send_restarts(cluster, restarts, &time, &PatchParams { dry_run: true, ..PatchParams::default() }).await
+}
+
 pub async fn apply(cluster: &Cluster, user: &str, restarts: &[Restart]) -> Result<()> {
     let time = k8s_openapi::jiff::Timestamp::now().to_string();
     let ids = with_journal(cluster, |journal| {
@@ -69,28 +101,7 @@ pub async fn apply(cluster: &Cluster, user: &str, restarts: &[Restart]) -> Resul
         ids
     })
     .await?;
-    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": time}}}}});
-    let params = PatchParams::default();
-    for r in restarts {
-        let (kind, name) = r.workload.split_once('/').unwrap_or_default();
-        let what = format!("restart {} in namespace {}", r.workload, r.namespace);
-        let client = cluster.client();
-        match kind {
-            "deployment" => {
-                let api: Api<Deployment> = Api::namespaced(client, &r.namespace);
-                cluster.call(&what, api.patch(name, &params, &Patch::Merge(&patch))).await?;
-            }
-            "statefulset" => {
-                let api: Api<StatefulSet> = Api::namespaced(client, &r.namespace);
-                cluster.call(&what, api.patch(name, &params, &Patch::Merge(&patch))).await?;
-            }
-            "daemonset" => {
-                let api: Api<DaemonSet> = Api::namespaced(client, &r.namespace);
-                cluster.call(&what, api.patch(name, &params, &Patch::Merge(&patch))).await?;
-            }
-            other => return Err(Error::refused(format!("cannot restart a {other}"), "")),
-        }
-    }
+    send_restarts(cluster, restarts, &time, &PatchParams::default()).await?;
     with_journal(cluster, |journal| {
         for entry in journal.entries.iter_mut().filter(|e| ids.contains(&e.id)) {
             entry.state = State::Done;

@@ -245,7 +245,7 @@ pub async fn fetch(cluster: &Cluster, revision: &str) -> Result<Snapshot> {
 pub struct RetireArgs {
     pub revision: String,
     pub file: Option<PathBuf>,
-    pub dry_run: bool,
+    pub dry_run: meshkit::cli::DryRun,
     pub yes: bool,
 }
 
@@ -258,14 +258,34 @@ struct Report {
     dry_run: bool,
 }
 
+/// Deletes `owned` in order (webhooks first), sent with `params`; already gone is fine.
+async fn delete_owned(cluster: &Cluster, owned: &[Owned], params: &DeleteParams) -> Result<()> {
+    for object in owned {
+        let name = &object.name;
+        let what = format!("delete {} {name}", OWNED[object.kind_index].3);
+        match cluster.call(&what, api(cluster, object.kind_index).delete(name, params)).await {
+            Ok(_) | Err(Error::Api { code: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if !params.dry_run {
+            eprintln!("kubectl-meshmigrate: deleted {} {name}", object.kind.to_ascii_lowercase());
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(kube: &meshkit::args::KubeArgs, output: OutputArgs, args: &RetireArgs) -> Result<Exit> {
     let cluster = Cluster::connect(kube).await?;
     let snapshot = fetch(&cluster, &args.revision).await?;
     let owned = match decide(&args.revision, &snapshot)? {
         Decision::AlreadyRetired => {
             eprintln!("kubectl-meshmigrate: revision {} is already retired; nothing to do", args.revision);
-            let report =
-                Report { revision: args.revision.clone(), backup: None, deleted: vec![], dry_run: args.dry_run };
+            let report = Report {
+                revision: args.revision.clone(),
+                backup: None,
+                deleted: vec![],
+                dry_run: args.dry_run.is_dry(),
+            };
             Renderer::new(output).print(&report, || table(&report))?;
             return Ok(Exit::Ok);
         }
@@ -275,7 +295,11 @@ pub async fn run(kube: &meshkit::args::KubeArgs, output: OutputArgs, args: &Reti
     let path = args.file.clone().unwrap_or_else(|| {
         PathBuf::from(format!("istio-retire-{}-{}.tar.gz", args.revision, now.strftime("%Y%m%dT%H%M%SZ")))
     });
-    if args.dry_run {
+    if args.dry_run == meshkit::cli::DryRun::Server {
+        delete_owned(&cluster, &owned, &DeleteParams { dry_run: true, ..DeleteParams::default() }).await?;
+        eprintln!("kubectl-meshmigrate: the apiserver accepted every deletion (server dry run); nothing was deleted");
+    }
+    if args.dry_run.is_dry() {
         let report = Report { revision: args.revision.clone(), backup: None, deleted: owned, dry_run: true };
         Renderer::new(output).print(&report, || table(&report))?;
         return Ok(Exit::Ok);
@@ -334,15 +358,7 @@ async fn retire(
     })
     .await?;
     backup(cluster, owned, path, now, mesh).await?;
-    for object in owned {
-        let name = &object.name;
-        let what = format!("delete {} {name}", OWNED[object.kind_index].3);
-        match cluster.call(&what, api(cluster, object.kind_index).delete(name, &DeleteParams::default())).await {
-            Ok(_) | Err(Error::Api { code: 404, .. }) => {}
-            Err(e) => return Err(e),
-        }
-        eprintln!("kubectl-meshmigrate: deleted {} {name}", object.kind.to_ascii_lowercase());
-    }
+    delete_owned(cluster, owned, &DeleteParams::default()).await?;
     crate::relabel::with_journal(cluster, |journal| {
         if let Some(entry) = journal.entries.iter_mut().find(|e| e.id == id) {
             entry.state = State::Done;

@@ -2,15 +2,8 @@
 //! the usage errors all come from here (see `meshkit::cli`).
 
 use meshkit::Exit;
-use meshkit::complete::{CommandSpec, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
+use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
 
-/// Client only for now: `--dry-run=server` is refused with a usage error.
-const DRY_RUN: FlagSpec = FlagSpec {
-    long: "dry-run",
-    short: None,
-    value: None,
-    about: "show every change and send none (=server is not supported yet)",
-};
 const FORCE: FlagSpec = FlagSpec { long: "force", short: None, value: None, about: "allow system namespaces" };
 const TO: FlagSpec =
     FlagSpec { long: "to", short: None, value: Some(Values::RevisionsOrTags), about: "the target revision or tag" };

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use meshtest::{ControlPlane, Fixture, Options, run};
 
 const USER: &str = "bad-input";
@@ -57,28 +55,6 @@ const CASES: &[(&str, &[&str])] = &[
     ("meshbackup", &["create", "--request-timeout", "-5s"]),
 ];
 
-/// Every object the plugins could touch, by resourceVersion.
-fn versions(plane: &ControlPlane) -> BTreeMap<String, String> {
-    let list = plane
-        .get_json(&[
-            "namespaces,mutatingwebhookconfigurations,validatingwebhookconfigurations,services,deployments,configmaps,pods,leases",
-            "-A",
-        ])
-        .unwrap();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            let m = &o["metadata"];
-            (
-                format!("{}/{}/{}", o["kind"], m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap()),
-                m["resourceVersion"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn malformed_input_gets_one_line_a_hint_and_exit_2_without_a_request() {
     let plane = ControlPlane::start(&Options::default()).unwrap();
@@ -87,7 +63,7 @@ fn malformed_input_gets_one_line_a_hint_and_exit_2_without_a_request() {
     let scratch = tempfile::tempdir().unwrap();
     let file = scratch.path().join("exists.tgz");
     std::fs::write(&file, "keep me").unwrap();
-    let before = versions(&plane);
+    let before = common::versions(&plane);
     assert!(CASES.len() >= 40, "{} cases", CASES.len());
     let mut failures = Vec::new();
     for (plugin, args) in CASES {
@@ -112,7 +88,7 @@ fn malformed_input_gets_one_line_a_hint_and_exit_2_without_a_request() {
     }
     assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), CASES.len(), failures.join("\n"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
-    assert_eq!(versions(&plane), before, "the cluster changed");
+    assert_eq!(common::versions(&plane), before, "the cluster changed");
     // The audit backend writes asynchronously.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let audit = std::fs::read_to_string(plane.dir.join("logs/audit.log")).unwrap();

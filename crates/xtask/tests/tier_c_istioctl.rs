@@ -200,6 +200,11 @@ fn istioctl_and_the_plugins_end_the_canary_upgrade_in_the_same_state() {
     s.step("", &format!("kubectl revtag set default --revision {new} --overwrite --yes"), 0).unwrap();
     s.step("", "kubectl meshmigrate restart", 0).unwrap();
     settle(&s);
+    s.step("", &format!("kubectl meshmigrate retire {old} --dry-run=server"), 0).unwrap();
+    assert!(
+        b.get_json(&["deployment", "-n", "istio-system", &format!("istiod-{old}")]).is_some(),
+        "a server dry run deletes nothing"
+    );
     let backup = b.dir.join("retired.tar.gz");
     s.step("", &format!("kubectl meshmigrate retire {old} --yes -f {}", backup.display()), 0).unwrap();
     let with_plugins = state(&b);

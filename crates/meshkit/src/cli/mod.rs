@@ -49,6 +49,13 @@ pub enum DryRun {
     Server,
 }
 
+impl DryRun {
+    /// Client or server: nothing is persisted.
+    pub fn is_dry(self) -> bool {
+        self != DryRun::None
+    }
+}
+
 impl Matches {
     /// Whether the switch or flag `long` was given.
     pub fn has(&self, long: &str) -> bool {

@@ -1,6 +1,9 @@
 //! Shared by the workspace-level end-to-end tests.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use meshtest::ControlPlane;
 
 /// A plugin binary in `target/debug`, where cargo put it next to this test's `deps/` directory
 /// (`cargo test --workspace`, as `cargo xtask test` runs it, builds every plugin first).
@@ -9,4 +12,27 @@ pub fn built_binary(name: &str) -> PathBuf {
     let path = exe.parent().and_then(Path::parent).unwrap().join(name);
     assert!(path.exists(), "{} is missing: build the plugins first (`cargo xtask test` does)", path.display());
     path
+}
+
+/// Every object the plugins could touch, by resourceVersion.
+#[allow(dead_code)] // not every test binary compares
+pub fn versions(plane: &ControlPlane) -> BTreeMap<String, String> {
+    let list = plane
+        .get_json(&[
+            "namespaces,mutatingwebhookconfigurations,validatingwebhookconfigurations,services,deployments,configmaps,pods,leases",
+            "-A",
+        ])
+        .unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let m = &o["metadata"];
+            (
+                format!("{}/{}/{}", o["kind"], m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap()),
+                m["resourceVersion"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

@@ -1,0 +1,46 @@
+//! `--dry-run=server` on every mutating command: the apiserver validates each write and nothing
+//! changes (resourceVersions compared over everything the plugins touch).
+
+mod common;
+
+use meshtest::{ControlPlane, Fixture, Options, run};
+
+#[test]
+fn server_dry_run_changes_nothing_on_any_mutating_command() {
+    let plane = ControlPlane::start(&Options::default()).unwrap();
+    Fixture::install(&plane, true).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let archive = scratch.path().join("backup.tar.gz");
+    let archive = archive.to_str().unwrap();
+    let binary = |p: &str| common::built_binary(&format!("kubectl-{p}"));
+    let (code, _, err) = run(
+        meshtest::plugin(binary("meshbackup").to_str().unwrap(), &plane.kubeconfig).args(["create", "-f", archive])
+    );
+    assert_eq!(code, 0, "{err}");
+    let before = common::versions(&plane);
+    let cases: &[(&str, &[&str])] = &[
+        ("revtag", &["set", "dry", "-r", "1-31-1"]),
+        ("revtag", &["set", "prod-stable", "-r", "1-31-1", "--overwrite"]),
+        ("revtag", &["remove", "prod-canary", "--yes"]),
+        ("meshmigrate", &["namespace", "shop-stable", "--to", "1-31-1"]),
+        ("meshmigrate", &["namespace", "shop-legacy", "shop-tagged", "--to", "prod-canary", "--restart", "--yes"]),
+        ("meshmigrate", &["restart"]),
+        ("meshmigrate", &["gateway", "istio-ingressgateway", "-n", "istio-ingress", "--to", "1-31-1"]),
+        ("meshbackup", &["restore", archive, "--yes"]),
+    ];
+    for (plugin, args) in cases {
+        let (code, out, err) = run(meshtest::plugin(binary(plugin).to_str().unwrap(), &plane.kubeconfig)
+            .args(*args)
+            .arg("--dry-run=server"));
+        assert_eq!(code, 0, "kubectl {plugin} {} --dry-run=server:\n{out}\n{err}", args.join(" "));
+    }
+    assert_eq!(common::versions(&plane), before, "a server dry run changed the cluster");
+    // The apiserver really was asked: dry-run writes appear in its audit log.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let audit = std::fs::read_to_string(plane.dir.join("logs/audit.log")).unwrap();
+    let dry_writes = audit
+        .lines()
+        .filter(|l| l.contains("dryRun=All") && (l.contains("\"verb\":\"patch\"") || l.contains("\"verb\":\"delete\"")))
+        .count();
+    assert!(dry_writes >= 6, "{dry_writes} dry-run writes in the audit log");
+}
