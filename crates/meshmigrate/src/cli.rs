@@ -254,10 +254,7 @@ mod tests {
         );
         assert_eq!(usage(&["status", "--restart"]), "flag --restart does not apply to `kubectl meshmigrate status`");
         assert_eq!(usage(&["frobnicate"]), "unknown command \"frobnicate\" for `kubectl meshmigrate`");
-        assert_eq!(
-            usage(&["restart", "--dry-run=server"]),
-            "kubectl meshmigrate does not support --dry-run=server yet"
-        );
+        assert_eq!(usage(&["restart", "--dry-run=maybe"]), "invalid --dry-run value \"maybe\"");
         assert_eq!(
             usage(&["namespace", "a", "-l", "x=y", "--to", "r"]),
             "name namespaces or pass -l SELECTOR, not both"
