@@ -2,6 +2,7 @@
 //! `cargo xtask demo` shows and what its test runs. Each step is a command a user types; a step
 //! that does not exit as expected stops the walkthrough with its output.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +27,26 @@ pub struct Session<'a> {
     pub fixture: &'a RealFixture,
     path: OsString,
     show: Show,
+    transcript: RefCell<Vec<Step>>,
+}
+
+/// One step as a user sees it: the command as they would type it, and what it printed.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub title: String,
+    pub command: String,
+    pub stdout: String,
+}
+
+/// The command as a user types it: Istio's charts from its Helm repository (`istio/base`,
+/// `istio/istiod` at a version) where this cluster uses each build's stamped charts, and without
+/// the values file that only turns off the autoscaler here.
+pub fn as_typed(line: &str) -> String {
+    line.replace(" -f \"$MESHTEST_HELM_VALUES\"", "")
+        .replace("\"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\"", &format!("istio/istiod --version {}", NEW_ISTIO.version))
+        .replace("\"$MESHTEST_OLD_CHARTS/istio-control/istio-discovery\"", &format!("istio/istiod --version {}", OLD_ISTIO.version))
+        .replace("\"$MESHTEST_NEW_CHARTS/base\"", &format!("istio/base --version {}", NEW_ISTIO.version))
+        .replace("\"$MESHTEST_OLD_CHARTS/base\"", &format!("istio/base --version {}", OLD_ISTIO.version))
 }
 
 /// What a step printed.
@@ -40,7 +61,7 @@ impl<'a> Session<'a> {
     pub fn new(plane: &'a ControlPlane, fixture: &'a RealFixture, plugins: &Path, show: Show) -> Result<Self> {
         let mut path = vec![plugins.to_path_buf()];
         path.extend(std::env::split_paths(&plane.tools.path_env()));
-        Ok(Session { plane, fixture, path: std::env::join_paths(path)?, show })
+        Ok(Session { plane, fixture, path: std::env::join_paths(path)?, show, transcript: RefCell::default() })
     }
 
     /// The `export …` lines of `cargo xtask cluster up --real`.
@@ -58,7 +79,8 @@ impl<'a> Session<'a> {
 
     fn command(&self, line: &str) -> Command {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", line]).env("PATH", &self.path).env_remove("NO_COLOR");
+        // In the cluster's directory, so that files the steps write stay there.
+        cmd.args(["-c", line]).current_dir(&self.plane.dir).env("PATH", &self.path).env("NO_COLOR", "1");
         for (key, value) in Self::exports(self.plane, self.fixture) {
             if key != "PATH" {
                 cmd.env(key, value);
@@ -88,7 +110,19 @@ impl<'a> Session<'a> {
         if output.code != expect {
             bail!("`{line}` exited {} (expected {expect})", output.code);
         }
+        if !title.is_empty() {
+            self.transcript.borrow_mut().push(Step {
+                title: title.to_string(),
+                command: as_typed(line),
+                stdout: output.stdout.clone(),
+            });
+        }
         Ok(output)
+    }
+
+    /// Every titled step so far.
+    pub fn transcript(&self) -> Vec<Step> {
+        self.transcript.borrow().clone()
     }
 
     /// Waits until `revision`'s istiod serves (as `kubectl rollout status` would, if kwok's pods
@@ -103,12 +137,11 @@ impl<'a> Session<'a> {
 
 /// Act one: from one revision (1.30) to the next (1.31), ending with one revision and a green
 /// verify.
-pub fn upgrade(s: &Session, backup: &Path) -> Result<()> {
+pub fn upgrade(s: &Session) -> Result<()> {
     let (old, new) = (OLD_ISTIO.revision(), NEW_ISTIO.revision());
-    let backup = backup.display();
+    let backup = BACKUP;
     s.step("the installation: one revision, installed with Helm", "helm list -n istio-system", 0)?;
-    s.step("namespaces, labelled every way users label them", "kubectl get namespaces -l 'kubernetes.io/metadata.name notin (default,kube-system,kube-public,kube-node-lease)' -L istio-injection -L istio.io/rev", 0)?;
-    s.step("revisions, tags and the namespaces on each", "kubectl revtag list", 0)?;
+    s.step("revisions, tags and the namespaces on each (every way users label namespaces)", "kubectl revtag list", 0)?;
     s.step(
         "before the canary: is it safe?",
         &format!("kubectl meshcheck precheck --to-version 1.31 --revision {new}"),
@@ -243,7 +276,10 @@ pub fn rollback(s: &Session) -> Result<()> {
     Ok(())
 }
 
-/// Where the walkthrough's backup goes.
+/// The walkthrough's backup, in the cluster's directory.
+pub const BACKUP: &str = "before-canary.tar.gz";
+
+/// Where the walkthrough's backup is.
 pub fn backup_path(dir: &Path) -> PathBuf {
-    dir.join("before-canary.tar.gz")
+    dir.join(BACKUP)
 }

@@ -40,7 +40,8 @@ Tasks:
   dist [--version vX.Y.Z] [--target TRIPLE]… [--base-url URL] [--out DIR] [--index DIR]
                         Release builds, one archive per plugin and platform with its sha256 (in
                         target/dist/<version>), and the krew index rendered from plugins.yaml (krew/)
-  docs                  Write docs/<plugin>.md, one reference page per plugin, from the plugins' own help
+  docs                  Write docs/<plugin>.md, one reference page per plugin, from the plugins' own help,
+                        and the README's canary walkthrough, recorded from a run on Tier C
   tools                 Build the Go tools (kube-apiserver, etcd, kubectl, helm, kwok, istioctl, krew, and
                         pilot-discovery of both Istio builds) into the cache
 ";
@@ -117,6 +118,12 @@ fn run() -> Result<ExitCode> {
         ["cluster", "down"] => cluster_down().map(|_| ExitCode::SUCCESS),
         ["docs"] => {
             build_plugins(&[])?;
+            build_kubelet()?;
+            let readme_path = repo_root().join("README.md");
+            let readme = std::fs::read_to_string(&readme_path)?;
+            let block = xtask::docs::record_walkthrough(&repo_root().join("target/debug"))?;
+            std::fs::write(&readme_path, xtask::docs::splice(&readme, &block)?)?;
+            eprintln!("xtask: wrote the walkthrough into {}", readme_path.display());
             for plugin in xtask::docs::PLUGINS {
                 let binary = repo_root().join("target/debug").join(format!("kubectl-{plugin}"));
                 let path = repo_root().join("docs").join(format!("{plugin}.md"));
@@ -303,7 +310,7 @@ fn demo() -> Result<ExitCode> {
         let (plane, fixture) = cluster_up_real(1)?;
         let session = Session::new(&plane, &fixture, &plugins, Show::Everything)?;
         let result = if act == 1 {
-            xtask::canary::upgrade(&session, &repo_root().join("target/demo-before-canary.tar.gz"))
+            xtask::canary::upgrade(&session)
         } else {
             xtask::canary::rollback(&session)
         };

@@ -12,3 +12,55 @@ fn reference_pages_match_the_plugins_help() {
         assert!(committed == fresh, "{} is stale: run `cargo xtask docs`", path.display());
     }
 }
+
+/// Every homepage in plugins.yaml (and so in the krew manifests) names a page that exists here.
+#[test]
+fn every_homepage_resolves() {
+    let root = meshtest::repo_root();
+    for plugin in &meshkit::catalogue::Catalogue::shipped().plugins {
+        let (_, path) = plugin
+            .homepage
+            .split_once("/blob/main/")
+            .unwrap_or_else(|| panic!("{}: homepage {} is not a page of this repository", plugin.name, plugin.homepage));
+        assert!(root.join(path).is_file(), "{}: {} does not exist", plugin.name, path);
+    }
+}
+
+/// Relative links in the README, CONTRIBUTING.md and docs/ point at files that exist.
+#[test]
+fn relative_links_resolve() {
+    let root = meshtest::repo_root();
+    let mut pages = vec![root.join("README.md"), root.join("CONTRIBUTING.md")];
+    for dir in ["docs", "docs/details"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "md") {
+                pages.push(entry.path());
+            }
+        }
+    }
+    let link = regex::Regex::new(r"\]\(([^)#:\s]+)(#[^)]*)?\)").unwrap();
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for found in link.captures_iter(&text) {
+            let target = page.parent().unwrap().join(&found[1]);
+            if !target.exists() {
+                broken.push(format!("{}: {}", page.display(), &found[1]));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// The README's walkthrough is what the commands print on Tier C today.
+#[test]
+fn the_readme_walkthrough_is_real_output() {
+    let plugins = common::built_binary("kubectl-revtag").parent().unwrap().to_path_buf();
+    let block = xtask::docs::record_walkthrough(&plugins).unwrap();
+    let readme = std::fs::read_to_string(meshtest::repo_root().join("README.md")).unwrap();
+    let expected = xtask::docs::splice(&readme, &block).unwrap();
+    if readme != expected {
+        let diff = similar::TextDiff::from_lines(&readme, &expected);
+        panic!("README.md's walkthrough is stale: run `cargo xtask docs`\n{}", diff.unified_diff().context_radius(2));
+    }
+}

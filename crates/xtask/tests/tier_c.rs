@@ -215,7 +215,8 @@ fn the_demo_walkthrough_upgrades_retires_and_rolls_back() {
         let plane = tier_c();
         let fixture = RealFixture::install(&plane, 1).unwrap();
         let session = Session::new(&plane, &fixture, &plugins_dir(), Show::Failures).unwrap();
-        xtask::canary::upgrade(&session, &xtask::canary::backup_path(&plane.dir)).unwrap();
+        xtask::canary::upgrade(&session).unwrap();
+        assert!(xtask::canary::backup_path(&plane.dir).exists());
         let revisions = plane.get_json(&["deployments", "-n", "istio-system", "-l", "app=istiod"]).unwrap();
         let names: Vec<&str> =
             revisions["items"].as_array().unwrap().iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
