@@ -43,8 +43,14 @@ pub struct Step {
 /// the values file that only turns off the autoscaler here.
 pub fn as_typed(line: &str) -> String {
     line.replace(" -f \"$MESHTEST_HELM_VALUES\"", "")
-        .replace("\"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\"", &format!("istio/istiod --version {}", NEW_ISTIO.version))
-        .replace("\"$MESHTEST_OLD_CHARTS/istio-control/istio-discovery\"", &format!("istio/istiod --version {}", OLD_ISTIO.version))
+        .replace(
+            "\"$MESHTEST_NEW_CHARTS/istio-control/istio-discovery\"",
+            &format!("istio/istiod --version {}", NEW_ISTIO.version),
+        )
+        .replace(
+            "\"$MESHTEST_OLD_CHARTS/istio-control/istio-discovery\"",
+            &format!("istio/istiod --version {}", OLD_ISTIO.version),
+        )
         .replace("\"$MESHTEST_NEW_CHARTS/base\"", &format!("istio/base --version {}", NEW_ISTIO.version))
         .replace("\"$MESHTEST_OLD_CHARTS/base\"", &format!("istio/base --version {}", OLD_ISTIO.version))
 }

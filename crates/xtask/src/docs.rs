@@ -36,8 +36,8 @@ fn commands(top: &str) -> Vec<String> {
 /// `docs/details/<plugin>.md`.
 pub fn reference(plugin: &str, binary: &Path) -> Result<String> {
     let details_path = meshtest::repo_root().join("docs/details").join(format!("{plugin}.md"));
-    let details = std::fs::read_to_string(&details_path)
-        .with_context(|| format!("cannot read {}", details_path.display()))?;
+    let details =
+        std::fs::read_to_string(&details_path).with_context(|| format!("cannot read {}", details_path.display()))?;
     let details = details.split_once("-->\n\n").map_or(details.as_str(), |(_, rest)| rest).to_string();
     let top = help(binary, &["--help"])?;
     let mut out = format!(

@@ -309,11 +309,7 @@ fn demo() -> Result<ExitCode> {
         eprintln!("\n\x1b[1m== Act {act}: {title} ==\x1b[0m");
         let (plane, fixture) = cluster_up_real(1)?;
         let session = Session::new(&plane, &fixture, &plugins, Show::Everything)?;
-        let result = if act == 1 {
-            xtask::canary::upgrade(&session)
-        } else {
-            xtask::canary::rollback(&session)
-        };
+        let result = if act == 1 { xtask::canary::upgrade(&session) } else { xtask::canary::rollback(&session) };
         ControlPlane::stop_detached(&cluster_dir())?;
         result?;
     }
