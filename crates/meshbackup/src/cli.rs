@@ -4,7 +4,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use meshkit::cli::Parsed;
 use meshkit::cluster::block_on;
 use meshkit::render::Renderer;
 use meshkit::{Error, Exit, Result};
@@ -24,17 +23,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     if let Some(done) = meshkit::complete::dispatch(&SPEC, &args) {
         return done;
     }
-    let m = match meshkit::cli::parse(&SPEC, args)? {
-        Parsed::Help(text) => {
-            meshkit::render::print_text(&text);
-            return Ok(Exit::Ok);
-        }
-        Parsed::Version => {
-            meshkit::render::print_text(&format!("{PROGRAM} {}\n", env!("CARGO_PKG_VERSION")));
-            return Ok(Exit::Ok);
-        }
-        Parsed::Run(m) => *m,
-    };
+    let Some(m) = meshkit::cli::parse(&SPEC, args)?.into_matches(SPEC.plugin) else { return Ok(Exit::Ok) };
+    let m = *m;
     let renderer = Renderer::new(m.output);
     let file_argument = || m.one_arg("a FILE").map(PathBuf::from);
     if m.kube.namespace.is_some() && m.command.name != "restore" {

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use meshkit::cli::{DryRun, Matches, Parsed};
+use meshkit::cli::{DryRun, Matches};
 use meshkit::cluster::Cluster;
 use meshkit::render::Renderer;
 use meshkit::{Error, Exit, Result};
@@ -80,17 +80,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     if let Some(done) = meshkit::complete::dispatch(&SPEC, &args) {
         return done;
     }
-    let m = match meshkit::cli::parse(&SPEC, args)? {
-        Parsed::Help(text) => {
-            meshkit::render::print_text(&text);
-            return Ok(Exit::Ok);
-        }
-        Parsed::Version => {
-            meshkit::render::print_text(&format!("kubectl-meshmigrate {}\n", env!("CARGO_PKG_VERSION")));
-            return Ok(Exit::Ok);
-        }
-        Parsed::Run(m) => *m,
-    };
+    let Some(m) = meshkit::cli::parse(&SPEC, args)?.into_matches(SPEC.plugin) else { return Ok(Exit::Ok) };
+    let m = *m;
     let flags = Flags::read(&m)?;
     let mut words = vec![m.command.name.to_string()];
     words.extend(m.args.iter().cloned());

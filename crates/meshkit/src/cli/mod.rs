@@ -49,6 +49,19 @@ pub enum DryRun {
     Server,
 }
 
+impl Parsed {
+    /// Prints help or the version (every plugin shares the workspace's version) and gives
+    /// `None`; for a command, its matches.
+    pub fn into_matches(self, plugin: &str) -> Option<Box<Matches>> {
+        match self {
+            Parsed::Help(text) => crate::render::print_text(&text),
+            Parsed::Version => crate::render::print_text(&format!("kubectl-{plugin} {}\n", env!("CARGO_PKG_VERSION"))),
+            Parsed::Run(m) => return Some(m),
+        }
+        None
+    }
+}
+
 impl DryRun {
     /// Client or server: nothing is persisted.
     pub fn is_dry(self) -> bool {

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 
+mod real;
+
 use crate::pki::{self, Pki};
 use crate::tools::{Tools, module_dir};
 
@@ -334,65 +336,6 @@ impl ControlPlane {
         let path = self.dir.join("kwok-stages.yaml");
         fs::write(&path, stages)?;
         Ok(path)
-    }
-
-    /// Starts `meshtest-kubelet`: the egress proxy and the istiod runner (Tier C).
-    fn start_kubelet(&mut self) -> Result<()> {
-        let binary = crate::tools::kubelet_binary()?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("--dir").arg(&self.dir).arg("--kubectl").arg(self.tools.kubectl());
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
-        for build in [crate::OLD_ISTIO, crate::NEW_ISTIO] {
-            let binary = self.tools.pilot_discovery(build)?;
-            cmd.arg("--istiod").arg(format!("{}={}", build.version, binary.display()));
-        }
-        self.spawn("meshtest-kubelet", &mut cmd)?;
-        let socket = crate::kubelet::egress_socket(&self.dir);
-        let start = Instant::now();
-        while !socket.exists() {
-            self.check_alive()?;
-            if start.elapsed() > Duration::from_secs(20) {
-                bail!("meshtest-kubelet did not open {} within 20s", socket.display());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    }
-
-    /// The istiod processes the Tier C kubelet runs now (empty outside Tier C).
-    pub fn istiods(&self) -> Vec<crate::IstiodProcess> {
-        let text = fs::read_to_string(crate::kubelet::status_file(&self.dir)).unwrap_or_default();
-        serde_json::from_str(&text).unwrap_or_default()
-    }
-
-    /// Waits until an istiod of each revision answers `/ready` and has patched the caBundle of
-    /// its injector webhook.
-    pub fn wait_istiods_ready(&self, revisions: &[&str], limit: Duration) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            let ready = revisions.iter().all(|rev| {
-                let serving = self.istiods().iter().any(|p| p.ready && p.revision.as_deref() == Some(*rev));
-                let patched = self
-                    .get_json(&["mutatingwebhookconfiguration", &format!("istio-sidecar-injector-{rev}")])
-                    .is_some_and(|w| {
-                        w["webhooks"].as_array().is_some_and(|hooks| {
-                            hooks.iter().all(|h| h["clientConfig"]["caBundle"].as_str().is_some_and(|c| !c.is_empty()))
-                        })
-                    });
-                serving && patched
-            });
-            if ready {
-                return Ok(());
-            }
-            if start.elapsed() > limit {
-                bail!(
-                    "istiod of {revisions:?} not serving within {limit:?}; kubelet reports {:?}; see {}/logs",
-                    self.istiods(),
-                    self.dir.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
     }
 
     fn spawn(&mut self, name: &'static str, command: &mut Command) -> Result<()> {
