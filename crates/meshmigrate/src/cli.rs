@@ -3,8 +3,6 @@
 use std::ffi::OsString;
 
 use meshkit::cli::{DryRun, Matches};
-use meshkit::cluster::Cluster;
-use meshkit::render::Renderer;
 use meshkit::{Error, Exit, Result};
 
 use crate::migrate::{Goal, MigrateArgs};
@@ -144,30 +142,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         Some("restart") => {
             let names = words[1..].to_vec();
             let scope = if names.is_empty() { Scope::All } else { Scope::Named(names) };
-            meshkit::cluster::block_on(async {
-                let cluster = Cluster::connect(&kube).await?;
-                let snapshot = status::fetch(&cluster, &scope).await?;
-                let (restarts, bare) = crate::restart::plan(&status::decide(&snapshot, &scope));
-                for pod in &bare {
-                    eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
-                }
-                if flags.dry_run == DryRun::Server {
-                    crate::restart::check_on_server(&cluster, &restarts).await?;
-                    eprintln!(
-                        "kubectl-meshmigrate: the apiserver accepted every restart (server dry run); nothing was persisted"
-                    );
-                }
-                if !flags.dry_run.is_dry() && !restarts.is_empty() {
-                    let user = crate::relabel::whoami(&cluster).await;
-                    let lock = crate::lock::acquire(&cluster, &user).await?;
-                    let restarted = crate::restart::apply(&cluster, &user, &restarts).await;
-                    let released = lock.release().await;
-                    restarted?;
-                    released?;
-                }
-                Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, flags.dry_run.is_dry()))?;
-                Ok(Exit::Ok)
-            })
+            meshkit::cluster::block_on(crate::restart::run(&kube, output, &scope, flags.dry_run))
         }
         Some("status") => {
             let names = words[1..].to_vec();
@@ -175,13 +150,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                 return Err(Error::usage("name namespaces or pass -A, not both", format!("see `{NAME} --help`")));
             }
             let scope = if names.is_empty() { Scope::All } else { Scope::Named(names) };
-            meshkit::cluster::block_on(async {
-                let cluster = Cluster::connect(&kube).await?;
-                let snapshot = status::fetch(&cluster, &scope).await?;
-                let rows = status::decide(&snapshot, &scope);
-                Renderer::new(output).print(&rows, || status::table(&rows))?;
-                Ok(Exit::Ok)
-            })
+            meshkit::cluster::block_on(status::run(&kube, output, &scope))
         }
         Some("gateway") => {
             let [_, name] = words.as_slice() else {
@@ -215,12 +184,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             };
             meshkit::cluster::block_on(crate::retire::run(&kube, output, &args))
         }
-        Some("log") => meshkit::cluster::block_on(async {
-            let cluster = Cluster::connect(&kube).await?;
-            let journal = crate::journal::Journal::read(&cluster).await?;
-            Renderer::new(output).print(&journal.entries, || crate::relabel::log_table(&journal))?;
-            Ok(Exit::Ok)
-        }),
+        Some("log") => meshkit::cluster::block_on(crate::relabel::log(&kube, output)),
         _ => unreachable!("meshkit::cli parses only the commands in the spec"),
     }
 }

@@ -264,6 +264,14 @@ pub fn log_table(journal: &Journal) -> Table {
     table
 }
 
+/// `kubectl meshmigrate log`: the journal as a table or data.
+pub async fn log(kube: &meshkit::args::KubeArgs, output: meshkit::render::OutputArgs) -> Result<meshkit::Exit> {
+    let cluster = Cluster::connect(kube).await?;
+    let journal = Journal::read(&cluster).await?;
+    meshkit::render::Renderer::new(output).print(&journal.entries, || log_table(&journal))?;
+    Ok(meshkit::Exit::Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

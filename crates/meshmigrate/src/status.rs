@@ -263,6 +263,19 @@ pub fn table(rows: &[NamespaceStatus]) -> Table {
     table
 }
 
+/// `kubectl meshmigrate status`: fetch, decide, render.
+pub async fn run(
+    kube: &meshkit::args::KubeArgs,
+    output: meshkit::render::OutputArgs,
+    scope: &Scope,
+) -> Result<meshkit::Exit> {
+    let cluster = Cluster::connect(kube).await?;
+    let snapshot = fetch(&cluster, scope).await?;
+    let rows = decide(&snapshot, scope);
+    meshkit::render::Renderer::new(output).print(&rows, || table(&rows))?;
+    Ok(meshkit::Exit::Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
