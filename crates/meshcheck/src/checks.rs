@@ -11,6 +11,7 @@ use meshkit::istio::{
 
 use meshkit::istio::Requests;
 
+use crate::catalogue::{self, Check};
 use crate::report::{Finding, Installation, Report};
 use crate::snapshot::Snapshot;
 
@@ -98,7 +99,7 @@ fn target_version(mesh: &Mesh, options: &Options) -> Option<IstioVersion> {
 }
 
 fn kubernetes_version(snapshot: &Snapshot, mesh: &Mesh, options: &Options) -> Finding {
-    const CODE: &str = "MC0101";
+    const CODE: &Check = &catalogue::MC0101;
     let Some((_, minor)) = snapshot.kubernetes else {
         return Finding::skipped(
             CODE,
@@ -136,7 +137,7 @@ fn kubernetes_version(snapshot: &Snapshot, mesh: &Mesh, options: &Options) -> Fi
 }
 
 fn permissions(snapshot: &Snapshot) -> Finding {
-    const CODE: &str = "MC0201";
+    const CODE: &Check = &catalogue::MC0201;
     let Some(permissions) = &snapshot.permissions else {
         return Finding::skipped(CODE, "permissions were not reviewed");
     };
@@ -147,7 +148,7 @@ fn permissions(snapshot: &Snapshot) -> Finding {
 }
 
 fn revision_name_free(mesh: &Mesh, options: &Options) -> Finding {
-    const CODE: &str = "MC0301";
+    const CODE: &Check = &catalogue::MC0301;
     let Some(revision) = &options.revision else { return Finding::skipped(CODE, "no --revision given") };
     if mesh.installed_revisions().any(|r| &r.name == revision) {
         Finding::fail(CODE, format!("revision {revision} is already installed"), vec![format!("revision/{revision}")])
@@ -165,7 +166,7 @@ fn tags_resolve(mesh: &Mesh) -> Finding {
         .filter(|t| mesh.resolve(&t.name).is_none())
         .map(|t| format!("tag/{} → revision {}", t.name, t.revision))
         .collect();
-    Finding::none_of("MC0302", dangling, |n| format!("{n} tag(s) point at a revision that is not installed"))
+    Finding::none_of(&catalogue::MC0302, dangling, |n| format!("{n} tag(s) point at a revision that is not installed"))
 }
 
 fn namespaces_resolve(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
@@ -177,7 +178,7 @@ fn namespaces_resolve(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
             mesh.resolve(&requested).is_none().then(|| format!("namespace/{} → {requested}", ns.name))
         })
         .collect();
-    Finding::none_of("MC0303", lost, |n| {
+    Finding::none_of(&catalogue::MC0303, lost, |n| {
         format!("{n} namespace(s) ask for a revision or tag that does not exist; new pods there get no sidecar")
     })
 }
@@ -185,10 +186,10 @@ fn namespaces_resolve(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
 fn no_operator_leftovers(snapshot: &Snapshot) -> Finding {
     let operators = match &snapshot.istio_operators {
         Ok(operators) => operators,
-        Err(why) => return Finding::skipped("MC0304", why.clone()),
+        Err(why) => return Finding::skipped(&catalogue::MC0304, why.clone()),
     };
     let leftovers: Vec<String> = operators.iter().map(|o| format!("istiooperator/{o}")).collect();
-    Finding::none_of("MC0304", leftovers, |n| format!("{n} IstioOperator resource(s) remain"))
+    Finding::none_of(&catalogue::MC0304, leftovers, |n| format!("{n} IstioOperator resource(s) remain"))
 }
 
 fn both_injection_labels(snapshot: &Snapshot) -> Finding {
@@ -202,14 +203,14 @@ fn both_injection_labels(snapshot: &Snapshot) -> Finding {
             _ => None,
         })
         .collect();
-    Finding::none_of("MC0401", both, |n| format!("{n} namespace(s) carry both labels"))
+    Finding::none_of(&catalogue::MC0401, both, |n| format!("{n} namespace(s) carry both labels"))
 }
 
 fn no_overlaps(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
     let mut names: BTreeSet<String> = mesh.revisions.keys().chain(mesh.tags.keys()).cloned().collect();
     names.extend(snapshot.namespaces.iter().filter_map(|ns| ns.labels.get(keys::REV).cloned()));
     let overlaps: Vec<String> = injection_overlaps(&snapshot.mutating, &names).iter().map(|o| o.describe()).collect();
-    Finding::none_of("MC0402", overlaps, |n| format!("{n} pair(s) of injector webhooks overlap"))
+    Finding::none_of(&catalogue::MC0402, overlaps, |n| format!("{n} pair(s) of injector webhooks overlap"))
 }
 
 fn injector_services_exist(snapshot: &Snapshot) -> Finding {
@@ -225,13 +226,13 @@ fn injector_services_exist(snapshot: &Snapshot) -> Finding {
             }
         }
     }
-    Finding::none_of("MC0403", missing.into_iter().collect(), |n| {
+    Finding::none_of(&catalogue::MC0403, missing.into_iter().collect(), |n| {
         format!("{n} webhook(s) call a Service that does not exist")
     })
 }
 
 fn gateway_api_versions(snapshot: &Snapshot) -> Finding {
-    const CODE: &str = "MC0404";
+    const CODE: &Check = &catalogue::MC0404;
     let crds = match &snapshot.gateway_crds {
         Ok(crds) => crds,
         Err(why) => return Finding::skipped(CODE, why.clone()),
@@ -264,7 +265,7 @@ fn gateway_api_versions(snapshot: &Snapshot) -> Finding {
 }
 
 fn stored_versions_served(snapshot: &Snapshot, target: Option<&IstioVersion>) -> Finding {
-    const CODE: &str = "MC0405";
+    const CODE: &Check = &catalogue::MC0405;
     let crds = match &snapshot.istio_crds {
         Ok(crds) => crds,
         Err(why) => return Finding::skipped(CODE, why.clone()),
@@ -292,7 +293,7 @@ fn stored_versions_served(snapshot: &Snapshot, target: Option<&IstioVersion>) ->
 }
 
 fn gateway_api_bundle_minimums(snapshot: &Snapshot, mesh: &Mesh, options: &Options) -> Finding {
-    const CODE: &str = "MC0407";
+    const CODE: &Check = &catalogue::MC0407;
     let crds = match &snapshot.gateway_crds {
         Ok(crds) => crds,
         Err(why) => return Finding::skipped(CODE, why.clone()),
@@ -327,7 +328,7 @@ fn gateway_api_bundle_minimums(snapshot: &Snapshot, mesh: &Mesh, options: &Optio
 }
 
 fn no_superseded_api_versions(snapshot: &Snapshot) -> Finding {
-    const CODE: &str = "MC0408";
+    const CODE: &Check = &catalogue::MC0408;
     let (crds, objects) = match (&snapshot.istio_crds, &snapshot.istio_objects) {
         (Ok(crds), Ok(objects)) => (crds, objects),
         (Err(why), _) | (_, Err(why)) => return Finding::skipped(CODE, why.clone()),
@@ -367,11 +368,11 @@ fn no_deprecated_annotations(snapshot: &Snapshot) -> Finding {
             (!deprecated.is_empty()).then(|| format!("pod/{}/{}: {}", pod.namespace, pod.name, deprecated.join(", ")))
         })
         .collect();
-    Finding::none_of("MC0406", found, |n| format!("{n} pod(s) carry deprecated Istio annotations"))
+    Finding::none_of(&catalogue::MC0406, found, |n| format!("{n} pod(s) carry deprecated Istio annotations"))
 }
 
 fn room_for_istiod(snapshot: &Snapshot) -> Finding {
-    const CODE: &str = "MC0505";
+    const CODE: &Check = &catalogue::MC0505;
     let nodes = match &snapshot.nodes {
         Ok(nodes) => nodes,
         Err(why) => return Finding::skipped(CODE, why.clone()),
@@ -445,7 +446,7 @@ fn proxies_not_newer(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
         .filter(|(_, proxy, control)| proxy.minor_version() > control.minor_version())
         .map(|(pod, proxy, control)| format!("{pod}: proxy {proxy}, control plane {control}"))
         .collect();
-    Finding::none_of("MC0501", newer, |n| format!("{n} proxy(ies) are newer than their control plane"))
+    Finding::none_of(&catalogue::MC0501, newer, |n| format!("{n} proxy(ies) are newer than their control plane"))
 }
 
 fn proxies_within_skew(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
@@ -454,7 +455,7 @@ fn proxies_within_skew(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
         .filter(|(_, proxy, control)| proxy.major == control.major && control.minor > proxy.minor + MAX_PROXY_LAG)
         .map(|(pod, proxy, control)| format!("{pod}: proxy {proxy}, control plane {control}"))
         .collect();
-    Finding::none_of("MC0502", behind, |n| {
+    Finding::none_of(&catalogue::MC0502, behind, |n| {
         format!("{n} proxy(ies) lag their control plane by more than {MAX_PROXY_LAG} minors")
     })
 }
@@ -469,7 +470,7 @@ fn injected_by_installed_revisions(snapshot: &Snapshot, mesh: &Mesh) -> Finding 
                 .then(|| format!("pod/{}/{} (injected by {revision})", pod.namespace, pod.name))
         })
         .collect();
-    Finding::none_of("MC0503", orphans, |n| format!("{n} pod(s) were injected by a revision that is gone"))
+    Finding::none_of(&catalogue::MC0503, orphans, |n| format!("{n} pod(s) were injected by a revision that is gone"))
 }
 
 fn injected_namespaces_have_proxies(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
@@ -485,7 +486,7 @@ fn injected_namespaces_have_proxies(snapshot: &Snapshot, mesh: &Mesh) -> Finding
         })
         .map(|pod| format!("pod/{}/{}", pod.namespace, pod.name))
         .collect();
-    Finding::none_of("MC0504", missing, |n| format!("{n} pod(s) should have a sidecar and do not"))
+    Finding::none_of(&catalogue::MC0504, missing, |n| format!("{n} pod(s) should have a sidecar and do not"))
 }
 
 fn istiods_available(mesh: &Mesh) -> Finding {
@@ -503,7 +504,7 @@ fn istiods_available(mesh: &Mesh) -> Finding {
             }
         }
     }
-    Finding::none_of("MC0601", down, |n| format!("{n} istiod problem(s)"))
+    Finding::none_of(&catalogue::MC0601, down, |n| format!("{n} istiod problem(s)"))
 }
 
 fn webhooks_have_ca_bundles(snapshot: &Snapshot) -> Finding {
@@ -521,7 +522,7 @@ fn webhooks_have_ca_bundles(snapshot: &Snapshot) -> Finding {
             }
         }
     }
-    Finding::none_of("MC0602", missing, |n| format!("{n} webhook configuration(s) have no caBundle"))
+    Finding::none_of(&catalogue::MC0602, missing, |n| format!("{n} webhook configuration(s) have no caBundle"))
 }
 
 fn webhook_services_ready(snapshot: &Snapshot) -> Finding {
@@ -541,7 +542,7 @@ fn webhook_services_ready(snapshot: &Snapshot) -> Finding {
             format!("service/{}{service} (called by {})", prefix, configs.into_iter().collect::<Vec<_>>().join(", "))
         })
         .collect();
-    Finding::none_of("MC0603", unready, |n| format!("{n} webhook Service(s) have no ready endpoints"))
+    Finding::none_of(&catalogue::MC0603, unready, |n| format!("{n} webhook Service(s) have no ready endpoints"))
 }
 
 fn pods_on_intended_revision(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
@@ -559,7 +560,7 @@ fn pods_on_intended_revision(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
             _ => None,
         })
         .collect();
-    Finding::none_of("MC0604", stale, |n| format!("{n} pod(s) need a restart"))
+    Finding::none_of(&catalogue::MC0604, stale, |n| format!("{n} pod(s) need a restart"))
 }
 
 fn revisions_in_use(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
@@ -577,7 +578,9 @@ fn revisions_in_use(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
         .filter(|r| !used.contains(r.name.as_str()) && Some(r.name.as_str()) != mesh.default_revision())
         .map(|r| format!("revision/{}", r.name))
         .collect();
-    Finding::none_of("MC0605", unused, |n| format!("{n} revision(s) are not used by any tag, namespace or pod"))
+    Finding::none_of(&catalogue::MC0605, unused, |n| {
+        format!("{n} revision(s) are not used by any tag, namespace or pod")
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use meshkit::istio::IstioVersion;
 use meshkit::{Error, Result};
 use serde_json::Value;
 
+use crate::catalogue::{self, Check};
 pub use crate::located::Located;
 use crate::report::{Finding, Report};
 
@@ -75,7 +76,7 @@ pub fn review(objects: &[Located], to_version: Option<&IstioVersion>) -> Report 
 }
 
 fn images(objects: &[Located], to_version: Option<&IstioVersion>) -> Finding {
-    const CODE: &str = "MC0801";
+    const CODE: &Check = &catalogue::MC0801;
     let mut seen: Vec<(String, String, String)> = Vec::new();
     for located in objects {
         for container in containers(&located.object) {
@@ -133,7 +134,7 @@ fn security(objects: &[Located]) -> Finding {
             }
         }
     }
-    Finding::none_of("MC0802", root, |n| format!("{n} container setting(s) run as root"))
+    Finding::none_of(&catalogue::MC0802, root, |n| format!("{n} container setting(s) run as root"))
 }
 
 fn services(objects: &[Located]) -> Finding {
@@ -145,7 +146,7 @@ fn services(objects: &[Located]) -> Finding {
             (kind != "ClusterIP").then(|| format!("{}: type {kind}", o.describe()))
         })
         .collect();
-    Finding::none_of("MC0803", exposed, |n| format!("{n} istiod Service(s) are exposed outside the cluster"))
+    Finding::none_of(&catalogue::MC0803, exposed, |n| format!("{n} istiod Service(s) are exposed outside the cluster"))
 }
 
 /// Server-side dry run of every object (MC0804): the apiserver's admission, validation and
@@ -186,7 +187,9 @@ pub async fn dry_run(cluster: &meshkit::cluster::Cluster, objects: &[Located], d
             rejected.push(format!("{}: {e}", located.describe()));
         }
     }
-    Finding::none_of("MC0804", rejected, |n| format!("the apiserver rejects {n} of {} object(s)", objects.len()))
+    Finding::none_of(&catalogue::MC0804, rejected, |n| {
+        format!("the apiserver rejects {n} of {} object(s)", objects.len())
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use meshkit::cluster::Cluster;
 use meshkit::istio::apis;
 use serde_json::Value;
 
+use crate::catalogue::{self, Check};
 use crate::located::Located;
 use crate::report::Finding;
 
@@ -45,7 +46,7 @@ fn is_cni_agent(object: &Value) -> bool {
 
 /// MC0805. `in_cluster` is `None` when the cluster was not asked (`--offline`).
 pub fn cni(objects: &[Located], in_cluster: Option<bool>) -> Finding {
-    const CODE: &str = "MC0805";
+    const CODE: &Check = &catalogue::MC0805;
     let injectors: Vec<(&Located, bool)> = objects
         .iter()
         .filter(|o| is_injector_config(&o.object))
@@ -103,7 +104,7 @@ pub fn removed_fields(objects: &[Located]) -> Finding {
             );
         }
     }
-    Finding::none_of("MC0806", found, |n| format!("{n} setting(s) newer Istio removed; they do nothing"))
+    Finding::none_of(&catalogue::MC0806, found, |n| format!("{n} setting(s) newer Istio removed; they do nothing"))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use meshkit::Exit;
 use meshkit::render::{Tone, paint};
 use serde::Serialize;
 
-use crate::catalogue::{CHECKS, Check, Level, check};
+use crate::catalogue::{CHECKS, Check, Level};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,17 +27,16 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn pass(code: &str) -> Self {
-        Finding { check: check(code), outcome: Outcome::Pass, message: None, objects: Vec::new() }
+    pub fn pass(check: &'static Check) -> Self {
+        Finding { check, outcome: Outcome::Pass, message: None, objects: Vec::new() }
     }
 
-    pub fn pass_with(code: &str, message: impl Into<String>) -> Self {
-        Finding { message: Some(message.into()), ..Self::pass(code) }
+    pub fn pass_with(check: &'static Check, message: impl Into<String>) -> Self {
+        Finding { message: Some(message.into()), ..Self::pass(check) }
     }
 
     /// A failure at the check's own level.
-    pub fn fail(code: &str, message: impl Into<String>, objects: Vec<String>) -> Self {
-        let check = check(code);
+    pub fn fail(check: &'static Check, message: impl Into<String>, objects: Vec<String>) -> Self {
         let outcome = match check.level {
             Level::Error => Outcome::Error,
             Level::Warning => Outcome::Warning,
@@ -46,17 +45,17 @@ impl Finding {
     }
 
     /// A milder finding than the check's level (e.g. "tested but not supported").
-    pub fn warn(code: &str, message: impl Into<String>, objects: Vec<String>) -> Self {
-        Finding { outcome: Outcome::Warning, ..Self::fail(code, message, objects) }
+    pub fn warn(check: &'static Check, message: impl Into<String>, objects: Vec<String>) -> Self {
+        Finding { outcome: Outcome::Warning, ..Self::fail(check, message, objects) }
     }
 
-    pub fn skipped(code: &str, why: impl Into<String>) -> Self {
-        Finding { outcome: Outcome::Skipped, message: Some(why.into()), ..Self::pass(code) }
+    pub fn skipped(check: &'static Check, why: impl Into<String>) -> Self {
+        Finding { outcome: Outcome::Skipped, message: Some(why.into()), ..Self::pass(check) }
     }
 
     /// Passes when `objects` is empty, else fails with `message`.
-    pub fn none_of(code: &str, objects: Vec<String>, message: impl FnOnce(usize) -> String) -> Self {
-        if objects.is_empty() { Self::pass(code) } else { Self::fail(code, message(objects.len()), objects) }
+    pub fn none_of(check: &'static Check, objects: Vec<String>, message: impl FnOnce(usize) -> String) -> Self {
+        if objects.is_empty() { Self::pass(check) } else { Self::fail(check, message(objects.len()), objects) }
     }
 }
 
@@ -218,17 +217,18 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue;
 
     fn report() -> Report {
         Report {
             findings: vec![
-                Finding::pass("MC0101"),
+                Finding::pass(&catalogue::MC0101),
                 Finding::fail(
-                    "MC0401",
+                    &catalogue::MC0401,
                     "2 namespaces carry both labels",
                     vec!["namespace/a".into(), "namespace/b".into()],
                 ),
-                Finding::skipped("MC0201", "no access review API"),
+                Finding::skipped(&catalogue::MC0201, "no access review API"),
             ],
             installation: None,
         }
@@ -240,7 +240,8 @@ mod tests {
         assert!(!r.failed(FailOn::Error), "only a warning");
         assert!(r.failed(FailOn::Warning));
         assert_eq!(r.exit(FailOn::Warning), Exit::Failed);
-        let with_error = Report { findings: vec![Finding::fail("MC0402", "overlap", vec![])], installation: None };
+        let with_error =
+            Report { findings: vec![Finding::fail(&catalogue::MC0402, "overlap", vec![])], installation: None };
         assert!(with_error.failed(FailOn::Error));
     }
 
