@@ -137,7 +137,14 @@ impl<'a> Session<'a> {
         if self.show == Show::Everything {
             eprintln!("\n# waiting for istiod-{revision} to serve and patch its webhooks' caBundle");
         }
-        self.plane.wait_istiods_ready(&[revision], Duration::from_secs(120))
+        self.plane.wait_istiods_ready(&[revision], Duration::from_secs(120))?;
+        // And what a user waits for, so that tables show it ready.
+        let rollout = format!("kubectl rollout status deployment/istiod-{revision} -n istio-system --timeout=60s");
+        let out = self.command(&rollout).output()?;
+        if !out.status.success() {
+            bail!("{rollout}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
     }
 }
 

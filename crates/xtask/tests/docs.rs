@@ -58,9 +58,15 @@ fn relative_links_resolve() {
 #[test]
 fn the_readme_walkthrough_is_real_output() {
     let plugins = common::built_binary("kubectl-revtag").parent().unwrap().to_path_buf();
-    let block = xtask::docs::record_walkthrough(&plugins).unwrap();
     let readme = std::fs::read_to_string(meshtest::repo_root().join("README.md")).unwrap();
-    let expected = xtask::docs::splice(&readme, &block).unwrap();
+    let record = || xtask::docs::splice(&readme, &xtask::docs::record_walkthrough(&plugins).unwrap()).unwrap();
+    let mut expected = record();
+    if readme != expected {
+        // Two recordings must both differ: a change in what the plugins print does, a race in
+        // the cluster (a pod not yet gone) rarely twice.
+        eprintln!("the walkthrough differed from README.md once; recording it again");
+        expected = record();
+    }
     if readme != expected {
         let diff = similar::TextDiff::from_lines(&readme, &expected);
         panic!("README.md's walkthrough is stale: run `cargo xtask docs`\n{}", diff.unified_diff().context_radius(2));

@@ -34,7 +34,8 @@ fn server_dry_run_changes_nothing_on_any_mutating_command() {
             .arg("--dry-run=server"));
         assert_eq!(code, 0, "kubectl {plugin} {} --dry-run=server:\n{out}\n{err}", args.join(" "));
     }
-    assert_eq!(common::versions(&plane), before, "a server dry run changed the cluster");
+    let changed = common::changed(&before, &common::versions(&plane));
+    assert!(changed.is_empty(), "a server dry run changed {changed:?}");
     // The apiserver really was asked: dry-run writes appear in its audit log.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let audit = std::fs::read_to_string(plane.dir.join("logs/audit.log")).unwrap();
