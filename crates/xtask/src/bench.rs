@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use meshtest::{ControlPlane, Fixture, Options, STABLE, realistic_pod, repo_root};
+use meshtest::{ControlPlane, Fixture, OLD_ISTIO, Options, RealFixture, STABLE, realistic_pod, repo_root};
 
 /// The user the measured command runs as, so that its requests can be told apart in the audit log.
 const RUNNER: &str = "bench-runner";
@@ -45,14 +45,15 @@ fn migrate(namespaces: usize, deployments: usize) -> Result<()> {
     let started = Instant::now();
     // 110 pods per kwok node; room for the surge of the rollouts.
     let nodes = (namespaces * deployments * 3 / 2).div_ceil(100).max(1);
-    let plane = ControlPlane::start(&Options { nodes, ..Default::default() })?;
-    Fixture::install_injected(&plane)?;
+    // Tier C: the pods of every rollout are injected by real istiod through admission.
+    let plane = ControlPlane::start(&Options { nodes, real_istio: true, ..Default::default() })?;
+    RealFixture::install(&plane, 2)?;
     let mut manifest = String::new();
     for n in 0..namespaces {
         let _ = write!(
             manifest,
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench-{n:03}\n  labels: {{bench: migrate, istio.io/rev: {}}}\n---\n",
-            STABLE.name
+            OLD_ISTIO.revision()
         );
         for d in 0..deployments {
             let _ = write!(

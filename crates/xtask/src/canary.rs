@@ -92,9 +92,7 @@ impl<'a> Session<'a> {
                 cmd.env(key, value);
             }
         }
-        cmd.env("HELM_CACHE_HOME", self.plane.dir.join("helm/cache"))
-            .env("HELM_CONFIG_HOME", self.plane.dir.join("helm/config"))
-            .env("HELM_DATA_HOME", self.plane.dir.join("helm/data"));
+        cmd.envs(self.plane.helm_env());
         cmd
     }
 
@@ -244,22 +242,30 @@ fn handover_tags_from_helm(s: &Session, old: &str) -> Result<()> {
     Ok(())
 }
 
-/// `meshmigrate restart` rolls; kwok and the controllers finish the rollouts shortly after.
-fn wait_no_stale(s: &Session) -> Result<()> {
-    for _ in 0..120 {
-        let out = s.command("kubectl meshmigrate status -o json").output()?;
-        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let stale: u64 =
-            rows.as_array().into_iter().flatten().map(|r| r["stalePods"].as_array().map_or(1, Vec::len) as u64).sum();
-        if out.status.success() && stale == 0 {
-            return s
-                .step("every pod carries the sidecar its namespace asks for", "kubectl meshmigrate status", 0)
-                .map(drop);
+/// Waits until no pod is stale and none is still terminating: `meshmigrate restart` only starts
+/// rollouts, which the controllers and kwok finish shortly after.
+pub fn settle(s: &Session) -> Result<()> {
+    for _ in 0..240 {
+        let status = s.command("kubectl meshmigrate status -o json").output()?;
+        let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+        let stale: usize =
+            rows.as_array().into_iter().flatten().map(|r| r["stalePods"].as_array().map_or(1, Vec::len)).sum();
+        let pods = s.command("kubectl get pods -A -l app=web -o json").output()?;
+        let pods: serde_json::Value = serde_json::from_slice(&pods.stdout).unwrap_or_default();
+        let terminating =
+            pods["items"].as_array().into_iter().flatten().any(|p| !p["metadata"]["deletionTimestamp"].is_null());
+        if status.status.success() && stale == 0 && !terminating {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(500));
     }
     s.step("stale pods remain", "kubectl meshmigrate status", 0)?;
-    bail!("pods were still stale a minute after the restart")
+    bail!("pods were still stale, or terminating, two minutes after the restart")
+}
+
+fn wait_no_stale(s: &Session) -> Result<()> {
+    settle(s)?;
+    s.step("every pod carries the sidecar its namespace asks for", "kubectl meshmigrate status", 0).map(drop)
 }
 
 /// Act two, on a fresh cluster: install a canary, move a namespace, change your mind, remove

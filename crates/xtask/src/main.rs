@@ -34,7 +34,8 @@ Tasks:
                         Benchmark of kubectl-meshbackup (release build) with N Istio custom resources
                         (default 10000): create vs kubectl get, inspect, diff, restore objects/s, peak memory
   bench migrate|status  Benchmarks of kubectl-meshmigrate (release build) on the test control plane:
-                        `namespace --restart --wait` over 500 Deployments in 100 namespaces, or
+                        `namespace --restart --wait` over 500 Deployments in 100 namespaces (Tier C:
+                        real istiod injects every pod), or
                         `status -A` over 5,000 namespaces and 50,000 pods; prints wall time, peak
                         memory and the API requests the command made (from the audit log)
   dist [--version vX.Y.Z] [--target TRIPLE]… [--base-url URL] [--out DIR] [--index DIR]

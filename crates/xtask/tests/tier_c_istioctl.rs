@@ -54,22 +54,8 @@ fn install_canary(s: &Session) {
     s.wait_serving(&new).unwrap();
 }
 
-/// Pods are replaced by rollouts; wait until no pod of an app namespace is stale.
 fn settle(s: &Session) {
-    for _ in 0..240 {
-        let out = s.step("", "kubectl meshmigrate status -o json", 0).unwrap();
-        let rows: Value = serde_json::from_str(&out.stdout).unwrap();
-        let stale: usize = rows.as_array().unwrap().iter().map(|r| r["stalePods"].as_array().map_or(1, Vec::len)).sum();
-        let pods = s.step("", "kubectl get pods -A -l app=web -o json", 0).unwrap();
-        let pods: Value = serde_json::from_str(&pods.stdout).unwrap();
-        let terminating =
-            pods["items"].as_array().unwrap().iter().any(|p| !p["metadata"]["deletionTimestamp"].is_null());
-        if stale == 0 && !terminating {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    panic!("pods still stale after two minutes");
+    xtask::canary::settle(s).unwrap();
 }
 
 /// What both clusters are compared on, with the fields that differ between any two clusters

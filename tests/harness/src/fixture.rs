@@ -155,9 +155,7 @@ fn render_istio(plane: &ControlPlane) -> Result<String> {
         cmd.args(["template", release])
             .arg(charts.join(chart))
             .args(["--namespace", namespace, "--kube-version", &kube_version])
-            .env("HELM_CACHE_HOME", plane.dir.join("helm/cache"))
-            .env("HELM_CONFIG_HOME", plane.dir.join("helm/config"))
-            .env("HELM_DATA_HOME", plane.dir.join("helm/data"));
+            .envs(plane.helm_env());
         for set in sets {
             cmd.args(["--set", set]);
         }

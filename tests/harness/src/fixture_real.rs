@@ -151,10 +151,7 @@ fn wait_crds_established(plane: &ControlPlane) -> Result<()> {
 /// helm pointed at the plane, with its caches and configuration inside the plane's directory.
 pub fn helm(plane: &ControlPlane) -> Command {
     let mut cmd = Command::new(plane.tools.helm());
-    cmd.env("KUBECONFIG", &plane.kubeconfig)
-        .env("HELM_CACHE_HOME", plane.dir.join("helm/cache"))
-        .env("HELM_CONFIG_HOME", plane.dir.join("helm/config"))
-        .env("HELM_DATA_HOME", plane.dir.join("helm/data"));
+    cmd.env("KUBECONFIG", &plane.kubeconfig).envs(plane.helm_env());
     cmd
 }
 

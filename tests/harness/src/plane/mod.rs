@@ -426,6 +426,16 @@ impl ControlPlane {
         Ok(path)
     }
 
+    /// helm's cache, configuration and data directories, inside the plane's directory, so that
+    /// no helm run touches the user's own.
+    pub fn helm_env(&self) -> [(&'static str, PathBuf); 3] {
+        [
+            ("HELM_CACHE_HOME", self.dir.join("helm/cache")),
+            ("HELM_CONFIG_HOME", self.dir.join("helm/config")),
+            ("HELM_DATA_HOME", self.dir.join("helm/data")),
+        ]
+    }
+
     /// The built kubectl, pointed at this cluster as admin.
     pub fn kubectl(&self) -> Command {
         let mut cmd = Command::new(self.tools.kubectl());
