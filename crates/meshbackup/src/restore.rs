@@ -1,5 +1,5 @@
 //! `restore`: verify the whole archive, then server-side apply its objects phase by phase
-//! ([`crate::order`]) under the field manager `meshbackup`, and report each object.
+//! ([`crate::order`]) under the field manager `kubectl-meshbackup`, and report each object.
 //!
 //! Apply is an upsert, so a rerun after an interruption converges: what was applied comes back
 //! unchanged, the rest is created or updated. Whether an object was created, updated or left
@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::order::{self, Batch, Phase, Selection};
 
-pub const FIELD_MANAGER: &str = "meshbackup";
+pub const FIELD_MANAGER: &str = "kubectl-meshbackup";
 /// How long a restored CRD may take to be Established before the restore stops.
 const CRD_TIMEOUT: Duration = Duration::from_secs(120);
 /// Applies sent together within a phase.

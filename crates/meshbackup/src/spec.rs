@@ -88,7 +88,7 @@ failed request exits 3).",
             args: Values::Files,
             usage: "FILE [--only KIND,…] [-n NAMESPACE]",
             description: "\
-Verify the whole archive, then server-side apply it (field manager meshbackup): CRDs (waiting until
+Verify the whole archive, then server-side apply it (field manager kubectl-meshbackup): CRDs (waiting until
 Established), namespaces, configuration and RBAC, the control plane, custom resources, webhooks
 last. Reports each object as created, updated, unchanged, conflict or failed. Safe to rerun.
 -n NAMESPACE restores only objects in it (and the namespace itself). --dry-run lists what would be

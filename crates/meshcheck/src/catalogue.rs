@@ -94,6 +94,24 @@ pub static MC0304: Check = Check {
     hint: "the in-cluster operator is gone since Istio 1.24: save and delete leftover IstioOperator resources so no tool acts on them",
 };
 
+pub static MC0305: Check = Check {
+    code: "MC0305",
+    stage: Precheck,
+    category: "installation",
+    level: Error,
+    description: "the default tag, the default validator and any legacy injector name the same default revision",
+    hint: "point them at one revision: `kubectl revtag set default --revision REV --overwrite`; where istio-base is a Helm release, `helm upgrade istio-base istio/base --reuse-values --set defaultRevision=REV` moves the validator",
+};
+
+pub static MC0306: Check = Check {
+    code: "MC0306",
+    stage: Precheck,
+    category: "installation",
+    level: Error,
+    description: "no webhook or tag Service is left from a revision whose istiod is gone",
+    hint: "back them up (kubectl meshbackup create) and delete them: `kubectl revtag remove TAG` for a tag, `kubectl meshmigrate retire REV` for a revision; failurePolicy Fail ones refuse every pod or config write they select",
+};
+
 pub static MC0401: Check = Check {
     code: "MC0401",
     stage: Precheck,
@@ -256,6 +274,24 @@ pub static MC0605: Check = Check {
     hint: "an unused revision can be retired (kubectl meshmigrate retire REV)",
 };
 
+pub static MC0606: Check = Check {
+    code: "MC0606",
+    stage: Verify,
+    category: "installation",
+    level: Error,
+    description: "the default tag, the default validator and any legacy injector name the same default revision",
+    hint: MC0305.hint,
+};
+
+pub static MC0607: Check = Check {
+    code: "MC0607",
+    stage: Verify,
+    category: "installation",
+    level: Error,
+    description: "no webhook or tag Service is left from a revision whose istiod is gone",
+    hint: MC0306.hint,
+};
+
 pub static MC0801: Check = Check {
     code: "MC0801",
     stage: Manifest,
@@ -312,9 +348,9 @@ pub static MC0806: Check = Check {
 
 /// Every check, in catalogue order.
 pub static CHECKS: &[&Check] = &[
-    &MC0101, &MC0201, &MC0301, &MC0302, &MC0303, &MC0304, &MC0401, &MC0402, &MC0403, &MC0404, &MC0405, &MC0406,
-    &MC0407, &MC0408, &MC0501, &MC0502, &MC0503, &MC0504, &MC0505, &MC0601, &MC0602, &MC0603, &MC0604, &MC0605,
-    &MC0801, &MC0802, &MC0803, &MC0804, &MC0805, &MC0806,
+    &MC0101, &MC0201, &MC0301, &MC0302, &MC0303, &MC0304, &MC0305, &MC0306, &MC0401, &MC0402, &MC0403, &MC0404,
+    &MC0405, &MC0406, &MC0407, &MC0408, &MC0501, &MC0502, &MC0503, &MC0504, &MC0505, &MC0601, &MC0602, &MC0603,
+    &MC0604, &MC0605, &MC0606, &MC0607, &MC0801, &MC0802, &MC0803, &MC0804, &MC0805, &MC0806,
 ];
 
 /// The check with this code.

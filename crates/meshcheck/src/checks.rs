@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use meshkit::install::Manager;
 use meshkit::istio::apis;
 use meshkit::istio::support::{MAX_PROXY_LAG, Support, kubernetes_support, support_window};
 use meshkit::istio::{
@@ -10,6 +11,8 @@ use meshkit::istio::{
 };
 
 use meshkit::istio::Requests;
+
+mod defaults;
 
 use crate::catalogue::{self, Check};
 use crate::report::{Finding, Installation, Report};
@@ -35,6 +38,8 @@ pub fn precheck(snapshot: &Snapshot, options: &Options) -> Report {
         tags_resolve(&mesh),
         namespaces_resolve(snapshot, &mesh),
         no_operator_leftovers(snapshot),
+        defaults::default_agrees(&catalogue::MC0305, snapshot),
+        defaults::no_leftovers(&catalogue::MC0306, snapshot, &mesh),
         both_injection_labels(snapshot),
         no_overlaps(snapshot, &mesh),
         injector_services_exist(snapshot),
@@ -62,6 +67,8 @@ pub fn verify(snapshot: &Snapshot) -> Report {
         namespaces_resolve(snapshot, &mesh),
         pods_on_intended_revision(snapshot, &mesh),
         revisions_in_use(snapshot, &mesh),
+        defaults::default_agrees(&catalogue::MC0606, snapshot),
+        defaults::no_leftovers(&catalogue::MC0607, snapshot, &mesh),
     ];
     Report { findings, installation: Some(installation(snapshot, &mesh)) }
 }
@@ -75,6 +82,14 @@ fn namespace_of(snapshot: &Snapshot, name: &str) -> NamespaceView {
         .unwrap_or_else(|| NamespaceView { name: name.to_string(), labels: Default::default() })
 }
 
+/// `, managed by helm:istio-system/istiod-1-30-3`, or nothing when no installer left its marks.
+fn managed(manager: &Manager) -> String {
+    match manager {
+        Manager::None => String::new(),
+        m => format!(", managed by {m}"),
+    }
+}
+
 /// What is installed, for the report's header.
 fn installation(snapshot: &Snapshot, mesh: &Mesh) -> Installation {
     let default = mesh.default_revision();
@@ -84,10 +99,17 @@ fn installation(snapshot: &Snapshot, mesh: &Mesh) -> Installation {
             .map(|r| {
                 let version = r.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "unknown version".into());
                 let default = if default == Some(r.name.as_str()) { ", default" } else { "" };
-                format!("{} ({version}{default})", r.name)
+                format!("{} ({version}{default}{})", r.name, managed(&r.managed_by))
             })
             .collect(),
-        tags: mesh.tags.values().map(|t| format!("{} → {}", t.name, t.revision)).collect(),
+        tags: mesh
+            .tags
+            .values()
+            .map(|t| match &t.managed_by {
+                Manager::None => format!("{} → {}", t.name, t.revision),
+                m => format!("{} → {} (managed by {m})", t.name, t.revision),
+            })
+            .collect(),
         helm_releases: snapshot.helm_releases.clone().unwrap_or_else(|why| vec![format!("unknown ({why})")]),
         istio_operators: snapshot.istio_operators.clone().unwrap_or_else(|why| vec![format!("unknown ({why})")]),
     }

@@ -26,6 +26,9 @@ pub struct KubeArgs {
     pub as_groups: Vec<String>,
     pub request_timeout: Option<Duration>,
     pub istio_namespace: Option<String>,
+    /// The plugin sending the requests (`revtag`): its User-Agent, and so the field manager the
+    /// apiserver records for every write without an explicit one.
+    pub plugin: &'static str,
 }
 
 /// Help text for the flags above, appended to every command's help.

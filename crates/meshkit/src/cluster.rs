@@ -30,6 +30,15 @@ pub const PAGE_SIZE: u32 = 500;
 /// cluster unreachable (kubectl waits indefinitely; a plugin should not hang on a dead address).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `kubectl-<plugin>/<version>`: audit logs tell our requests from anyone else's, and writes
+/// without an explicit field manager are recorded under `kubectl-<plugin>` (the apiserver takes
+/// the User-Agent up to its first `/`).
+pub fn user_agent(plugin: &str) -> http::HeaderValue {
+    let plugin = if plugin.is_empty() { "meshkit" } else { plugin };
+    let agent = format!("kubectl-{plugin}/{}", env!("CARGO_PKG_VERSION"));
+    http::HeaderValue::from_str(&agent).unwrap_or(http::HeaderValue::from_static("kubectl-meshkit"))
+}
+
 /// A connected client plus what we need to explain failures.
 #[derive(Clone)]
 pub struct Cluster {
@@ -56,6 +65,7 @@ impl Cluster {
         if !args.as_groups.is_empty() {
             config.auth_info.impersonate_groups = Some(args.as_groups.clone());
         }
+        config.headers.push((http::header::USER_AGENT, user_agent(args.plugin)));
         config.connect_timeout = Some(args.request_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
         config.read_timeout = args.request_timeout;
         let client = Client::try_from(config)
@@ -182,6 +192,28 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
+/// What went wrong reading a kubeconfig, never quoting it: parse errors show the offending lines
+/// and values, and a kubeconfig holds tokens and keys. Only the position is kept.
+fn without_content(err: &KubeconfigError) -> String {
+    match err {
+        KubeconfigError::Parse(parse) => {
+            let text = parse.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let position = first.find("line ").map(|at| {
+                let rest = &first[at..];
+                let end = rest.find(':').unwrap_or(rest.len());
+                rest[..end].replace(" column", ", column")
+            });
+            match position {
+                Some(position) => format!("not a valid kubeconfig (YAML error at {position})"),
+                None => "not a valid kubeconfig (YAML error)".to_string(),
+            }
+        }
+        KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        other => innermost(other),
+    }
+}
+
 /// `--kubeconfig` wins; else every file listed in `KUBECONFIG` that exists, merged in order (first
 /// one to set a value wins, as in kubectl); else `~/.kube/config`.
 /// The context names of the kubeconfig kubectl would load (for completion).
@@ -191,7 +223,7 @@ pub fn context_names(args: &KubeArgs) -> Result<Vec<String>> {
 
 fn load_kubeconfig(flag: Option<&str>) -> Result<Kubeconfig> {
     let unreadable = |source: String, err: KubeconfigError, hint: &str| Error::Kubeconfig {
-        reason: format!("cannot read {source}: {}", innermost(&err)),
+        reason: format!("cannot read {source}: {}", without_content(&err)),
         hint: hint.to_string(),
     };
     if let Some(path) = flag {
@@ -265,12 +297,34 @@ fn kubeconfig_error(err: KubeconfigError, args: &KubeArgs) -> Error {
         _ if args.kubeconfig.is_some() => "check the file given to --kubeconfig",
         _ => "check the kubeconfig (kubectl config view)",
     };
-    Error::Kubeconfig { reason: err.to_string(), hint: hint.into() }
+    Error::Kubeconfig { reason: without_content(&err), hint: hint.into() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_kubeconfig_is_reported_by_position_never_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, text) in [
+            "users:\n- name: u\n  user:\n    token: SECRET-TOKEN-123\n  : : bad\n",
+            "{\"token\": \"SECRET-TOKEN-123\",\n",
+            "SECRET-TOKEN-123\n",
+            "users: SECRET-TOKEN-123\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let path = dir.path().join(format!("config-{i}"));
+            std::fs::write(&path, text).unwrap();
+            let err = load_kubeconfig(path.to_str()).unwrap_err();
+            let shown = format!("{err} {}", err.hint().unwrap_or_default());
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.contains("not a valid kubeconfig (YAML error"), "{shown}");
+            assert_eq!(shown.lines().count(), 1, "{shown}");
+        }
+    }
 
     const TWO_CONTEXTS: &str = "
 apiVersion: v1

@@ -107,6 +107,12 @@ pub const OUTPUT: FlagSpec =
 pub const NO_HEADERS: FlagSpec = flag("no-headers", None, None, "tables without the header line");
 pub const DRY_RUN: FlagSpec = flag("dry-run", None, None, "show what would change, change nothing");
 pub const YES: FlagSpec = flag("yes", Some('y'), None, "do not ask for confirmation");
+pub const TAKE_OWNERSHIP: FlagSpec = flag(
+    "take-ownership",
+    None,
+    None,
+    "change objects another manager (Helm, Sail, GitOps) owns, and take them out of its hands where that is safe",
+);
 
 /// The `completion` command every plugin has.
 pub const COMPLETION: CommandSpec = CommandSpec {
@@ -250,8 +256,8 @@ fn files_wanted(spec: &Spec, words: &[String]) -> bool {
 
 /// Reads the global flags out of the words typed so far, so that live values come from the
 /// cluster the command would talk to.
-fn kube_args(words: &[String]) -> KubeArgs {
-    let mut kube = KubeArgs::default();
+fn kube_args(plugin: &'static str, words: &[String]) -> KubeArgs {
+    let mut kube = KubeArgs { plugin, ..KubeArgs::default() };
     let mut iter = words.iter().peekable();
     while let Some(word) = iter.next() {
         let (name, inline) = match word.split_once('=') {
@@ -278,8 +284,8 @@ fn kube_args(words: &[String]) -> KubeArgs {
     kube
 }
 
-async fn live_values(values: Values, words: &[String]) -> Result<Vec<(String, String)>> {
-    let kube = kube_args(words);
+async fn live_values(plugin: &'static str, values: Values, words: &[String]) -> Result<Vec<(String, String)>> {
+    let kube = kube_args(plugin, words);
     if values == Values::Contexts {
         return Ok(crate::cluster::context_names(&kube)?.into_iter().map(|c| (c, String::new())).collect());
     }
@@ -315,7 +321,7 @@ pub fn answer(spec: &Spec, words: &[String]) -> Exit {
         Plan::Fixed(c) => (c.clone(), directive_for(spec, words, &plan)),
         Plan::Live { values, prefix, exclude } => {
             let typed = typed.strip_prefix(prefix.as_str()).unwrap_or(typed);
-            match block_on(live_values(*values, words)) {
+            match block_on(live_values(spec.plugin, *values, words)) {
                 Ok(found) => (
                     found
                         .into_iter()

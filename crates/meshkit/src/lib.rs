@@ -16,6 +16,7 @@ pub mod complete;
 pub mod confirm;
 pub mod error;
 pub mod fetch;
+pub mod install;
 pub mod istio;
 pub mod kube;
 pub mod quantity;

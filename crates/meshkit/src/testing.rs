@@ -25,6 +25,6 @@ pub fn tag_webhook(tag: &str, revision: &str) -> WebhookConfigView {
     WebhookConfigView {
         name: format!("istio-revision-tag-{tag}"),
         labels: labels(&[("istio.io/rev", revision), ("istio.io/tag", tag)]),
-        webhooks: vec![],
+        ..Default::default()
     }
 }

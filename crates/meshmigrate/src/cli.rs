@@ -176,13 +176,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             if let Some(file) = &flags.file {
                 meshkit::args::check_output_path(file, false)?;
             }
-            let args = crate::retire::RetireArgs {
+            let args = crate::retire_run::RetireArgs {
                 revision: revision.clone(),
                 file: flags.file,
                 dry_run: flags.dry_run,
                 yes: flags.yes,
             };
-            meshkit::cluster::block_on(crate::retire::run(&kube, output, &args))
+            meshkit::cluster::block_on(crate::retire_run::run(&kube, output, &args))
         }
         Some("log") => meshkit::cluster::block_on(crate::relabel::log(&kube, output)),
         _ => unreachable!("meshkit::cli parses only the commands in the spec"),

@@ -9,6 +9,8 @@ mod progress;
 mod relabel;
 mod restart;
 mod retire;
+mod retire_helm;
+mod retire_run;
 mod rollout;
 mod scope;
 mod spec;

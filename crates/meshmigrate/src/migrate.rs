@@ -364,7 +364,7 @@ mod tests {
         let tag = WebhookConfigView {
             name: "istio-revision-tag-default".into(),
             labels: labels(&[("istio.io/rev", "1-30-3"), ("istio.io/tag", "default")]),
-            webhooks: vec![],
+            ..Default::default()
         };
         let pod = |ns: &str, rs: &str| PodView {
             namespace: ns.into(),

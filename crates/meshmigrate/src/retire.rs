@@ -5,26 +5,23 @@
 //! new pod is sent to the istiod that is going away. CRDs, the Istio namespace and every other
 //! revision's objects are left alone. A rerun after an interruption deletes what is left.
 
-use std::path::PathBuf;
-
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
-use meshkit::archive::{Header, PendingFile, Writer};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use meshkit::cluster::Cluster;
 use meshkit::istio::{Injected, Intended, Mesh, NamespaceView, PodView, keys, pod_injected, pod_intended};
-use meshkit::render::{Cell, OutputArgs, Renderer, Table, Tone};
-use meshkit::{Error, Exit, Result};
+use meshkit::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::gateway::GatewayView;
-use crate::journal::{Action, Entry, InjectionLabels, State};
+use crate::journal::{Action, State};
+pub use crate::retire_helm::ReleaseView;
 
 /// What an install of one revision owns, in the order it is deleted: webhooks first (no new pod
 /// goes to the istiod that is leaving), then its identity and RBAC while the Deployment that names
 /// its Helm release still exists (a rerun after an interruption can still find them), then the rest.
-const OWNED: &[(&str, &str, &str, &str, bool)] = &[
+pub const OWNED: &[(&str, &str, &str, &str, bool)] = &[
     ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false),
     ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false),
     ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false),
@@ -85,12 +82,27 @@ pub struct Snapshot {
     pub owned: Vec<Owned>,
     /// Whether the journal records a finished retirement of this revision.
     pub retired_before: bool,
+    /// Helm releases the owned objects name (see [`crate::retire_helm`]).
+    pub releases: Vec<ReleaseView>,
+    /// Objects of the revision's release that belong to another revision now.
+    pub protected: Vec<Owned>,
+}
+
+/// What a retirement does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Delete these, in this order.
+    pub delete: Vec<Owned>,
+    /// Objects of the revision's Helm release that moved to another revision: kept, and freed from
+    /// the release's claim before its records go.
+    pub protect: Vec<Owned>,
+    /// The revision's Helm releases, whose records are deleted as `helm uninstall` deletes them.
+    pub releases: Vec<ReleaseView>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Delete these, in this order.
-    Retire(Vec<Owned>),
+    Retire(Plan),
     /// Nothing of REV is left and the journal says it was retired: a rerun with nothing to do.
     AlreadyRetired,
 }
@@ -162,9 +174,12 @@ pub fn decide(revision: &str, snapshot: &Snapshot) -> Result<Decision> {
              kubectl meshmigrate namespace NS --to REV --restart --wait); `kubectl meshmigrate status` shows who uses what",
         ));
     }
-    let mut owned = snapshot.owned.clone();
-    owned.sort_by(|a, b| (a.kind_index, &a.namespace, &a.name).cmp(&(b.kind_index, &b.namespace, &b.name)));
-    Ok(Decision::Retire(owned))
+    crate::retire_helm::check_owners(revision, &snapshot.owned, &snapshot.releases)?;
+    let mut delete: Vec<Owned> =
+        snapshot.owned.iter().filter(|o| !crate::retire_helm::kept(revision, o, &snapshot.releases)).cloned().collect();
+    delete.sort_by(|a, b| (a.kind_index, &a.namespace, &a.name).cmp(&(b.kind_index, &b.namespace, &b.name)));
+    let releases = snapshot.releases.iter().filter(|r| r.revision.as_deref() == Some(revision)).cloned().collect();
+    Ok(Decision::Retire(Plan { delete, protect: snapshot.protected.clone(), releases }))
 }
 
 fn resource(index: usize) -> ApiResource {
@@ -172,7 +187,7 @@ fn resource(index: usize) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-fn api(cluster: &Cluster, index: usize) -> Api<DynamicObject> {
+pub fn api(cluster: &Cluster, index: usize) -> Api<DynamicObject> {
     if OWNED[index].4 {
         Api::namespaced_with(cluster.client(), &cluster.istio_namespace, &resource(index))
     } else {
@@ -180,28 +195,31 @@ fn api(cluster: &Cluster, index: usize) -> Api<DynamicObject> {
     }
 }
 
+fn owned_of(index: usize, item: DynamicObject) -> Owned {
+    let mut object = serde_json::to_value(&item).unwrap_or_default();
+    object["apiVersion"] = Value::from(resource(index).api_version);
+    object["kind"] = Value::from(OWNED[index].2);
+    Owned {
+        kind_index: index,
+        kind: OWNED[index].2.to_string(),
+        namespace: item.metadata.namespace.clone(),
+        name: item.metadata.name.clone().unwrap_or_default(),
+        object,
+    }
+}
+
+/// One object of an owned kind by name, if it exists.
+pub async fn get_owned(cluster: &Cluster, index: usize, name: &str) -> Result<Option<Owned>> {
+    let what = format!("get {} {name}", OWNED[index].3);
+    Ok(cluster.call(&what, api(cluster, index).get_opt(name)).await?.map(|item| owned_of(index, item)))
+}
+
 /// The objects of every owned kind `selector` selects: one label-selected list per kind.
 async fn list_owned(cluster: &Cluster, selector: &str) -> Result<Vec<Owned>> {
     let lists = futures::future::try_join_all((0..OWNED.len()).map(|index| async move {
         let what = format!("list {}", OWNED[index].3);
         let items = cluster.list(&api(cluster, index), Some(selector), &what).await?;
-        Ok::<_, Error>(
-            items
-                .into_iter()
-                .map(|item| {
-                    let mut object = serde_json::to_value(&item).unwrap_or_default();
-                    object["apiVersion"] = Value::from(resource(index).api_version);
-                    object["kind"] = Value::from(OWNED[index].2);
-                    Owned {
-                        kind_index: index,
-                        kind: OWNED[index].2.to_string(),
-                        namespace: item.metadata.namespace.clone(),
-                        name: item.metadata.name.clone().unwrap_or_default(),
-                        object,
-                    }
-                })
-                .collect::<Vec<_>>(),
-        )
+        Ok::<_, Error>(items.into_iter().map(|item| owned_of(index, item)).collect::<Vec<_>>())
     }))
     .await?;
     Ok(lists.into_iter().flatten().collect())
@@ -227,7 +245,7 @@ async fn owned(cluster: &Cluster, revision: &str) -> Result<Vec<Owned>> {
 
 pub async fn fetch(cluster: &Cluster, revision: &str) -> Result<Snapshot> {
     let pods: Api<Pod> = Api::all(cluster.client());
-    let (control_plane, owned, pods, (gateways, namespaces), journal) = tokio::try_join!(
+    let (control_plane, mut owned, pods, (gateways, namespaces), journal) = tokio::try_join!(
         meshkit::fetch::control_plane(cluster),
         owned(cluster, revision),
         cluster.list_map(&pods, Some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| PodView::from(p)),
@@ -239,173 +257,8 @@ pub async fn fetch(cluster: &Cluster, revision: &str) -> Result<Snapshot> {
             && e.state == State::Done
             && e.workload.as_deref() == Some(&format!("revision/{revision}"))
     });
-    Ok(Snapshot { mesh: control_plane.mesh(), namespaces, pods, gateways, owned, retired_before })
-}
-
-pub struct RetireArgs {
-    pub revision: String,
-    pub file: Option<PathBuf>,
-    pub dry_run: meshkit::cli::DryRun,
-    pub yes: bool,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Report {
-    revision: String,
-    backup: Option<String>,
-    deleted: Vec<Owned>,
-    dry_run: bool,
-}
-
-/// Deletes `owned` in order (webhooks first), sent with `params`; already gone is fine.
-async fn delete_owned(cluster: &Cluster, owned: &[Owned], params: &DeleteParams) -> Result<()> {
-    for object in owned {
-        let name = &object.name;
-        let what = format!("delete {} {name}", OWNED[object.kind_index].3);
-        match cluster.call(&what, api(cluster, object.kind_index).delete(name, params)).await {
-            Ok(_) | Err(Error::Api { code: 404, .. }) => {}
-            Err(e) => return Err(e),
-        }
-        if !params.dry_run {
-            eprintln!("kubectl-meshmigrate: deleted {} {name}", object.kind.to_ascii_lowercase());
-        }
-    }
-    Ok(())
-}
-
-pub async fn run(kube: &meshkit::args::KubeArgs, output: OutputArgs, args: &RetireArgs) -> Result<Exit> {
-    let cluster = Cluster::connect(kube).await?;
-    let snapshot = fetch(&cluster, &args.revision).await?;
-    let owned = match decide(&args.revision, &snapshot)? {
-        Decision::AlreadyRetired => {
-            eprintln!("kubectl-meshmigrate: revision {} is already retired; nothing to do", args.revision);
-            let report = Report {
-                revision: args.revision.clone(),
-                backup: None,
-                deleted: vec![],
-                dry_run: args.dry_run.is_dry(),
-            };
-            Renderer::new(output).print(&report, || table(&report))?;
-            return Ok(Exit::Ok);
-        }
-        Decision::Retire(owned) => owned,
-    };
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let path = args.file.clone().unwrap_or_else(|| {
-        PathBuf::from(format!("istio-retire-{}-{}.tar.gz", args.revision, now.strftime("%Y%m%dT%H%M%SZ")))
-    });
-    if args.dry_run == meshkit::cli::DryRun::Server {
-        delete_owned(&cluster, &owned, &DeleteParams { dry_run: true, ..DeleteParams::default() }).await?;
-        eprintln!("kubectl-meshmigrate: the apiserver accepted every deletion (server dry run); nothing was deleted");
-    }
-    if args.dry_run.is_dry() {
-        let report = Report { revision: args.revision.clone(), backup: None, deleted: owned, dry_run: true };
-        Renderer::new(output).print(&report, || table(&report))?;
-        return Ok(Exit::Ok);
-    }
-    let question = format!(
-        "Delete the {} objects of revision {} (backed up to {} first)?",
-        owned.len(),
-        args.revision,
-        path.display()
-    );
-    if meshkit::confirm::confirm(&question, args.yes)? == meshkit::confirm::Answer::No {
-        return Err(Error::NotConfirmed { what: question, hint: "nothing was changed".into() });
-    }
-    let user = crate::relabel::whoami(&cluster).await;
-    let lock = crate::lock::acquire(&cluster, &user).await?;
-    let outcome = retire(&cluster, &user, &args.revision, &owned, &path, now, &snapshot.mesh).await;
-    let released = lock.release().await;
-    outcome?;
-    released?;
-    let report = Report {
-        revision: args.revision.clone(),
-        backup: Some(path.display().to_string()),
-        deleted: owned,
-        dry_run: false,
-    };
-    Renderer::new(output).print(&report, || table(&report))?;
-    Ok(Exit::Ok)
-}
-
-/// Journal (pending) → backup → delete → journal (done).
-async fn retire(
-    cluster: &Cluster,
-    user: &str,
-    revision: &str,
-    owned: &[Owned],
-    path: &std::path::Path,
-    now: k8s_openapi::jiff::Timestamp,
-    mesh: &Mesh,
-) -> Result<()> {
-    let workload = format!("revision/{revision}");
-    let id = crate::relabel::with_journal(cluster, |journal| {
-        let id = format!("{:06}", journal.next_id());
-        journal.entries.push(Entry {
-            id: id.clone(),
-            time: now.to_string(),
-            user: user.to_string(),
-            action: Action::Retire,
-            namespace: cluster.istio_namespace.clone(),
-            from: InjectionLabels::default(),
-            to: InjectionLabels::default(),
-            state: State::Pending,
-            undoes: None,
-            workload: Some(workload.clone()),
-        });
-        id
-    })
-    .await?;
-    backup(cluster, owned, path, now, mesh).await?;
-    delete_owned(cluster, owned, &DeleteParams::default()).await?;
-    crate::relabel::with_journal(cluster, |journal| {
-        if let Some(entry) = journal.entries.iter_mut().find(|e| e.id == id) {
-            entry.state = State::Done;
-        }
-    })
-    .await?;
-    Ok(())
-}
-
-/// Everything about to be deleted, in meshbackup's archive format (`kubectl meshbackup inspect`
-/// verifies it, `restore` puts it back). Written to a temporary file and renamed; never over an
-/// existing file.
-async fn backup(
-    cluster: &Cluster,
-    owned: &[Owned],
-    path: &std::path::Path,
-    now: k8s_openapi::jiff::Timestamp,
-    mesh: &Mesh,
-) -> Result<()> {
-    let version = cluster.call("get the server version", cluster.client().apiserver_version()).await?;
-    let pending = PendingFile::create(path, false)?;
-    let mut writer = Writer::new(pending).map_err(Error::Output)?;
-    for object in owned {
-        let mut value = object.object.clone();
-        meshkit::archive::strip(&mut value);
-        writer.add(&value, OWNED[object.kind_index].3)?;
-    }
-    let tool = format!("kubectl-meshmigrate {} retire", env!("CARGO_PKG_VERSION"));
-    let header = Header::describe(cluster, version.git_version, mesh, tool, &now.to_string(), false);
-    let (file, manifest) = writer.finish(header).map_err(Error::Output)?;
-    file.persist()?;
-    eprintln!("kubectl-meshmigrate: backed up {} objects to {}", manifest.objects.len(), path.display());
-    Ok(())
-}
-
-fn table(report: &Report) -> Table {
-    let verb = if report.dry_run { "would delete" } else { "deleted" };
-    let mut table = Table::new(&["KIND", "NAMESPACE", "NAME", "RESULT"]);
-    for object in &report.deleted {
-        table.push(vec![
-            Cell::from(object.kind.as_str()),
-            Cell::from(object.namespace.as_deref().unwrap_or("")),
-            Cell::from(object.name.as_str()),
-            Cell::new(verb, if report.dry_run { Tone::Warn } else { Tone::Good }),
-        ]);
-    }
-    table
+    let (releases, protected) = crate::retire_helm::fetch(cluster, revision, &mut owned).await?;
+    Ok(Snapshot { mesh: control_plane.mesh(), namespaces, pods, gateways, owned, retired_before, releases, protected })
 }
 
 #[cfg(test)]

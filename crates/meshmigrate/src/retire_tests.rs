@@ -1,4 +1,5 @@
 use super::*;
+use meshkit::Exit;
 use meshkit::testing::{istiod, labels};
 
 use meshkit::testing::tag_webhook as tag;
@@ -39,7 +40,7 @@ fn snapshot() -> Snapshot {
 #[test]
 fn an_unused_revision_is_deleted_webhooks_first_shared_things_last() {
     let Decision::Retire(order) = decide("1-31-1", &snapshot()).unwrap() else { panic!("expected a retirement") };
-    let names: Vec<&str> = order.iter().map(|o| o.name.as_str()).collect();
+    let names: Vec<&str> = order.delete.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(names, ["istio-sidecar-injector-1-31-1", "istiod-clusterrole-1-31-1", "istiod-1-31-1", "istio-1-31-1"]);
 }
 
@@ -95,7 +96,7 @@ fn unknown_reruns_and_leftovers() {
     leftovers.mesh =
         Mesh::discover(&[istiod("1-30-3", "1.30.3")], &[tag("default", "1-30-3"), tag("prod-stable", "1-30-3")], &[]);
     leftovers.owned = vec![owned(3, "istiod-clusterrole-1-31-1")];
-    assert!(matches!(decide("1-31-1", &leftovers).unwrap(), Decision::Retire(o) if o.len() == 1));
+    assert!(matches!(decide("1-31-1", &leftovers).unwrap(), Decision::Retire(o) if o.delete.len() == 1));
 }
 
 #[test]
@@ -113,4 +114,73 @@ fn the_helm_release_brings_in_rbac_without_the_revision_label() {
     assert!(belongs("1-31-1", &object(serde_json::json!({"app": "istiod"}))));
     assert!(!belongs("1-31-1", &object(serde_json::json!({"istio.io/rev": "1-30-3"}))));
     assert!(!belongs("1-31-1", &object(serde_json::json!({"istio.io/tag": "prod"}))));
+}
+
+fn helm_owned(mut object: Owned, release: &str) -> Owned {
+    object.object = serde_json::json!({"metadata": {"name": object.name, "annotations": {
+        "meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": "istio-system"}}});
+    object
+}
+
+fn release(name: &str, revision: Option<&str>, documents: &[(&str, &str, bool)]) -> ReleaseView {
+    ReleaseView {
+        name: name.into(),
+        namespace: "istio-system".into(),
+        revision: revision.map(str::to_string),
+        documents: documents
+            .iter()
+            .map(|(kind, name, keep)| (meshkit::install::helm::ObjectKey::new(kind, name, None), *keep))
+            .collect(),
+        records: vec![serde_json::json!({"metadata": {"name": format!("sh.helm.release.v1.{name}.v1")}})],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_helm_installed_revision_is_uninstalled_with_its_records_and_moved_objects_are_kept() {
+    let mut snap = snapshot();
+    snap.owned = vec![
+        helm_owned(owned(7, "istiod-1-31-1"), "istiod-1-31-1"),
+        helm_owned(owned(11, "istio-1-31-1"), "istiod-1-31-1"),
+    ];
+    snap.releases = vec![release(
+        "istiod-1-31-1",
+        Some("1-31-1"),
+        &[("Deployment", "istiod-1-31-1", false), ("ConfigMap", "istio-1-31-1", true)],
+    )];
+    snap.protected = vec![owned(0, "istio-revision-tag-prod-stable")];
+    let Decision::Retire(plan) = decide("1-31-1", &snap).unwrap() else { panic!() };
+    let deleted: Vec<&str> = plan.delete.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(deleted, ["istiod-1-31-1"], "what helm uninstall keeps is kept");
+    assert_eq!(plan.protect.len(), 1);
+    assert_eq!(plan.releases[0].record_names(), ["sh.helm.release.v1.istiod-1-31-1.v1"]);
+}
+
+#[test]
+fn objects_another_release_or_gitops_owns_refuse_with_the_owners_way() {
+    let mut snap = snapshot();
+    let validator = helm_owned(owned(1, "istiod-default-validator"), "istio-base");
+    snap.owned = vec![validator];
+    snap.releases =
+        vec![release("istio-base", None, &[("ValidatingWebhookConfiguration", "istiod-default-validator", false)])];
+    let Err(Error::Refused { message, hint }) = decide("1-31-1", &snap) else { panic!() };
+    assert!(message.contains("istiod-default-validator is managed by helm:istio-system/istio-base"), "{message}");
+    assert!(hint.contains("--set defaultRevision=REV"), "{hint}");
+
+    let mut argo = snapshot();
+    let mut object = owned(7, "istiod-1-31-1");
+    object.object = serde_json::json!({"metadata": {"annotations": {"argocd.argoproj.io/tracking-id": "mesh:apps/Deployment:istio-system/istiod-1-31-1"}}});
+    argo.owned = vec![object];
+    let Err(Error::Refused { hint, .. }) = decide("1-31-1", &argo) else { panic!() };
+    assert!(hint.starts_with("change it in Git: Argo CD application mesh"), "{hint}");
+}
+
+#[test]
+fn a_release_with_hooks_or_kinds_retire_does_not_know_is_left_to_helm() {
+    let mut snap = snapshot();
+    snap.owned = vec![helm_owned(owned(7, "istiod-1-31-1"), "istiod-1-31-1")];
+    snap.releases = vec![release("istiod-1-31-1", Some("1-31-1"), &[("NetworkPolicy", "istiod-1-31-1", false)])];
+    let Err(Error::Refused { message, hint }) = decide("1-31-1", &snap) else { panic!() };
+    assert!(message.contains("networkpolicy/istiod-1-31-1"), "{message}");
+    assert_eq!(hint, "retire it with `helm uninstall istiod-1-31-1 -n istio-system`");
 }

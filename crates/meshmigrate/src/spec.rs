@@ -144,9 +144,19 @@ the default revision and move with it.",
 Delete an old revision's control plane, as istioctl's uninstall of one revision does, once nothing
 uses it: refused while a tag, the default, a namespace, an injected pod or a gateway still does.
 Everything it deletes is first written to a backup archive (`kubectl meshbackup restore` puts it
-back); webhooks go first; CRDs and other revisions are left alone. For a revision installed with
-Helm, `helm uninstall` is the way that keeps Helm's records right.",
-            examples: &["kubectl meshmigrate retire 1-30-3 --dry-run", "kubectl meshmigrate retire 1-30-3 --yes"],
+back); webhooks go first; CRDs and other revisions are left alone.
+
+A revision installed with Helm is retired as `helm uninstall` would: the objects of its release's
+manifest go too (those marked `helm.sh/resource-policy: keep` stay), and then the release's records,
+so `helm list` stays true; the records are in the backup. Objects of the release that moved to
+another revision (a tag it rendered, now pointing elsewhere) are kept and freed from the release.
+Never fights the owner: refused when an object it would delete belongs to another Helm release
+(istio-base's default validator still naming REV), to Sail Operator or to GitOps, naming the owner's
+way; and a release with uninstall hooks or kinds it does not know is left to `helm uninstall`.",
+            examples: &[
+                "kubectl meshmigrate retire 1-30-3 --dry-run",
+                "kubectl meshmigrate retire 1-30-3 -f before-retire.tar.gz --yes",
+            ],
             exits: MOVE_EXITS,
             ..CommandSpec::BARE
         },

@@ -156,7 +156,7 @@ mod tests {
         let tag = WebhookConfigView {
             name: "istio-revision-tag-prod-canary".into(),
             labels: labels(&[("istio.io/rev", "1-31-1"), ("istio.io/tag", "prod-canary")]),
-            webhooks: vec![],
+            ..Default::default()
         };
         let mesh = Mesh::discover(&[istiod("1-30-3", "1.30.3"), istiod("1-31-1", "1.31.1")], &[tag], &[]);
         let namespaces = [NamespaceView { name: "shop".into(), labels: labels(&[("istio.io/rev", "prod-canary")]) }];

@@ -48,6 +48,7 @@ fn set_request(m: &Matches) -> Result<SetRequest> {
         revision: revision.to_string(),
         overwrite: m.has("overwrite"),
         auto_inject: m.has("auto-inject-namespaces"),
+        take_ownership: m.has("take-ownership"),
     })
 }
 
@@ -76,6 +77,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
             yes: m.has("yes"),
             dry_run: m.dry_run()?,
             ignore_not_found: m.has("ignore-not-found"),
+            take_ownership: m.has("take-ownership"),
         },
     };
     let Matches { kube, output, .. } = *m;
@@ -158,7 +160,13 @@ mod tests {
         };
         assert_eq!(
             request,
-            SetRequest { tag: "prod".into(), revision: "1-31-1".into(), overwrite: true, auto_inject: false }
+            SetRequest {
+                tag: "prod".into(),
+                revision: "1-31-1".into(),
+                overwrite: true,
+                auto_inject: false,
+                take_ownership: false
+            }
         );
         assert!(yes);
         assert_eq!(dry_run, DryRun::Server);

@@ -17,7 +17,7 @@ pub enum Command {
     Revisions { revision: Option<String> },
     Set { request: SetRequest, yes: bool, dry_run: DryRun },
     Generate { request: SetRequest },
-    Remove { tag: String, yes: bool, dry_run: DryRun, ignore_not_found: bool },
+    Remove { tag: String, yes: bool, dry_run: DryRun, ignore_not_found: bool, take_ownership: bool },
 }
 
 pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command: Command) -> Result<Exit> {
@@ -68,9 +68,9 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
             }
             Ok(Exit::Ok)
         }
-        Command::Remove { tag, yes, dry_run, ignore_not_found } => {
+        Command::Remove { tag, yes, dry_run, ignore_not_found, take_ownership } => {
             let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: true }).await?;
-            let plan = match tag::plan_remove(&snapshot, &tag) {
+            let plan = match tag::plan_remove(&snapshot, &tag, take_ownership) {
                 Err(Error::NotFound { .. }) if ignore_not_found => {
                     let result = Removed { tag: tag.clone(), found: false, ..Removed::default() };
                     renderer.print_human(&result, |_| {
@@ -80,6 +80,7 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
                 }
                 other => other?,
             };
+            warn(&plan.warnings);
             if !plan.users.is_empty() {
                 eprintln!("kubectl-revtag: warning: tag {tag} is still used by: {}", plan.users.join(", "));
                 if dry_run == DryRun::None {

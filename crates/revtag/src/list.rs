@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use meshkit::args::KubeArgs;
 use meshkit::cluster::Cluster;
+use meshkit::install::Manager;
 use meshkit::istio::{IstioVersion, NamespaceInjection, NamespaceView, keys, namespace_injection};
 use meshkit::render::{Cell, Renderer, Table, Tone};
 use meshkit::{Error, Exit, Result};
@@ -26,6 +27,8 @@ pub struct Row {
     pub namespaces: Vec<String>,
     /// Namespaces using it through `istio-injection=enabled` (only the default tag or revision).
     pub injection_label_namespaces: Vec<String>,
+    /// Who manages the tag's objects (or the revision's, on a row without a tag).
+    pub managed_by: Manager,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -89,6 +92,7 @@ pub fn decide(snapshot: &Snapshot, only_namespace: Option<&str>) -> Result<Listi
             revision_installed: installed,
             namespaces: by_label.remove(&tag.name).unwrap_or_default(),
             injection_label_namespaces: injection,
+            managed_by: tag.managed_by.clone(),
         });
     }
     for revision in mesh.installed_revisions() {
@@ -106,6 +110,7 @@ pub fn decide(snapshot: &Snapshot, only_namespace: Option<&str>) -> Result<Listi
             revision_installed: true,
             namespaces,
             injection_label_namespaces: injection,
+            managed_by: revision.managed_by.clone(),
         });
     }
     // Labels naming nothing installed still deserve a line: those namespaces get no sidecars.
@@ -126,14 +131,24 @@ pub fn decide(snapshot: &Snapshot, only_namespace: Option<&str>) -> Result<Listi
             revision_installed: false,
             namespaces,
             injection_label_namespaces: injection,
+            managed_by: Manager::None,
         });
     }
     listing.rows.sort_by(|a, b| (&a.revision, &a.tag).cmp(&(&b.revision, &b.tag)));
     Ok(listing)
 }
 
+/// A foreign manager is worth a glance: changes made here behind its back get reverted.
+pub fn manager_cell(manager: &Manager) -> Cell {
+    match manager {
+        Manager::None => Cell::new("-", Tone::Dim),
+        m if m.is_foreign() => Cell::new(m.to_string(), Tone::Warn),
+        m => Cell::from(m.to_string()),
+    }
+}
+
 pub fn table(rows: &[Row]) -> Table {
-    let mut table = Table::new(&["TAG", "REVISION", "VERSION", "NAMESPACES"]);
+    let mut table = Table::new(&["TAG", "REVISION", "VERSION", "MANAGED-BY", "NAMESPACES"]);
     for row in rows {
         let tag = match &row.tag {
             Some(tag) => Cell::from(tag.as_str()),
@@ -154,7 +169,7 @@ pub fn table(rows: &[Row]) -> Table {
             .cloned()
             .chain(row.injection_label_namespaces.iter().map(|ns| format!("{ns} (istio-injection)")))
             .collect();
-        table.push(vec![tag, revision, version, Cell::from(namespaces.join(","))]);
+        table.push(vec![tag, revision, version, manager_cell(&row.managed_by), Cell::from(namespaces.join(","))]);
     }
     table
 }

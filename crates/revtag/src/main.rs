@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod list;
+mod ownership;
 mod revisions;
 mod snapshot;
 mod spec;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use meshkit::install::Manager;
 use meshkit::istio::{IstioVersion, keys, namespace_injection, pod_injected};
 use meshkit::render::{Cell, Table, Tone};
 use meshkit::{Error, Result};
@@ -33,6 +34,8 @@ pub struct RevisionRow {
     pub namespaces: Vec<String>,
     /// Pods carrying a sidecar this revision injected.
     pub injected_pods: usize,
+    /// Who installed it (the manager of its istiod Deployment, else of its injector).
+    pub managed_by: Manager,
 }
 
 pub fn decide(snapshot: &Snapshot, only: Option<&str>) -> Result<Vec<RevisionRow>> {
@@ -78,6 +81,7 @@ pub fn decide(snapshot: &Snapshot, only: Option<&str>) -> Result<Vec<RevisionRow
             default: default.as_deref() == Some(r.name.as_str()),
             namespaces: namespaces.remove(r.name.as_str()).unwrap_or_default(),
             injected_pods: pods.get(&r.name).copied().unwrap_or(0),
+            managed_by: r.managed_by.clone(),
         })
         .collect();
     if let Some(only) = only
@@ -114,8 +118,18 @@ pub fn dangling_tags(snapshot: &Snapshot) -> Vec<String> {
 }
 
 pub fn table(rows: &[RevisionRow]) -> Table {
-    let mut table =
-        Table::new(&["REVISION", "VERSION", "ISTIOD", "DEFAULT", "TAGS", "NAMESPACES", "PODS", "WEBHOOK", "VALIDATOR"]);
+    let mut table = Table::new(&[
+        "REVISION",
+        "VERSION",
+        "ISTIOD",
+        "DEFAULT",
+        "TAGS",
+        "NAMESPACES",
+        "PODS",
+        "MANAGED-BY",
+        "WEBHOOK",
+        "VALIDATOR",
+    ]);
     let or_dash =
         |items: &[String]| if items.is_empty() { Cell::new("-", Tone::Dim) } else { Cell::from(items.join(",")) };
     for row in rows {
@@ -136,6 +150,7 @@ pub fn table(rows: &[RevisionRow]) -> Table {
             or_dash(&row.tags),
             Cell::from(row.namespaces.len().to_string()),
             Cell::from(row.injected_pods.to_string()),
+            crate::list::manager_cell(&row.managed_by),
             or_dash(&row.injectors),
             or_dash(&row.validators),
         ]);

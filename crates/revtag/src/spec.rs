@@ -2,7 +2,7 @@
 //! usage errors all come from here (see `meshkit::cli`).
 
 use meshkit::Exit;
-use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
+use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, TAKE_OWNERSHIP, Values, YES};
 
 const REVISION: FlagSpec = FlagSpec {
     long: "revision",
@@ -36,7 +36,9 @@ pub static SPEC: Spec = Spec {
             description: "\
 List revision tags with the revision each points at, that revision's Istio version, and the
 namespaces using each tag or revision, including namespaces that use the default revision
-through `istio-injection=enabled`. Tags whose revision is no longer installed are marked.",
+through `istio-injection=enabled`. Tags whose revision is no longer installed are marked.
+MANAGED-BY names who manages each tag's objects: a Helm release (`helm:NAMESPACE/RELEASE`, from
+Helm's release annotations), istioctl, Sail Operator, Argo CD, Flux, or one of these plugins.",
             examples: &["kubectl revtag list", "kubectl revtag list -o json"],
             exits: READ_EXITS,
             ..CommandSpec::BARE
@@ -51,7 +53,8 @@ through `istio-injection=enabled`. Tags whose revision is no longer installed ar
             description: "\
 Show every installed control-plane revision: its istiod Deployments and ready replicas, injector
 and validating webhooks, Istio version, the tags pointing at it, whether it is the default, and
-how many namespaces and pods use it.",
+how many namespaces and pods use it, and who installed it (MANAGED-BY: a Helm release, istioctl,
+Sail Operator, Argo CD or Flux, read from the marks each leaves on the istiod Deployment).",
             examples: &["kubectl revtag revisions", "kubectl revtag revisions 1-31-1 -o yaml"],
             exits: READ_EXITS,
         },
@@ -59,7 +62,7 @@ how many namespaces and pods use it.",
             name: "set",
             aliases: &[],
             about: "create a tag or point it at another revision",
-            flags: &[REVISION, OVERWRITE, YES, DRY_RUN, AUTO_INJECT, OUTPUT],
+            flags: &[REVISION, OVERWRITE, YES, DRY_RUN, TAKE_OWNERSHIP, AUTO_INJECT, OUTPUT],
             args: Values::Tags,
             usage: "TAG --revision REVISION",
             description: "\
@@ -71,11 +74,21 @@ Refuses a tag named like a revision, an unknown revision, and any change that wo
 webhooks inject the same pod. Moving `default` asks first (or needs --yes); a legacy injector is
 switched off only after the new objects are in place, and `remove default` switches it back on.
 --dry-run (client) shows the change; --dry-run=server has the apiserver validate every write
-without persisting it.",
+without persisting it.
+
+Never fights the owner. A tag whose objects Helm, Sail Operator, Argo CD or Flux manages is
+refused, naming the owner and its way of making the change. --take-ownership makes the change
+anyway; from Helm it first takes the objects out of the release (a new release revision without
+them, so that `helm upgrade` and `helm uninstall` of that release leave them alone; the previous
+revision stays in `helm history`) and marks them `helm.sh/resource-policy: keep`. Sail and GitOps
+revert changes made behind their backs: change those in their resources or in Git. A default
+validator that Helm renders (istio-base's `defaultRevision`) is left to Helm, and the command
+that moves it is printed.",
             examples: &[
                 "kubectl revtag set prod-canary --revision 1-31-1",
                 "kubectl revtag set prod-stable --revision 1-31-1 --overwrite",
                 "kubectl revtag set default --revision 1-31-1 --overwrite --yes",
+                "kubectl revtag set prod-stable --revision 1-31-1 --overwrite --take-ownership",
             ],
             exits: WRITE_EXITS,
         },
@@ -83,12 +96,14 @@ without persisting it.",
             name: "remove",
             aliases: &["rm", "delete"],
             about: "remove a tag",
-            flags: &[YES, DRY_RUN, IGNORE_NOT_FOUND, OUTPUT],
+            flags: &[YES, DRY_RUN, TAKE_OWNERSHIP, IGNORE_NOT_FOUND, OUTPUT],
             args: Values::Tags,
             usage: "TAG",
             description: "\
 Remove revision tag TAG: its injector webhook, its Service, and for `default` the default
-validating webhook. Asks first (or needs --yes) while namespaces or pods still select the tag.",
+validating webhook. Asks first (or needs --yes) while namespaces or pods still select the tag.
+A tag another manager owns is refused, as for `set`; --take-ownership takes it out of a Helm
+release before deleting it, so that the release's records stay true.",
             examples: &["kubectl revtag remove prod-canary", "kubectl revtag remove old --dry-run=server"],
             exits: WRITE_EXITS,
         },

@@ -8,18 +8,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiSelector
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use meshkit::cluster::Cluster;
+use meshkit::install::handover::{self, Handover};
 use meshkit::istio::tag_objects::{self, DEFAULT_VALIDATOR, MANAGER, TagObjects, TagSpec};
 use meshkit::istio::{NamespaceInjection, WebhookConfigView, injection_overlaps, keys, namespace_injection};
 use meshkit::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::ownership;
 use crate::snapshot::Snapshot;
 
 /// Where `set default` records the selectors of a legacy injector it switches off, so that
 /// `remove default` can switch it back on exactly as it was.
 pub const DEACTIVATED_ANNOTATION: &str = "revtag.meshkit.dev/deactivated-selectors";
-/// The selector Istio itself uses to switch an injector off.
-const NEVER_MATCH: (&str, &str) = ("istio.io/deactivated", "never-match");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetRequest {
@@ -27,6 +27,8 @@ pub struct SetRequest {
     pub revision: String,
     pub overwrite: bool,
     pub auto_inject: bool,
+    /// Change objects another manager owns, handing Helm's over (see [`crate::ownership`]).
+    pub take_ownership: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -40,17 +42,13 @@ pub struct SetPlan {
     /// Why the change needs a yes, if it does.
     pub question: Option<String>,
     pub warnings: Vec<String>,
+    /// Objects to take from their manager before the change (`--take-ownership`).
+    pub handovers: Vec<Handover>,
 }
 
 /// DNS-1123 label: what Istio accepts as a tag and Kubernetes as part of object names.
 pub fn validate_tag(tag: &str) -> Result<()> {
     meshkit::istio::names::validate("tag", tag)
-}
-
-fn is_deactivated(config: &WebhookConfigView) -> bool {
-    let mut injectors = config.injectors().peekable();
-    injectors.peek().is_some()
-        && injectors.all(|w| w.namespace_selector.requirements.iter().any(|r| r.key == NEVER_MATCH.0))
 }
 
 /// Decide what `set` (or `generate`, with `for_generate`) does; refuses anything unsafe.
@@ -122,7 +120,23 @@ pub fn plan_set(snapshot: &Snapshot, request: &SetRequest, for_generate: bool) -
     }
     let live_validator = snapshot.validating.iter().find(|v| v.metadata.name.as_deref() == Some(DEFAULT_VALIDATOR));
     let spec = TagSpec { tag, revision, istio_namespace: &snapshot.istio_namespace, auto_inject: request.auto_inject };
-    let objects = tag_objects::build(spec, canonical, live_validator).map_err(|e| Error::refused(e.to_string(), ""))?;
+    let mut objects =
+        tag_objects::build(spec, canonical, live_validator).map_err(|e| Error::refused(e.to_string(), ""))?;
+    let mut handovers = Vec::new();
+    if !for_generate {
+        let change = if previous.is_some() { "move it" } else { "write it" };
+        let (taken, caveats) =
+            ownership::check(ownership::tag_objects(snapshot, tag), tag, change, request.take_ownership)?;
+        handovers = taken;
+        warnings.extend(caveats);
+        if objects.validator.is_some()
+            && let Some(left) = ownership::default_validator(snapshot)
+                .and_then(|(manager, _)| ownership::validator_left_to_owner(&manager, revision))
+        {
+            objects.validator = None;
+            warnings.push(left);
+        }
+    }
 
     let new_name = objects.webhook.metadata.name.clone().unwrap_or_default();
     let deactivate = (tag == keys::DEFAULT_TAG && !for_generate)
@@ -133,7 +147,7 @@ pub fn plan_set(snapshot: &Snapshot, request: &SetRequest, for_generate: bool) -
                     w.label(keys::TAG).is_none()
                         && w.label(keys::REV).unwrap_or(keys::DEFAULT_REVISION) == keys::DEFAULT_REVISION
                         && revision != keys::DEFAULT_REVISION
-                        && !is_deactivated(w)
+                        && !w.is_deactivated()
                 })
                 .map(|w| w.name.clone())
         })
@@ -186,7 +200,7 @@ pub fn plan_set(snapshot: &Snapshot, request: &SetRequest, for_generate: bool) -
         ));
     }
     let question = (!reasons.is_empty() && !for_generate).then(|| format!("{}?", capitalise(&reasons.join(" and "))));
-    Ok(SetPlan { objects, previous, deactivate, question, warnings })
+    Ok(SetPlan { objects, previous, deactivate, question, warnings, handovers })
 }
 
 fn capitalise(text: &str) -> String {
@@ -204,9 +218,12 @@ pub struct RemovePlan {
     pub users: Vec<String>,
     /// A legacy injector `set default` switched off, to switch back on.
     pub reactivate: Option<String>,
+    /// Objects to take from their manager before deleting them (`--take-ownership`).
+    pub handovers: Vec<Handover>,
+    pub warnings: Vec<String>,
 }
 
-pub fn plan_remove(snapshot: &Snapshot, tag: &str) -> Result<RemovePlan> {
+pub fn plan_remove(snapshot: &Snapshot, tag: &str, take_ownership: bool) -> Result<RemovePlan> {
     let mesh = snapshot.mesh();
     let has_tag = |labels: Option<&std::collections::BTreeMap<String, String>>| {
         labels.and_then(|l| l.get(keys::TAG)).map(String::as_str) == Some(tag)
@@ -270,6 +287,16 @@ pub fn plan_remove(snapshot: &Snapshot, tag: &str) -> Result<RemovePlan> {
             plan.users.push(format!("pod {}/{}", pod.namespace, pod.name));
         }
     }
+    let (handovers, caveats) =
+        ownership::check(ownership::tag_objects(snapshot, tag), tag, "remove it", take_ownership)?;
+    plan.handovers = handovers;
+    plan.warnings = caveats;
+    if let Some((manager, _)) = ownership::default_validator(snapshot).filter(|_| tag == keys::DEFAULT_TAG)
+        && manager.is_foreign()
+    {
+        plan.validators.retain(|v| v != DEFAULT_VALIDATOR);
+        plan.warnings.push(format!("{DEFAULT_VALIDATOR} is managed by {manager}, so it was left alone"));
+    }
     if tag == keys::DEFAULT_TAG {
         plan.reactivate = snapshot
             .mutating
@@ -305,6 +332,11 @@ pub async fn apply_set(cluster: &Cluster, plan: &SetPlan, dry_run: DryRun) -> Re
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let services: Api<Service> = Api::namespaced(client.clone(), &cluster.istio_namespace);
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client);
+    for handover in &plan.handovers {
+        for note in handover::hand_over(cluster, handover, MANAGER, dry_run).await? {
+            eprintln!("kubectl-revtag: {note}");
+        }
+    }
     let objects = &plan.objects;
     let name =
         |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| meta.name.clone().unwrap_or_default();
@@ -360,7 +392,7 @@ async fn switch_injector(cluster: &Cluster, name: &str, off: bool, dry_run: DryR
             .insert(DEACTIVATED_ANNOTATION.into(), serde_json::to_string(&saved).map_err(std::io::Error::other)?);
         let never = || {
             Some(ApiSelector {
-                match_labels: Some([(NEVER_MATCH.0.to_string(), NEVER_MATCH.1.to_string())].into()),
+                match_labels: Some([(keys::DEACTIVATED.0.to_string(), keys::DEACTIVATED.1.to_string())].into()),
                 match_expressions: None,
             })
         };
@@ -399,6 +431,11 @@ pub async fn apply_remove(cluster: &Cluster, plan: &RemovePlan, dry_run: DryRun)
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let services: Api<Service> = Api::namespaced(client, &cluster.istio_namespace);
+    for handover in &plan.handovers {
+        for note in handover::hand_over(cluster, handover, MANAGER, dry_run).await? {
+            eprintln!("kubectl-revtag: {note}");
+        }
+    }
     // The legacy injector comes back before the tag's injector goes, so injection never lapses.
     if let Some(legacy) = &plan.reactivate {
         switch_injector(cluster, legacy, false, dry_run).await?;
@@ -430,199 +467,5 @@ fn ignore_missing<T>(outcome: Result<T>) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::snapshot::testing::{istiod, mwc, ns, two_revisions};
-    use meshkit::Exit;
-    use meshkit::istio::PodView;
-
-    fn snapshot() -> Snapshot {
-        let mut snapshot = two_revisions();
-        snapshot.istiods.push(istiod("bare", "1.31.1"));
-        snapshot.mutating.push(mwc("istio-revision-tag-prod", "1-30-3", Some("prod"), "istio-system"));
-        snapshot.namespaces = vec![
-            ns("legacy", &[("istio-injection", "enabled")]),
-            ns("shadowed", &[("istio-injection", "enabled"), ("istio.io/rev", "canary")]),
-            ns("on-prod", &[("istio.io/rev", "prod")]),
-        ];
-        snapshot
-    }
-
-    fn request(tag: &str, revision: &str, overwrite: bool) -> SetRequest {
-        SetRequest { tag: tag.into(), revision: revision.into(), overwrite, auto_inject: false }
-    }
-
-    #[test]
-    fn creates_a_new_tag_without_asking() {
-        let plan = plan_set(&snapshot(), &request("canary", "1-31-1", false), false).unwrap();
-        assert_eq!(plan.previous, None);
-        assert_eq!(plan.question, None);
-        assert_eq!(plan.objects.webhook.metadata.name.as_deref(), Some("istio-revision-tag-canary"));
-        assert!(plan.warnings.iter().any(|w| {
-            w.contains("namespace shadowed is labelled istio.io/rev=canary but istio-injection=enabled wins")
-        }));
-    }
-
-    #[test]
-    fn refuses_a_tag_named_like_a_revision_even_with_overwrite() {
-        for overwrite in [false, true] {
-            let err = plan_set(&snapshot(), &request("1-30-3", "1-31-1", overwrite), false).unwrap_err();
-            assert_eq!(err.exit(), Exit::Failed);
-            assert!(err.to_string().contains("a revision of that name is installed"), "{err}");
-        }
-    }
-
-    #[test]
-    fn unknown_revisions_list_the_installed_ones() {
-        let err = plan_set(&snapshot(), &request("x", "1-29-0", false), false).unwrap_err();
-        assert_eq!(err.exit(), Exit::NotFound);
-        assert_eq!(err.hint().as_deref(), Some("installed revisions: 1-30-3, 1-31-1, bare"));
-        let err = plan_set(&snapshot(), &request("x", "prod", false), false).unwrap_err();
-        assert_eq!(err.hint().as_deref(), Some("prod is a tag (pointing at 1-30-3); --revision takes a revision"));
-    }
-
-    #[test]
-    fn revision_needs_exactly_one_injector() {
-        let err = plan_set(&snapshot(), &request("x", "bare", false), false).unwrap_err();
-        assert!(err.to_string().starts_with("revision bare has no injector webhook"), "{err}");
-        let mut twice = snapshot();
-        twice.mutating.push(mwc("istio-sidecar-injector-1-31-1-copy", "1-31-1", None, "istio-system"));
-        let err = plan_set(&twice, &request("x", "1-31-1", false), false).unwrap_err();
-        assert!(err.to_string().contains("has 2 injector webhooks"), "{err}");
-    }
-
-    #[test]
-    fn moving_a_tag_needs_overwrite() {
-        let err = plan_set(&snapshot(), &request("prod", "1-31-1", false), false).unwrap_err();
-        assert_eq!(err.to_string(), "tag prod already points at revision 1-30-3");
-        assert_eq!(err.hint().as_deref(), Some("pass --overwrite to point it at 1-31-1"));
-        let plan = plan_set(&snapshot(), &request("prod", "1-31-1", true), false).unwrap();
-        assert_eq!(plan.previous.as_deref(), Some("1-30-3"));
-        assert_eq!(plan.question, None, "moving an ordinary tag is what --overwrite asked for");
-        let same = plan_set(&snapshot(), &request("prod", "1-30-3", false), false).unwrap();
-        assert_eq!(same.previous.as_deref(), Some("1-30-3"), "re-applying is idempotent and needs no flag");
-    }
-
-    #[test]
-    fn moving_default_asks_and_names_the_namespaces() {
-        let plan = plan_set(&snapshot(), &request("default", "1-31-1", true), false).unwrap();
-        assert_eq!(
-            plan.question.as_deref(),
-            Some("Move the default revision from 1-30-3 to 1-31-1 (namespaces using it: legacy, shadowed)?")
-        );
-        assert!(plan.objects.validator.is_some());
-        assert_eq!(plan.deactivate, None);
-    }
-
-    #[test]
-    fn a_legacy_injector_is_switched_off_for_a_new_default() {
-        let mut snap = snapshot();
-        snap.mutating.retain(|m| m.metadata.name.as_deref() != Some("istio-revision-tag-default"));
-        let mut legacy = mwc("istio-sidecar-injector", "default", None, "istio-system");
-        legacy.metadata.labels.as_mut().unwrap().remove("istio.io/rev");
-        legacy.metadata.labels.as_mut().unwrap().insert("istio.io/rev".into(), "default".into());
-        snap.mutating.push(legacy);
-        let plan = plan_set(&snap, &request("default", "1-31-1", false), false).unwrap();
-        assert_eq!(plan.deactivate.as_deref(), Some("istio-sidecar-injector"));
-        assert_eq!(
-            plan.question.as_deref(),
-            Some(
-                "Switch off the legacy injector istio-sidecar-injector, which would otherwise inject alongside the new default?"
-            )
-        );
-        let generated = plan_set(&snap, &request("default", "1-31-1", false), true).unwrap();
-        assert_eq!(generated.deactivate, None, "generate changes nothing");
-    }
-
-    #[test]
-    fn refuses_double_injection_and_names_both_webhooks() {
-        let mut snap = snapshot();
-        // A leftover webhook that still selects `canary`.
-        snap.mutating.push(mwc("istio-revision-tag-leftover", "1-30-3", Some("canary"), "istio-system"));
-        snap.mutating
-            .last_mut()
-            .unwrap()
-            .metadata
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert("istio.io/tag".into(), "leftover".into());
-        let err = plan_set(&snap, &request("canary", "1-31-1", false), false).unwrap_err();
-        let message = err.to_string();
-        assert!(
-            message.starts_with("setting tag canary would inject some pods twice: a pod with istio.io/rev=canary"),
-            "{message}"
-        );
-        assert!(
-            message.contains("istio-revision-tag-leftover/") && message.contains("istio-revision-tag-canary/"),
-            "{message}"
-        );
-        let generated = plan_set(&snap, &request("canary", "1-31-1", false), true).unwrap();
-        assert!(generated.warnings.iter().any(|w| w.contains("inject some pods twice")));
-    }
-
-    #[test]
-    fn remove_lists_users_and_the_objects_to_delete() {
-        let mut snap = snapshot();
-        snap.services.push(meshkit::istio::ServiceView {
-            namespace: "istio-system".into(),
-            name: "istiod-revision-tag-prod".into(),
-            labels: [
-                ("istio.io/tag".to_string(), "prod".to_string()),
-                ("istio.io/rev".to_string(), "1-30-3".to_string()),
-            ]
-            .into(),
-        });
-        snap.pods = vec![
-            PodView {
-                namespace: "plain".into(),
-                name: "p1".into(),
-                labels: [("istio.io/rev".to_string(), "prod".to_string())].into(),
-                ..Default::default()
-            },
-            PodView {
-                namespace: "on-prod".into(),
-                name: "p2".into(),
-                labels: [("istio.io/rev".to_string(), "prod".to_string())].into(),
-                ..Default::default()
-            },
-        ];
-        let plan = plan_remove(&snap, "prod").unwrap();
-        assert_eq!(plan.webhooks, ["istio-revision-tag-prod"]);
-        assert_eq!(plan.services, ["istiod-revision-tag-prod"]);
-        assert_eq!(
-            plan.users,
-            ["namespace on-prod", "pod plain/p1"],
-            "a pod label counts only in an unlabelled namespace"
-        );
-        let err = plan_remove(&snap, "nope").unwrap_err();
-        assert_eq!(err.exit(), Exit::NotFound);
-        assert_eq!(err.hint().as_deref(), Some("existing tags: default, prod"));
-    }
-
-    #[test]
-    fn remove_default_takes_the_validator_and_restores_a_switched_off_injector() {
-        let mut snap = snapshot();
-        snap.validating.push(serde_json::from_value(serde_json::json!({"metadata": {"name": "istiod-default-validator", "labels": {"istio.io/rev": "1-30-3"}}})).unwrap());
-        let mut legacy = mwc("istio-sidecar-injector", "default", None, "istio-system");
-        legacy.metadata.annotations = Some([(DEACTIVATED_ANNOTATION.to_string(), "[]".to_string())].into());
-        snap.mutating.push(legacy);
-        let plan = plan_remove(&snap, "default").unwrap();
-        assert_eq!(plan.validators, ["istiod-default-validator"]);
-        assert_eq!(plan.reactivate.as_deref(), Some("istio-sidecar-injector"));
-        assert_eq!(
-            plan.users,
-            ["namespace legacy (istio-injection=enabled)", "namespace shadowed (istio-injection=enabled)"]
-        );
-    }
-
-    #[test]
-    fn tag_names_are_dns_labels() {
-        for good in ["prod", "prod-canary", "a", "1-31", &"a".repeat(63)] {
-            assert!(validate_tag(good).is_ok(), "{good}");
-        }
-        for bad in ["", "Prod", "prod_1", "-prod", "prod-", "prod.canary", &"a".repeat(64)] {
-            assert_eq!(validate_tag(bad).unwrap_err().exit(), Exit::Usage, "{bad}");
-        }
-    }
-}
+#[path = "tag_tests.rs"]
+mod tests;

@@ -96,8 +96,18 @@ impl<'a> Session<'a> {
         cmd
     }
 
-    /// Runs `line` in a shell; it must exit with `expect`.
+    /// Runs `line` in a shell; it must exit with `expect`. The transcript keeps its stdout.
     pub fn step(&self, title: &str, line: &str, expect: i32) -> Result<Output> {
+        self.record(title, line, expect, false)
+    }
+
+    /// As [`Session::step`], with stderr in the transcript too: a refusal and its hint, or the
+    /// warnings that tell what to do next.
+    pub fn step_said(&self, title: &str, line: &str, expect: i32) -> Result<Output> {
+        self.record(title, line, expect, true)
+    }
+
+    fn record(&self, title: &str, line: &str, expect: i32, with_stderr: bool) -> Result<Output> {
         if self.show == Show::Everything {
             eprintln!("\n\x1b[1m$ {line}\x1b[0m   # {title}");
         }
@@ -118,7 +128,7 @@ impl<'a> Session<'a> {
             self.transcript.borrow_mut().push(Step {
                 title: title.to_string(),
                 command: as_typed(line),
-                stdout: output.stdout.clone(),
+                stdout: if with_stderr { format!("{}{}", output.stdout, output.stderr) } else { output.stdout.clone() },
             });
         }
         Ok(output)
@@ -186,15 +196,23 @@ pub fn upgrade(s: &Session) -> Result<()> {
         &format!("kubectl meshmigrate gateway istio-ingressgateway -n istio-ingress --to {new}"),
         0,
     )?;
-    handover_tags_from_helm(s, &old)?;
-    s.step(
-        "move prod-stable: its namespaces follow",
+    s.step_said(
+        "prod-stable is rendered by the old revision's Helm release: moving it behind Helm's back is refused",
         &format!("kubectl revtag set prod-stable --revision {new} --overwrite"),
+        1,
+    )?;
+    s.step_said(
+        "take it over: the release stops rendering it (a new Helm revision), so its upgrade or uninstall leaves it alone",
+        &format!("kubectl revtag set prod-stable --revision {new} --overwrite --take-ownership"),
         0,
     )?;
-    s.step("move the default", &format!("kubectl revtag set default --revision {new} --overwrite --yes"), 0)?;
+    s.step_said(
+        "move the default the same way; its validator belongs to istio-base, so revtag says how to move it with Helm",
+        &format!("kubectl revtag set default --revision {new} --overwrite --take-ownership --yes"),
+        0,
+    )?;
     s.step(
-        "the default validator follows the default (istio-base renders it)",
+        "the default validator follows the default, the Helm way",
         &format!("helm upgrade --hide-notes istio-base \"$MESHTEST_NEW_CHARTS/base\" -n istio-system --reuse-values --set defaultRevision={new}"),
         0,
     )?;
@@ -207,38 +225,13 @@ pub fn upgrade(s: &Session) -> Result<()> {
     s.step("after the migration: everything on the canary, webhooks served", "kubectl meshcheck verify", 0)?;
     s.step("nothing uses the old revision any more", &format!("kubectl meshmigrate retire {old} --dry-run"), 0)?;
     s.step(
-        "retire it the way it was installed: helm uninstall (it owns the old istiod and its webhooks)",
-        &format!("helm uninstall istiod-{old} -n istio-system"),
+        "retire it: backed up, its objects deleted, then its Helm release, as helm uninstall does",
+        &format!("kubectl meshmigrate retire {old} -f retired-{old}.tar.gz --yes"),
         0,
     )?;
     s.step("one revision left", "kubectl revtag revisions", 0)?;
     s.step("releases", "helm list -n istio-system", 0)?;
     s.step("and verify is green again", "kubectl meshcheck verify", 0)?;
-    Ok(())
-}
-
-/// The old release renders `default` and `prod-stable` (`revisionTags`). Moved as they are,
-/// `helm uninstall` of the old release would later delete them. So: mark them kept, upgrade the
-/// release without them (Helm skips deleting kept objects), and drop the release's claim.
-fn handover_tags_from_helm(s: &Session, old: &str) -> Result<()> {
-    let objects = "mutatingwebhookconfiguration/istio-revision-tag-default mutatingwebhookconfiguration/istio-revision-tag-prod-stable";
-    let services = "service/istiod-revision-tag-default service/istiod-revision-tag-prod-stable";
-    s.step(
-        "the old release owns the tags: keep them when it lets go",
-        &format!("kubectl annotate {objects} helm.sh/resource-policy=keep && kubectl annotate -n istio-system {services} helm.sh/resource-policy=keep"),
-        0,
-    )?;
-    s.step(
-        "the old release stops rendering them",
-        &format!("helm upgrade --hide-notes istiod-{old} \"$MESHTEST_OLD_CHARTS/istio-control/istio-discovery\" -n istio-system --reuse-values --set-json 'revisionTags=[]'"),
-        0,
-    )?;
-    let release = "meta.helm.sh/release-name- meta.helm.sh/release-namespace- helm.sh/resource-policy-";
-    s.step(
-        "no release claims them now",
-        &format!("kubectl annotate {objects} {release} && kubectl annotate -n istio-system {services} {release}"),
-        0,
-    )?;
     Ok(())
 }
 

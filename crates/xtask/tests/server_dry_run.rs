@@ -39,9 +39,17 @@ fn server_dry_run_changes_nothing_on_any_mutating_command() {
     // The apiserver really was asked: dry-run writes appear in its audit log.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let audit = std::fs::read_to_string(plane.dir.join("logs/audit.log")).unwrap();
-    let dry_writes = audit
+    let dry_writes: Vec<serde_json::Value> = audit
         .lines()
         .filter(|l| l.contains("dryRun=All") && (l.contains("\"verb\":\"patch\"") || l.contains("\"verb\":\"delete\"")))
-        .count();
-    assert!(dry_writes >= 6, "{dry_writes} dry-run writes in the audit log");
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(dry_writes.len() >= 6, "{} dry-run writes in the audit log", dry_writes.len());
+    // Every request says who sent it, so audit logs tell our writes from anyone else's.
+    let agents: std::collections::BTreeSet<&str> =
+        dry_writes.iter().map(|e| e["userAgent"].as_str().unwrap_or_default()).collect();
+    let version = env!("CARGO_PKG_VERSION");
+    let expected: std::collections::BTreeSet<String> =
+        ["meshbackup", "meshmigrate", "revtag"].iter().map(|p| format!("kubectl-{p}/{version}")).collect();
+    assert_eq!(agents, expected.iter().map(String::as_str).collect(), "User-Agents of the dry-run writes");
 }

@@ -3,6 +3,8 @@
 //! cores, so these tests take turns.
 
 mod common;
+#[path = "tier_c/ownership.rs"]
+mod ownership;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -62,7 +64,7 @@ fn real_istiod_injects_by_tag_follows_a_moved_tag_and_everything_stays_on_loopba
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let plane = tier_c();
     let started = Instant::now();
-    RealFixture::install(&plane, 2).unwrap();
+    let fixture = RealFixture::install(&plane, 2).unwrap();
     eprintln!("tier C: both revisions installed and serving {:.1?} after the plane started", started.elapsed());
     let (old, new) = (OLD_ISTIO.revision(), NEW_ISTIO.revision());
 
@@ -131,16 +133,10 @@ fn real_istiod_injects_by_tag_follows_a_moved_tag_and_everything_stays_on_loopba
             .arg("verify"));
     assert_eq!(code, 0, "meshcheck verify on Tier C:\n{out}\n{err}");
 
-    // Move the tag; after a restart the pod comes from the other istiod.
-    let revtag = common::built_binary("kubectl-revtag");
-    let (code, out, err) = run(meshtest::plugin(revtag.to_str().unwrap(), &plane.kubeconfig).args([
-        "set",
-        "prod-stable",
-        "--revision",
-        &new,
-        "--overwrite",
-    ]));
-    assert_eq!(code, 0, "{out}{err}");
+    // The tag is the old release's (revisionTags): moving it behind Helm's back is refused and
+    // changes nothing; --take-ownership takes it out of the release first.
+    ownership::refused_then_taken_over(&plane, &fixture, &old, &new);
+    ownership::a_planted_default_disagreement_is_reported(&plane, &old, &new);
     plane.kubectl_ok(&["rollout", "restart", "deployment/web", "-n", "shop-tagged"]).unwrap();
     let start = Instant::now();
     let moved = loop {
@@ -185,18 +181,20 @@ fn real_istiod_injects_by_tag_follows_a_moved_tag_and_everything_stays_on_loopba
         "webhook calls went through the egress: {egress}"
     );
 
-    // helm uninstall of the canary stops its istiod process.
-    let canary_pid = plane.istiods().iter().find(|p| p.version == NEW_ISTIO.version).unwrap().pid;
+    // helm uninstall of the old release stops its istiod, leaves the tag it handed over, and
+    // leaves a leftover that verify reports: istio-base's validator names a revision now gone.
+    let old_pid = plane.istiods().iter().find(|p| p.version == OLD_ISTIO.version).unwrap().pid;
     let out = meshtest::helm_command(&plane)
-        .args(["uninstall", &format!("istiod-{new}"), "-n", "istio-system"])
+        .args(["uninstall", &format!("istiod-{old}"), "-n", "istio-system"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let start = Instant::now();
-    while std::path::Path::new(&format!("/proc/{canary_pid}")).exists() || plane.istiods().len() != 1 {
-        assert!(start.elapsed() < Duration::from_secs(60), "canary istiod still running: {:?}", plane.istiods());
+    while std::path::Path::new(&format!("/proc/{old_pid}")).exists() || plane.istiods().len() != 1 {
+        assert!(start.elapsed() < Duration::from_secs(60), "old istiod still running: {:?}", plane.istiods());
         std::thread::sleep(Duration::from_millis(200));
     }
+    ownership::the_handed_over_tag_outlives_helm_uninstall(&plane, &old, &new);
 
     // Over the whole run, no control-plane process held a socket to a non-loopback address.
     let outside = log(&plane, "non-loopback.log");
@@ -225,8 +223,12 @@ fn the_demo_walkthrough_upgrades_retires_and_rolls_back() {
         assert_eq!(
             tag["metadata"]["labels"]["istio.io/rev"],
             NEW_ISTIO.revision(),
-            "the default survived helm uninstall"
+            "the default survived retiring the old revision"
         );
+        let old_release = format!("name=istiod-{}", OLD_ISTIO.revision());
+        let records =
+            plane.kubectl_ok(&["get", "secrets", "-n", "istio-system", "-l", &old_release, "-o", "name"]).unwrap();
+        assert!(records.trim().is_empty(), "retire left the old release's records: {records}");
         let pod = web_pod(&plane, "shop-legacy");
         assert_eq!(sidecar(&pod).1, NEW_ISTIO.revision());
     }

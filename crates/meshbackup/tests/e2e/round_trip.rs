@@ -104,7 +104,7 @@ fn round_trip_restores_everything_and_reruns_converge() {
     assert_eq!(secret["data"]["ca-key.pem"], "a2V5", "the CA key, exactly");
     let managers: Vec<&str> =
         vs["metadata"]["managedFields"].as_array().unwrap().iter().map(|m| m["manager"].as_str().unwrap()).collect();
-    assert_eq!(managers, ["meshbackup"]);
+    assert_eq!(managers, ["kubectl-meshbackup"]);
 
     let (code, out, err) = mesh.run(&["diff", path(&archive)]);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");

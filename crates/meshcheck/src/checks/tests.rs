@@ -70,6 +70,7 @@ fn healthy() -> Snapshot {
                 namespace: "istio-system".into(),
                 name: n.to_string(),
                 labels: labels(&[("app", "istiod")]),
+                ..Default::default()
             })
             .collect(),
         ready_endpoints: [("istiod-1-30-3".to_string(), 1), ("istiod-1-31-1".to_string(), 1)].into(),
@@ -218,7 +219,10 @@ fn leftover_operators_and_the_installation_summary() {
     );
     let installation = report.installation.unwrap();
     assert_eq!(installation.revisions, ["1-30-3 (1.30.3, default)", "1-31-1 (1.31.1)"]);
-    assert_eq!(installation.tags, ["canary → 1-31-1", "default → 1-30-3"]);
+    assert_eq!(
+        installation.tags,
+        ["canary → 1-31-1 (managed by kubectl-revtag)", "default → 1-30-3 (managed by kubectl-revtag)"]
+    );
     assert_eq!(installation.helm_releases, ["istio-base", "istiod-1-30-3"]);
 }
 
@@ -396,4 +400,33 @@ fn deprecated_annotations_on_pods() {
         outcome(&precheck(&snap, &Options::default()), "MC0406"),
         (Outcome::Warning, vec!["pod/legacy/a: sidecar.istio.io/inject".to_string()])
     );
+}
+
+#[test]
+fn a_default_validator_left_on_the_old_revision_is_reported_by_precheck_and_verify() {
+    let mut snap = healthy();
+    let mut validator = injector("1-31-1", None);
+    validator.name = "istiod-default-validator".into();
+    snap.validating.push(validator);
+    let precheck = precheck(&snap, &Options::default());
+    let (result, told) = outcome(&precheck, "MC0305");
+    assert_eq!(result, Outcome::Error);
+    assert!(told[0].starts_with("the default tag says 1-30-3"), "{told:?}");
+    assert!(told[1].starts_with("istiod-default-validator says 1-31-1"), "{told:?}");
+    assert_eq!(outcome(&verify(&snap), "MC0606").0, Outcome::Error);
+}
+
+#[test]
+fn webhooks_of_an_uninstalled_revision_are_found_and_fail_closed_ones_are_errors() {
+    let mut snap = healthy();
+    snap.mutating.push(injector("1-29-0", None));
+    let (result, objects) = outcome(&verify(&snap), "MC0607");
+    assert_eq!(result, Outcome::Error);
+    assert_eq!(
+        objects,
+        [
+            "mutatingwebhookconfiguration/istio-sidecar-injector-1-29-0 (revision 1-29-0, failurePolicy Fail: blocks what it selects)"
+        ]
+    );
+    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0306").0, Outcome::Error);
 }

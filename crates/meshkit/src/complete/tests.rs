@@ -113,13 +113,16 @@ fn file_names_only_where_files_are_wanted() {
 
 #[test]
 fn live_lookups_use_the_typed_cluster_flags_and_a_short_timeout() {
-    let kube = kube_args(&words("--context=kind set --kubeconfig /k --as me --as-group g1 --istio-namespace mesh x"));
+    let kube = kube_args(
+        "revtag",
+        &words("--context=kind set --kubeconfig /k --as me --as-group g1 --istio-namespace mesh x"),
+    );
     assert_eq!(kube.context.as_deref(), Some("kind"));
     assert_eq!(kube.kubeconfig.as_deref(), Some("/k"));
     assert_eq!((kube.as_user.as_deref(), kube.as_groups.as_slice()), (Some("me"), &["g1".to_string()][..]));
     assert_eq!(kube.istio_namespace(), "mesh");
     assert_eq!(kube.request_timeout, Some(Duration::from_secs(5)));
-    assert_eq!(kube_args(&words("--request-timeout 30s x")).request_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(kube_args("revtag", &words("--request-timeout 30s x")).request_timeout, Some(Duration::from_secs(30)));
 }
 
 #[test]

@@ -237,7 +237,7 @@ mod tests {
         let tag = |tag: &str, rev: &str| WebhookConfigView {
             name: format!("istio-revision-tag-{tag}"),
             labels: labels(&[("istio.io/rev", rev), ("istio.io/tag", tag)]),
-            webhooks: vec![],
+            ..Default::default()
         };
         let mut mesh = Mesh::discover(
             &[istiod("stable"), istiod("canary")],

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::{IstioVersion, IstiodView, ServiceView, WebhookConfigView, keys};
+use crate::install::Manager;
 
 /// One installed control-plane revision.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -19,6 +20,8 @@ pub struct Revision {
     pub services: Vec<String>,
     /// From the `discovery` container image of its istiod; the newest if several disagree.
     pub version: Option<IstioVersion>,
+    /// Who installed it: the manager of its istiod, else of its injector.
+    pub managed_by: Manager,
 }
 
 impl Revision {
@@ -37,6 +40,16 @@ pub struct Tag {
     pub revision: String,
     pub webhooks: Vec<String>,
     pub services: Vec<String>,
+    /// Who manages its objects: the first foreign manager among them, else the webhook's.
+    pub managed_by: Manager,
+}
+
+/// Keeps the manager already found unless it is not foreign and `other` is: an object Helm owns
+/// among objects nobody claims still makes the whole thing Helm's.
+fn claim(current: &mut Manager, other: &Manager, first: bool) {
+    if first || (!current.is_foreign() && other.is_foreign()) {
+        *current = other.clone();
+    }
 }
 
 /// What a name written in an `istio.io/rev` label refers to.
@@ -69,6 +82,7 @@ impl Mesh {
         let mut mesh = Mesh::default();
         for istiod in istiods {
             let revision = mesh.revision_entry(revision_label(&istiod.labels));
+            claim(&mut revision.managed_by, &istiod.manager, revision.istiods.is_empty());
             revision.istiods.push(istiod.clone());
             let version = istiod.image.as_deref().and_then(IstioVersion::from_image);
             if version > revision.version {
@@ -81,14 +95,28 @@ impl Mesh {
             }
             let revision = revision_label(&webhook.labels);
             match webhook.label(keys::TAG) {
-                Some(tag) => mesh.tag_entry(tag, &revision).webhooks.push(webhook.name.clone()),
-                None => mesh.revision_entry(revision).injectors.push(webhook.name.clone()),
+                Some(tag) => {
+                    let tag = mesh.tag_entry(tag, &revision);
+                    claim(&mut tag.managed_by, &webhook.manager, tag.webhooks.is_empty());
+                    tag.webhooks.push(webhook.name.clone())
+                }
+                None => {
+                    let revision = mesh.revision_entry(revision);
+                    let first = revision.istiods.is_empty() && revision.injectors.is_empty();
+                    claim(&mut revision.managed_by, &webhook.manager, first);
+                    revision.injectors.push(webhook.name.clone())
+                }
             }
         }
         for service in services {
             let revision = revision_label(&service.labels);
             match service.labels.get(keys::TAG) {
-                Some(tag) => mesh.tag_entry(tag, &revision).services.push(service.name.clone()),
+                Some(tag) => {
+                    let tag = mesh.tag_entry(tag, &revision);
+                    let first = tag.webhooks.is_empty() && tag.services.is_empty();
+                    claim(&mut tag.managed_by, &service.manager, first);
+                    tag.services.push(service.name.clone())
+                }
                 None if service.labels.get(keys::APP).map(String::as_str) == Some("istiod") => {
                     mesh.revision_entry(revision).services.push(service.name.clone())
                 }
@@ -179,11 +207,12 @@ mod tests {
             name: name.into(),
             labels: labels(pairs),
             webhooks: entries.iter().map(|e| WebhookView { name: e.to_string(), ..Default::default() }).collect(),
+            ..Default::default()
         }
     }
 
     fn svc(name: &str, pairs: &[(&str, &str)]) -> ServiceView {
-        ServiceView { namespace: "istio-system".into(), name: name.into(), labels: labels(pairs) }
+        ServiceView { namespace: "istio-system".into(), name: name.into(), labels: labels(pairs), ..Default::default() }
     }
 
     fn two_revisions() -> Mesh {

@@ -4,6 +4,7 @@
 //! what Istio's own webhooks and istiod do (see the selector table in `injection.rs`).
 
 pub mod apis;
+pub mod defaults;
 pub mod deprecated;
 mod injection;
 mod mesh;
@@ -46,6 +47,8 @@ pub mod keys {
     pub const DEFAULT_TAG: &str = "default";
     pub const PROXY_CONTAINER: &str = "istio-proxy";
     pub const DISCOVERY_CONTAINER: &str = "discovery";
+    /// The selector Istio writes into an injector's entries to switch it off.
+    pub const DEACTIVATED: (&str, &str) = ("istio.io/deactivated", "never-match");
     /// Suffix of the injector entries inside a MutatingWebhookConfiguration.
     pub const INJECTOR_SUFFIX: &str = "sidecar-injector.istio.io";
     /// Label the injector puts on every pod it injects: lists of injected pods select on it.

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::{LabelSelector, keys};
+use crate::install::{Manager, detect_meta};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -84,6 +85,7 @@ pub struct IstiodView {
     pub ready_replicas: i32,
     /// What one istiod pod requests.
     pub requests: Requests,
+    pub manager: Manager,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -96,6 +98,9 @@ pub struct WebhookView {
     pub url: Option<String>,
     /// istiod patches the CA in once it runs; an empty bundle means the webhook cannot be called.
     pub has_ca_bundle: bool,
+    /// `failurePolicy: Fail` (the API's default): while it cannot be called, the requests it
+    /// selects are refused.
+    pub fails_closed: bool,
 }
 
 /// A MutatingWebhookConfiguration.
@@ -104,6 +109,7 @@ pub struct WebhookConfigView {
     pub name: String,
     pub labels: Labels,
     pub webhooks: Vec<WebhookView>,
+    pub manager: Manager,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -111,6 +117,7 @@ pub struct ServiceView {
     pub namespace: String,
     pub name: String,
     pub labels: Labels,
+    pub manager: Manager,
 }
 
 impl WebhookView {
@@ -209,6 +216,7 @@ impl From<&Deployment> for IstiodView {
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
             ready_replicas: d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
             requests: pod_spec.map(|p| Requests::of(&p.containers)).unwrap_or_default(),
+            manager: detect_meta(&d.metadata),
         }
     }
 }
@@ -218,8 +226,10 @@ fn webhook_view(
     namespace_selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
     object_selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
     client: &WebhookClientConfig,
+    failure_policy: Option<&str>,
 ) -> WebhookView {
     WebhookView {
+        fails_closed: failure_policy.is_none_or(|p| p == "Fail"),
         name: name.to_string(),
         namespace_selector: LabelSelector::from_api(namespace_selector),
         object_selector: LabelSelector::from_api(object_selector),
@@ -235,9 +245,17 @@ impl From<&MutatingWebhookConfiguration> for WebhookConfigView {
             .webhooks
             .iter()
             .flatten()
-            .map(|w| webhook_view(&w.name, w.namespace_selector.as_ref(), w.object_selector.as_ref(), &w.client_config))
+            .map(|w| {
+                let (namespaces, objects) = (w.namespace_selector.as_ref(), w.object_selector.as_ref());
+                webhook_view(&w.name, namespaces, objects, &w.client_config, w.failure_policy.as_deref())
+            })
             .collect();
-        WebhookConfigView { name: name_of(&m.metadata), labels: labels_of(&m.metadata), webhooks }
+        WebhookConfigView {
+            name: name_of(&m.metadata),
+            labels: labels_of(&m.metadata),
+            webhooks,
+            manager: detect_meta(&m.metadata),
+        }
     }
 }
 
@@ -247,15 +265,28 @@ impl From<&ValidatingWebhookConfiguration> for WebhookConfigView {
             .webhooks
             .iter()
             .flatten()
-            .map(|w| webhook_view(&w.name, w.namespace_selector.as_ref(), w.object_selector.as_ref(), &w.client_config))
+            .map(|w| {
+                let (namespaces, objects) = (w.namespace_selector.as_ref(), w.object_selector.as_ref());
+                webhook_view(&w.name, namespaces, objects, &w.client_config, w.failure_policy.as_deref())
+            })
             .collect();
-        WebhookConfigView { name: name_of(&v.metadata), labels: labels_of(&v.metadata), webhooks }
+        WebhookConfigView {
+            name: name_of(&v.metadata),
+            labels: labels_of(&v.metadata),
+            webhooks,
+            manager: detect_meta(&v.metadata),
+        }
     }
 }
 
 impl From<&Service> for ServiceView {
     fn from(s: &Service) -> Self {
-        ServiceView { namespace: namespace_of(&s.metadata), name: name_of(&s.metadata), labels: labels_of(&s.metadata) }
+        ServiceView {
+            namespace: namespace_of(&s.metadata),
+            name: name_of(&s.metadata),
+            labels: labels_of(&s.metadata),
+            manager: detect_meta(&s.metadata),
+        }
     }
 }
 
@@ -274,7 +305,7 @@ mod tests {
         assert!(entry(Some("istio-system/istiod"), None).served_from("istio-system"));
         assert!(!entry(Some("mesh-b/istiod"), None).served_from("istio-system"));
         assert!(entry(None, Some("https://istiod.remote:15017/inject")).served_from("istio-system"));
-        let config = |entries| WebhookConfigView { name: "c".into(), labels: Labels::new(), webhooks: entries };
+        let config = |entries| WebhookConfigView { name: "c".into(), webhooks: entries, ..Default::default() };
         assert!(config(vec![entry(Some("istio-system/istiod"), None)]).belongs_to("istio-system"));
         assert!(!config(vec![entry(Some("mesh-b/istiod"), None)]).belongs_to("istio-system"));
         assert!(config(vec![]).belongs_to("istio-system"), "nothing says it is someone else's");
