@@ -234,7 +234,7 @@ fn table(report: &Report) -> Table {
         let (namespace, name) = release.split_once('/').unwrap_or(("", release));
         let result = if report.dry_run { "would uninstall" } else { "uninstalled" };
         table.push(vec![
-            Cell::from("HelmRelease"),
+            Cell::from("Helm release"),
             Cell::from(namespace),
             Cell::from(name),
             Cell::new(result, Tone::Warn),

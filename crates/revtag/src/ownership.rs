@@ -55,7 +55,7 @@ pub fn check(
     if !take_ownership {
         let hint = match &first.manager {
             Manager::Helm { release, namespace } => format!(
-                "do it with Helm (drop {tag} from the revisionTags of release {release}: `helm upgrade {release} -n {namespace} \
+                "do it with Helm (drop {tag} from the revisionTags of release {release}: `helm upgrade {release} istio/istiod -n {namespace} \
                  --reuse-values --set-json 'revisionTags=[…]'`), or pass --take-ownership to {change} here and take \
                  the tag out of that release so that its upgrades and uninstall leave it alone"
             ),

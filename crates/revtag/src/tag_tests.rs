@@ -215,7 +215,7 @@ fn a_tag_helm_renders_is_refused_naming_the_release_and_the_helm_way() {
     ] {
         let Err(Error::Refused { message, hint }) = tag_change else { panic!("not refused") };
         assert!(message.contains("tag prod is managed by helm:istio-system/istiod-1-30-3"), "{message}");
-        assert!(hint.contains("helm upgrade istiod-1-30-3 -n istio-system --reuse-values"), "{hint}");
+        assert!(hint.contains("helm upgrade istiod-1-30-3 istio/istiod -n istio-system --reuse-values"), "{hint}");
         assert!(hint.contains("--take-ownership"), "{hint}");
     }
     // Printing manifests changes nothing, so it is not refused.

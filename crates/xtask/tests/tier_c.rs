@@ -195,6 +195,7 @@ fn real_istiod_injects_by_tag_follows_a_moved_tag_and_everything_stays_on_loopba
         std::thread::sleep(Duration::from_millis(200));
     }
     ownership::the_handed_over_tag_outlives_helm_uninstall(&plane, &old, &new);
+    ownership::retiring_a_leftover_another_release_owns_is_refused(&plane, &fixture, &old, &new);
 
     // Over the whole run, no control-plane process held a socket to a non-loopback address.
     let outside = log(&plane, "non-loopback.log");

@@ -72,7 +72,9 @@ impl Manager {
             Manager::None | Manager::Plugin { .. } => String::new(),
             Manager::Istioctl => "change the IstioOperator spec and rerun `istioctl install`".into(),
             Manager::Helm { release, namespace } => {
-                format!("change the values of Helm release {release} (`helm upgrade {release} -n {namespace} …`)")
+                format!(
+                    "change the values of Helm release {release} (`helm upgrade {release} CHART -n {namespace} --reuse-values …`)"
+                )
             }
             Manager::Sail { owner } => match owner {
                 Some(owner) => format!("change the Sail Operator resource {owner} (an IstioRevisionTag or Istio)"),
@@ -217,6 +219,6 @@ mod tests {
         assert_eq!(ours, Manager::Plugin { name: "kubectl-revtag".into() });
         assert!(!ours.is_foreign() && !Manager::None.is_foreign());
         assert!(of(&[], &HELM).is_foreign());
-        assert!(of(&[], &HELM).the_owners_way().contains("helm upgrade istiod-1-30-3 -n istio-system"));
+        assert!(of(&[], &HELM).the_owners_way().contains("helm upgrade istiod-1-30-3 CHART -n istio-system"));
     }
 }

@@ -165,3 +165,52 @@ pub fn the_handed_over_tag_outlives_helm_uninstall(plane: &ControlPlane, old: &s
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// After `helm uninstall` of the old release, istio-base's validator still names it: retiring the
+/// leftover is refused (the validator is istio-base's) and changes nothing; moving the default
+/// revision the Helm way clears the leftover.
+pub fn retiring_a_leftover_another_release_owns_is_refused(
+    plane: &ControlPlane,
+    fixture: &RealFixture,
+    old: &str,
+    new: &str,
+) {
+    // The pods the old istiod injected still run; without them, only the leftover is left.
+    for namespace in ["shop-legacy", "shop-stable", "shop-plain", "istio-ingress"] {
+        for kind in ["deployments", "replicasets", "pods"] {
+            plane.kubectl_ok(&["delete", kind, "--all", "-n", namespace, "--grace-period=0", "--force"]).unwrap();
+        }
+    }
+    let before = common::versions(plane);
+    let (code, _, err) = plugin(plane, "meshmigrate", &["retire", old, "--yes"]);
+    let pods = plane.kubectl_ok(&["get", "pods", "-A", "-o", "custom-columns=NS:.metadata.namespace,NAME:.metadata.name,REV:.metadata.annotations.istio\\.io/rev,DEL:.metadata.deletionTimestamp"]).unwrap();
+    assert_eq!(code, 1, "{err}\n{pods}");
+    assert!(err.contains("istiod-default-validator is managed by helm:istio-system/istio-base"), "{err}\n{pods}");
+    assert!(err.contains("--set defaultRevision=REV"), "{err}");
+    assert!(common::changed(&before, &common::versions(plane)).is_empty(), "a refused retire changed the cluster");
+    let base = fixture.new_charts.join("base");
+    helm(
+        plane,
+        &[
+            "upgrade",
+            "istio-base",
+            base.to_str().unwrap(),
+            "-n",
+            "istio-system",
+            "--reuse-values",
+            "--set",
+            &format!("defaultRevision={new}"),
+        ],
+    );
+    let (_, out, _) = plugin(plane, "meshcheck", &["verify", "-o", "json"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let leftovers = report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["code"] == "MC0607")
+        .unwrap()
+        .clone();
+    assert_eq!(leftovers["result"], "pass", "{leftovers}");
+}
