@@ -29,6 +29,7 @@ struct Flags {
     yes: bool,
     all: bool,
     file: Option<std::path::PathBuf>,
+    take_ownership: bool,
 }
 
 impl Flags {
@@ -67,6 +68,7 @@ impl Flags {
             timeout,
             max_concurrent,
             yes: m.has("yes"),
+            take_ownership: m.has("take-ownership"),
             all: m.has("all"),
             file: m.value("file").map(std::path::PathBuf::from),
         })
@@ -163,7 +165,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
                 return Err(Error::usage(format!("`{NAME} gateway` needs --to REV|TAG"), "e.g. --to prod-canary"));
             };
             let timeout = flags.timeout.unwrap_or(DEFAULT_TIMEOUT);
-            meshkit::cluster::block_on(crate::gateway::run(&kube, output, name, &target, timeout, flags.dry_run))
+            meshkit::cluster::block_on(crate::gateway::run(
+                &kube,
+                output,
+                name,
+                &target,
+                timeout,
+                flags.dry_run,
+                flags.take_ownership,
+            ))
         }
         Some("retire") => {
             let [_, revision] = words.as_slice() else {

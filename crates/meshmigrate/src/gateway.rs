@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use meshkit::cluster::Cluster;
+use meshkit::install::Manager;
 use meshkit::istio::{
     Intended, Labels, Mesh, NamespaceInjection, NamespaceView, keys, namespace_injection, pod_intended,
 };
@@ -23,6 +24,8 @@ pub struct GatewayView {
     pub name: String,
     pub template_labels: Labels,
     pub template_annotations: Labels,
+    /// Who manages the Deployment (the gateway chart's Helm release, GitOps, …).
+    pub manager: Manager,
 }
 
 impl GatewayView {
@@ -39,6 +42,7 @@ impl From<&Deployment> for GatewayView {
             name: d.metadata.name.clone().unwrap_or_default(),
             template_labels: template.labels.unwrap_or_default(),
             template_annotations: template.annotations.unwrap_or_default(),
+            manager: meshkit::install::detect_meta(&d.metadata),
         }
     }
 }
@@ -53,11 +57,45 @@ pub struct GatewayPlan {
     pub from: Option<String>,
     pub to: String,
     pub unchanged: bool,
+    /// What stays true after a change made with `--take-ownership`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Never fight the owner: a gateway Helm renders (the gateway chart's `revision` value) or GitOps
+/// applies would get its old revision back on the owner's next sync. Refused, naming the owner's
+/// way, unless `--take-ownership`; then the warning says what stays true.
+fn check_owner(gateway: &GatewayView, target: &str, take_ownership: bool) -> Result<Vec<String>> {
+    let manager = &gateway.manager;
+    if !manager.is_foreign() {
+        return Ok(Vec::new());
+    }
+    let the_owners_way = match manager {
+        Manager::Helm { release, namespace } => format!(
+            "move it with Helm: `helm upgrade {release} istio/gateway -n {namespace} --reuse-values --set revision={target}`"
+        ),
+        other => other.the_owners_way(),
+    };
+    let what = format!("deployment {}/{} is managed by {manager}", gateway.namespace, gateway.name);
+    if !take_ownership {
+        return Err(Error::refused(
+            format!("{what}: it would set the gateway's revision back"),
+            format!("{the_owners_way}; or pass --take-ownership to move it here anyway"),
+        ));
+    }
+    Ok(vec![format!("{what}, which still renders its old revision: {the_owners_way}, or its next sync moves it back")])
 }
 
 /// Decide a gateway move. Refused when the Deployment is not an injected gateway, or when its
-/// namespace's labels decide injection (they win over the pod label, so the move would not work).
-pub fn plan(mesh: &Mesh, gateway: &GatewayView, namespace: &NamespaceView, target: &str) -> Result<GatewayPlan> {
+/// namespace's labels decide injection (they win over the pod label, so the move would not work),
+/// or when another manager owns it (see [`check_owner`]).
+pub fn plan(
+    mesh: &Mesh,
+    gateway: &GatewayView,
+    namespace: &NamespaceView,
+    target: &str,
+    take_ownership: bool,
+) -> Result<GatewayPlan> {
     crate::relabel::check_target(mesh, target)?;
     if !gateway.is_injected_gateway() {
         return Err(Error::refused(
@@ -84,12 +122,15 @@ pub fn plan(mesh: &Mesh, gateway: &GatewayView, namespace: &NamespaceView, targe
         }
     }
     let from = gateway.template_labels.get(keys::REV).cloned();
+    let unchanged = from.as_deref() == Some(target);
+    let warnings = if unchanged { Vec::new() } else { check_owner(gateway, target, take_ownership)? };
     Ok(GatewayPlan {
         namespace: gateway.namespace.clone(),
         workload: format!("deployment/{}", gateway.name),
-        unchanged: from.as_deref() == Some(target),
+        unchanged,
         from,
         to: target.to_string(),
+        warnings,
     })
 }
 
@@ -176,6 +217,7 @@ pub async fn run(
     target: &str,
     timeout: std::time::Duration,
     dry_run: meshkit::cli::DryRun,
+    take_ownership: bool,
 ) -> Result<meshkit::Exit> {
     use crate::rollout::{Rollout, rollout};
     use meshkit::cli::DryRun;
@@ -203,7 +245,10 @@ pub async fn run(
         .find(|n| n.name == namespace)
         .cloned()
         .unwrap_or_else(|| NamespaceView { name: namespace.clone(), labels: Labels::new() });
-    let plan = plan(&mesh, &gateway, &own_namespace, target)?;
+    let plan = plan(&mesh, &gateway, &own_namespace, target, take_ownership)?;
+    for warning in &plan.warnings {
+        eprintln!("kubectl-meshmigrate: warning: {warning}");
+    }
     let mut report = GatewayReport {
         default_followers: default_followers(&mesh, &gateways, &namespaces),
         plan,
@@ -318,6 +363,7 @@ mod tests {
             name: name.into(),
             template_labels: labels(pod_labels),
             template_annotations: labels(&[("inject.istio.io/templates", "gateway")]),
+            ..Default::default()
         }
     }
 
@@ -328,17 +374,18 @@ mod tests {
     #[test]
     fn plans_a_pod_label_move_and_refuses_what_would_not_work() {
         let gw = gateway("ingress", "gw", &[("sidecar.istio.io/inject", "true"), ("istio.io/rev", "1-30-3")]);
-        let plan = plan(&mesh(), &gw, &ns("ingress", &[]), "prod-canary").unwrap();
+        let plan = plan(&mesh(), &gw, &ns("ingress", &[]), "prod-canary", false).unwrap();
         assert_eq!((plan.from.as_deref(), plan.to.as_str(), plan.unchanged), (Some("1-30-3"), "prod-canary", false));
-        let err = super::plan(&mesh(), &gw, &ns("ingress", &[("istio.io/rev", "1-30-3")]), "prod-canary").unwrap_err();
+        let err =
+            super::plan(&mesh(), &gw, &ns("ingress", &[("istio.io/rev", "1-30-3")]), "prod-canary", false).unwrap_err();
         assert_eq!(
             err.to_string(),
             "namespace ingress decides the revision of its pods (istio.io/rev=1-30-3), not the gateway's pod label"
         );
         let plain = GatewayView { template_annotations: Labels::new(), ..gw.clone() };
-        let err = super::plan(&mesh(), &plain, &ns("ingress", &[]), "prod-canary").unwrap_err();
+        let err = super::plan(&mesh(), &plain, &ns("ingress", &[]), "prod-canary", false).unwrap_err();
         assert_eq!(err.to_string(), "deployment ingress/gw is not an injected gateway");
-        assert_eq!(super::plan(&mesh(), &gw, &ns("ingress", &[]), "nope").unwrap_err().exit() as u8, 5);
+        assert_eq!(super::plan(&mesh(), &gw, &ns("ingress", &[]), "nope", false).unwrap_err().exit() as u8, 5);
     }
 
     #[test]
@@ -354,5 +401,34 @@ mod tests {
             default_followers(&mesh(), &gateways, &namespaces),
             ["a/follower", "a/by-tag", "b/in-legacy-namespace"]
         );
+    }
+}
+
+#[cfg(test)]
+mod ownership_tests {
+    use super::*;
+    use meshkit::testing::labels;
+
+    #[test]
+    fn a_gateway_helm_renders_is_refused_with_the_helm_command_unless_taken_over() {
+        let mesh = Mesh::discover(&[meshkit::testing::istiod("1-31-1", "1.31.1")], &[], &[]);
+        let gateway = GatewayView {
+            namespace: "istio-ingress".into(),
+            name: "istio-ingressgateway".into(),
+            template_labels: labels(&[("istio.io/rev", "1-30-3")]),
+            template_annotations: labels(&[("inject.istio.io/templates", "gateway")]),
+            manager: Manager::Helm { release: "istio-ingressgateway".into(), namespace: "istio-ingress".into() },
+        };
+        let namespace = NamespaceView { name: "istio-ingress".into(), labels: Labels::new() };
+        let Err(Error::Refused { message, hint }) = plan(&mesh, &gateway, &namespace, "1-31-1", false) else {
+            panic!()
+        };
+        assert!(message.contains("managed by helm:istio-ingress/istio-ingressgateway"), "{message}");
+        assert!(
+            hint.starts_with("move it with Helm: `helm upgrade istio-ingressgateway istio/gateway -n istio-ingress --reuse-values --set revision=1-31-1`"),
+            "{hint}"
+        );
+        let taken = plan(&mesh, &gateway, &namespace, "1-31-1", true).unwrap();
+        assert!(taken.warnings[0].contains("its next sync moves it back"), "{:?}", taken.warnings);
     }
 }

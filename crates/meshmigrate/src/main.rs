@@ -10,6 +10,7 @@ mod relabel;
 mod restart;
 mod retire;
 mod retire_helm;
+mod retire_owned;
 mod retire_run;
 mod rollout;
 mod scope;

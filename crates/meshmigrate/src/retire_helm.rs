@@ -17,7 +17,7 @@ use meshkit::install::{Manager, detect_meta};
 use meshkit::{Error, Result};
 use serde_json::Value;
 
-use crate::retire::{OWNED, Owned, belongs, get_owned, releases};
+use crate::retire_owned::{OWNED, Owned, belongs, get_owned};
 
 /// A Helm release named by the objects a revision owns.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,16 +47,17 @@ fn meta_of(object: &Value) -> ObjectMeta {
     serde_json::from_value(object["metadata"].clone()).unwrap_or_default()
 }
 
-/// `(namespace, release)` of every Helm release the owned objects name, by Helm's annotations or
-/// by the istiod chart's instance label.
-fn release_names(revision: &str, owned: &[Owned], istio_namespace: &str) -> BTreeSet<(String, String)> {
-    let objects: Vec<Value> = owned.iter().map(|o| o.object.clone()).collect();
-    let by_label = releases(revision, &objects).into_iter().map(|r| (istio_namespace.to_string(), r));
-    let by_annotation = owned.iter().filter_map(|o| match detect_meta(&meta_of(&o.object)) {
-        Manager::Helm { release, namespace } => Some((namespace, release)),
-        _ => None,
-    });
-    by_label.chain(by_annotation).collect()
+/// `(namespace, release)` of every Helm release the owned objects name by Helm's own annotations.
+/// The chart's instance label is no proof of Helm (istioctl renders the same charts), so a release
+/// named only by it has no records to read.
+fn release_names(owned: &[Owned]) -> BTreeSet<(String, String)> {
+    owned
+        .iter()
+        .filter_map(|o| match detect_meta(&meta_of(&o.object)) {
+            Manager::Helm { release, namespace } => Some((namespace, release)),
+            _ => None,
+        })
+        .collect()
 }
 
 async fn read_release(cluster: &Cluster, namespace: &str, name: &str) -> Result<Option<ReleaseView>> {
@@ -99,7 +100,7 @@ pub async fn fetch(
     revision: &str,
     owned: &mut Vec<Owned>,
 ) -> Result<(Vec<ReleaseView>, Vec<Owned>)> {
-    let names = release_names(revision, owned, &cluster.istio_namespace);
+    let names = release_names(owned);
     let found = futures::future::try_join_all(names.iter().map(|(ns, name)| read_release(cluster, ns, name))).await?;
     let releases: Vec<ReleaseView> = found.into_iter().flatten().collect();
     let mut protected = Vec::new();

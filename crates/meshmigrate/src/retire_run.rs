@@ -17,7 +17,8 @@ use meshkit::{Error, Exit, Result};
 use serde::Serialize;
 
 use crate::journal::{Action, Entry, InjectionLabels, State};
-use crate::retire::{Decision, OWNED, Owned, Plan, api, decide, fetch};
+use crate::retire::{Decision, Plan, decide, fetch};
+use crate::retire_owned::{OWNED, Owned, api};
 
 pub struct RetireArgs {
     pub revision: String,

@@ -1,6 +1,8 @@
 use super::*;
+use crate::retire_owned::{OWNED, belongs, releases};
 use meshkit::Exit;
 use meshkit::testing::{istiod, labels};
+use serde_json::Value;
 
 use meshkit::testing::tag_webhook as tag;
 
@@ -70,6 +72,7 @@ fn every_kind_of_user_refuses() {
         name: "gw".into(),
         template_labels: labels(&[("sidecar.istio.io/inject", "true"), ("istio.io/rev", "1-31-1")]),
         template_annotations: labels(&[("inject.istio.io/templates", "gateway")]),
+        ..Default::default()
     }];
     assert!(refused(&gateways, "1-31-1").contains("gateway ingress/gw"));
 

@@ -2,7 +2,7 @@
 //! the usage errors all come from here (see `meshkit::cli`).
 
 use meshkit::Exit;
-use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
+use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, TAKE_OWNERSHIP, Values, YES};
 
 const FORCE: FlagSpec = FlagSpec { long: "force", short: None, value: None, about: "allow system namespaces" };
 const TO: FlagSpec =
@@ -114,12 +114,17 @@ a move not yet rolled back); --restart and --wait as for `namespace`.",
         CommandSpec {
             name: "gateway",
             about: "move an injected gateway Deployment to a revision or tag",
-            flags: &[TO, TIMEOUT, DRY_RUN, OUTPUT],
+            flags: &[TO, TIMEOUT, DRY_RUN, TAKE_OWNERSHIP, OUTPUT],
             usage: "NAME -n NAMESPACE --to REV|TAG",
             description: "\
 Move an injected gateway Deployment to a revision or tag: record it, set its pod template's
 istio.io/rev (which rolls it), follow the rollout, verify its pods. Names the gateways that follow
-the default revision and move with it.",
+the default revision and move with it.
+
+A gateway another manager owns is refused: the gateway chart's Helm release sets its `revision`
+value back on its next upgrade, and GitOps on its next sync. The hint gives the owner's way
+(`helm upgrade RELEASE istio/gateway --reuse-values --set revision=REV`); --take-ownership moves it
+here anyway and warns that the owner must be told.",
             examples: &["kubectl meshmigrate gateway istio-ingressgateway -n istio-ingress --to 1-31-1"],
             exits: MOVE_EXITS,
             ..CommandSpec::BARE

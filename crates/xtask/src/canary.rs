@@ -53,6 +53,7 @@ pub fn as_typed(line: &str) -> String {
         )
         .replace("\"$MESHTEST_NEW_CHARTS/base\"", &format!("istio/base --version {}", NEW_ISTIO.version))
         .replace("\"$MESHTEST_OLD_CHARTS/base\"", &format!("istio/base --version {}", OLD_ISTIO.version))
+        .replace("\"$MESHTEST_NEW_CHARTS/gateway\"", &format!("istio/gateway --version {}", NEW_ISTIO.version))
 }
 
 /// What a step printed.
@@ -191,9 +192,14 @@ pub fn upgrade(s: &Session) -> Result<()> {
         "kubectl meshmigrate namespace shop-stable --to prod-canary --restart --wait --yes",
         0,
     )?;
-    s.step(
-        "move the gateway in place",
+    s.step_said(
+        "the gateway is the gateway chart's Helm release: moving it here would be undone by its next upgrade",
         &format!("kubectl meshmigrate gateway istio-ingressgateway -n istio-ingress --to {new}"),
+        1,
+    )?;
+    s.step(
+        "so move it in place the Helm way, to the new chart and revision (Istio's Helm upgrade order)",
+        &format!("helm upgrade --hide-notes istio-ingressgateway \"$MESHTEST_NEW_CHARTS/gateway\" -n istio-ingress --reuse-values --set revision={new}"),
         0,
     )?;
     s.step_said(

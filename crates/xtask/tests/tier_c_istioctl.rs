@@ -21,7 +21,16 @@ const INTENTIONAL: &[(&str, &str, &str)] = &[
         ".metadata.",
         "revtag labels what it writes managed-by=kubectl-revtag; istioctl stamps Helm labels and release annotations of a release that never rendered them",
     ),
-    ("services/istio-system/istiod-revision-tag-", ".metadata.labels", "the same, for the tag Services"),
+    (
+        "services/istio-system/istiod-revision-tag-",
+        ".metadata.",
+        "the same for the tag Services; istioctl also leaves them claimed by the old release, which `helm uninstall` of it would delete, where the plugins take them out of it (resource-policy keep)",
+    ),
+    (
+        "validatingwebhookconfigurations/istiod-default-validator",
+        ".webhooks[0].objectSelector",
+        "the plugins leave the default validator to istio-base (`helm upgrade … --set defaultRevision`), whose chart renders no objectSelector; istioctl rewrites it with one",
+    ),
     (
         "validatingwebhookconfigurations/istiod-default-validator",
         ".metadata.",
@@ -181,9 +190,12 @@ fn istioctl_and_the_plugins_end_the_canary_upgrade_in_the_same_state() {
     let list = s.step("", "kubectl revtag list", 0).unwrap();
     assert!(list.stdout.contains("prod-canary"), "{}", list.stdout);
     s.step("", "kubectl meshmigrate namespace shop-stable --to prod-canary --restart --wait --yes", 0).unwrap();
-    s.step("", &format!("kubectl meshmigrate gateway istio-ingressgateway -n istio-ingress --to {new}"), 0).unwrap();
-    s.step("", &format!("kubectl revtag set prod-stable --revision {new} --overwrite"), 0).unwrap();
-    s.step("", &format!("kubectl revtag set default --revision {new} --overwrite --yes"), 0).unwrap();
+    // What the plugins refuse to change behind Helm's back is moved the Helm way, or taken over.
+    s.step("", &format!("kubectl meshmigrate gateway istio-ingressgateway -n istio-ingress --to {new}"), 1).unwrap();
+    s.step("", &format!("helm upgrade istio-ingressgateway \"$MESHTEST_OLD_CHARTS/gateway\" -n istio-ingress --reuse-values --set revision={new}"), 0).unwrap();
+    s.step("", &format!("kubectl revtag set prod-stable --revision {new} --overwrite --take-ownership"), 0).unwrap();
+    s.step("", &format!("kubectl revtag set default --revision {new} --overwrite --take-ownership --yes"), 0).unwrap();
+    s.step("", &format!("helm upgrade istio-base \"$MESHTEST_OLD_CHARTS/base\" -n istio-system --reuse-values --set defaultRevision={new}"), 0).unwrap();
     s.step("", "kubectl meshmigrate restart", 0).unwrap();
     settle(&s);
     s.step("", &format!("kubectl meshmigrate retire {old} --dry-run=server"), 0).unwrap();

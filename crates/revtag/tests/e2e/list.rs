@@ -31,7 +31,10 @@ fn table_output_and_warnings_go_to_the_right_streams() {
     let (code, out, err) = run(revtag(&plane.kubeconfig).arg("list"));
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["TAG", "REVISION", "VERSION", "NAMESPACES"]);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["TAG", "REVISION", "VERSION", "MANAGED-BY", "NAMESPACES"]
+    );
     assert!(out.contains("shop-both (istio-injection),shop-legacy (istio-injection)"), "{out}");
     assert!(!out.contains('\u{1b}'), "no colour when stdout is not a terminal");
     assert!(
@@ -294,6 +297,6 @@ fn a_tag_whose_revision_is_gone_is_marked() {
         .unwrap();
     let (code, out, err) = run(revtag(&plane.kubeconfig).arg("list"));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("old   1-29-0 (missing)   -         orphans"), "{out}");
+    assert!(out.contains("old   1-29-0 (missing)   -         -            orphans"), "{out}");
     assert!(err.contains("tag old points at revision 1-29-0, which is not installed"), "{err}");
 }
