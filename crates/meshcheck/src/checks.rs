@@ -572,13 +572,7 @@ fn pods_on_intended_revision(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
         .pods
         .iter()
         .filter_map(|pod| match pod_state(&namespace_of(snapshot, &pod.namespace), pod, mesh) {
-            PodRevisionState::Stale { injected, intended } => Some(format!(
-                "pod/{}/{}: has {}, wants {}",
-                pod.namespace,
-                pod.name,
-                injected.map(|r| format!("a sidecar from {r}")).unwrap_or("no sidecar".into()),
-                intended.map(|r| format!("one from {r}")).unwrap_or("none".into()),
-            )),
+            PodRevisionState::Stale { reason, .. } => Some(format!("pod/{}/{}: {reason}", pod.namespace, pod.name)),
             _ => None,
         })
         .collect();

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use meshkit::cluster::Cluster;
+use meshkit::istio::injects::Injects;
 use meshkit::istio::{IstiodView, Mesh, NamespaceView, PodView, Requests, ServiceView, WebhookConfigView, keys};
 use meshkit::quantity;
 use meshkit::{Error, Result};
@@ -25,6 +26,8 @@ pub struct Snapshot {
     pub kubernetes: Option<(u64, u64)>,
     pub kubernetes_version: String,
     pub istiods: Vec<IstiodView>,
+    /// What each revision injects now (its injector ConfigMap's values).
+    pub injects: Vec<Injects>,
     pub mutating: Vec<WebhookConfigView>,
     pub validating: Vec<WebhookConfigView>,
     /// Every Service in the Istio namespace.
@@ -156,6 +159,7 @@ impl Default for Snapshot {
             kubernetes: None,
             kubernetes_version: String::new(),
             istiods: Vec::new(),
+            injects: Vec::new(),
             mutating: Vec::new(),
             validating: Vec::new(),
             services: Vec::new(),
@@ -214,20 +218,25 @@ impl Snapshot {
             };
             Ok::<_, Error>((partial(nodes)?, partial(crds)?, partial(releases.map(|r| r.items))?, partial(operators)?))
         };
-        let (version, istiods, mutating, validating, services, slices, namespaces, pods, permissions, extras) = tokio::try_join!(
-            cluster.call("read the server version", client.apiserver_version()),
-            meshkit::fetch::istiods(cluster),
-            cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
-            cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
-            cluster.list(&services, None, &list_services),
-            cluster.list(&slices, None, &list_slices),
-            meshkit::fetch::labelled_namespaces(cluster),
-            cluster.list_map(&pods, (!needs.all_pods).then_some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| {
-                PodView::from(p)
-            }),
-            permissions,
-            extras,
-        )?;
+        let (version, istiods, mutating, validating, services, slices, namespaces, pods, permissions, extras, injects) =
+            tokio::try_join!(
+                cluster.call("read the server version", client.apiserver_version()),
+                meshkit::fetch::istiods(cluster),
+                cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
+                cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
+                cluster.list(&services, None, &list_services),
+                cluster.list(&slices, None, &list_slices),
+                meshkit::fetch::labelled_namespaces(cluster),
+                cluster.list_map(
+                    &pods,
+                    (!needs.all_pods).then_some(keys::INJECTED_POD_LABEL),
+                    "list pods",
+                    |p: &Pod| { PodView::from(p) }
+                ),
+                permissions,
+                extras,
+                meshkit::fetch::injects(cluster),
+            )?;
         let (nodes, crds, releases, operators) = extras;
         let istio_crds: Partial<Vec<CrdView>> = crds
             .as_ref()
@@ -257,6 +266,7 @@ impl Snapshot {
             kubernetes: major.zip(minor),
             kubernetes_version: version.git_version,
             istiods,
+            injects,
             mutating: mutating.iter().map(WebhookConfigView::from).collect(),
             validating: validating.iter().map(WebhookConfigView::from).collect(),
             services: services.iter().map(ServiceView::from).collect(),
@@ -294,7 +304,7 @@ impl Snapshot {
     }
 
     pub fn mesh(&self) -> Mesh {
-        Mesh::discover(&self.istiods, &self.mutating, &self.services)
+        Mesh::discover(&self.istiods, &self.mutating, &self.services).with_injects(self.injects.iter().cloned())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use meshkit::istio::injects::stale_image;
 use meshkit::istio::support::MAX_PROXY_LAG;
 use meshkit::istio::{Injected, IstioVersion, pod_injected, proxy_version};
 use meshkit::render::{Cell, Renderer, Table, Tone};
@@ -53,15 +54,21 @@ pub fn decide(snapshot: &Snapshot) -> Versions {
         })
         .collect();
     let mut counts: BTreeMap<(String, Option<IstioVersion>), usize> = BTreeMap::new();
+    // Skew within a revision: proxies older than what their revision injects now.
+    let mut behind: BTreeMap<String, usize> = BTreeMap::new();
     for pod in &snapshot.pods {
         let revision = match pod_injected(pod) {
             Injected::NotInjected => continue,
             Injected::Unknown => "unknown".to_string(),
             Injected::Revision { revision } => revision,
         };
+        if let Some(reason) = mesh.injects.get(&revision).and_then(|i| stale_image(pod, i)) {
+            *behind.entry(reason).or_default() += 1;
+        }
         *counts.entry((revision, proxy_version(pod))).or_default() += 1;
     }
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> =
+        behind.into_iter().map(|(reason, pods)| format!("{pods} pod(s) are behind their revision: {reason}")).collect();
     let data_plane: Vec<DataPlane> = counts
         .into_iter()
         .map(|((revision, version), pods)| {
@@ -127,6 +134,27 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn proxies_behind_what_their_revision_injects_now_are_a_warning() {
+        let snapshot = Snapshot {
+            istiods: vec![meshkit::testing::istiod("1-30-3", "1.30.4")],
+            injects: vec![meshkit::istio::injects::Injects {
+                revision: "1-30-3".into(),
+                hub: "docker.io/istio".into(),
+                tag: "1.30.4".into(),
+                image: "proxyv2".into(),
+                variant: String::new(),
+            }],
+            pods: vec![pod("1-30-3", "1.30.3"), pod("1-30-3", "1.30.3"), pod("1-30-3", "1.30.4")],
+            ..Default::default()
+        };
+        let v = decide(&snapshot);
+        assert_eq!(
+            v.warnings,
+            ["2 pod(s) are behind their revision: proxy 1.30.3, revision 1-30-3 now injects 1.30.4"]
+        );
     }
 
     #[test]

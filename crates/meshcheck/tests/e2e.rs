@@ -227,10 +227,7 @@ fn verify_fails_while_no_istiod_runs() {
     assert!(objects.contains(&"deployment/istio-system/istiod-1-31-1 (0/1 ready)".to_string()), "{objects:?}");
     assert_eq!(result(&doc, "MC0603").0, "error");
     let (_, stale) = result(&doc, "MC0604");
-    assert!(
-        stale.contains(&"pod/shop-canary/web-1: has a sidecar from 1-30-3, wants one from 1-31-1".to_string()),
-        "{stale:?}"
-    );
+    assert!(stale.contains(&"pod/shop-canary/web-1: revision moved 1-30-3 → 1-31-1".to_string()), "{stale:?}");
 }
 
 /// Tier B: istiod really becomes available and its Services get ready endpoints; `--wait`
@@ -261,7 +258,8 @@ fn verify_waits_for_a_real_control_plane() {
     assert!(
         stale
             .iter()
-            .any(|p| p.starts_with("pod/shop-canary/web-") && p.ends_with("has no sidecar, wants one from 1-31-1")),
+            .any(|p| p.starts_with("pod/shop-canary/web-")
+                && p.ends_with("no sidecar; its labels ask for one from 1-31-1")),
         "{stale:?}"
     );
 }

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::Api;
 
 use crate::cluster::Cluster;
 use crate::error::Result;
+use crate::istio::injects::Injects;
 use crate::istio::{IstiodView, Mesh, NamespaceView, ServiceView, WebhookConfigView, keys};
 
 /// Namespaces carrying `istio.io/rev` or `istio-injection`, sorted by name: two label-selected
@@ -39,11 +40,27 @@ pub struct ControlPlane {
     pub istiods: Vec<IstiodView>,
     pub webhooks: Vec<WebhookConfigView>,
     pub services: Vec<ServiceView>,
+    /// What each revision injects now; empty when the injector ConfigMaps may not be read.
+    pub injects: Vec<Injects>,
 }
 
 impl ControlPlane {
     pub fn mesh(&self) -> Mesh {
-        Mesh::discover(&self.istiods, &self.webhooks, &self.services)
+        Mesh::discover(&self.istiods, &self.webhooks, &self.services).with_injects(self.injects.iter().cloned())
+    }
+}
+
+/// Each revision's injector values, from the revision-labelled ConfigMaps of the Istio namespace
+/// (one list). Without permission to read ConfigMaps there, staleness by image is not known and
+/// only staleness by revision is reported.
+pub async fn injects(cluster: &Cluster) -> Result<Vec<Injects>> {
+    let ns = &cluster.istio_namespace;
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client(), ns);
+    let what = format!("list configmaps in namespace {ns}");
+    match cluster.list_map(&api, Some(keys::REV), &what, Injects::from_config_map).await {
+        Ok(found) => Ok(found.into_iter().flatten().collect()),
+        Err(crate::Error::Forbidden { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 
@@ -52,7 +69,7 @@ pub async fn control_plane(cluster: &Cluster) -> Result<ControlPlane> {
     let services: Api<Service> = Api::namespaced(cluster.client(), ns);
     let webhooks: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
     let list_services = format!("list services in namespace {ns}");
-    let (istiods, webhooks, services) = tokio::try_join!(
+    let (istiods, webhooks, services, injects) = tokio::try_join!(
         istiods(cluster),
         cluster.list_map(
             &webhooks,
@@ -61,6 +78,7 @@ pub async fn control_plane(cluster: &Cluster) -> Result<ControlPlane> {
             |w: &MutatingWebhookConfiguration| { WebhookConfigView::from(w) }
         ),
         cluster.list_map(&services, Some(keys::REV), &list_services, |s: &Service| ServiceView::from(s)),
+        injects(cluster),
     )?;
-    Ok(ControlPlane { istiods, webhooks, services })
+    Ok(ControlPlane { istiods, webhooks, services, injects })
 }

@@ -145,9 +145,16 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
         let ((pods, owners), fetched) =
             tokio::try_join!(crate::scope::pods_and_owners(&cluster, &names), crate::rollout::fetch(&cluster, &names))?;
         workloads = fetched;
-        let meshkit::fetch::ControlPlane { istiods, webhooks, services } = control_plane.clone();
-        let snapshot =
-            Snapshot { istiods, webhooks, services, namespaces: namespaces.clone(), pods, replica_set_owners: owners };
+        let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects } = control_plane.clone();
+        let snapshot = Snapshot {
+            istiods,
+            webhooks,
+            services,
+            injects,
+            namespaces: namespaces.clone(),
+            pods,
+            replica_set_owners: owners,
+        };
         let (restarts, bare) = stale_after(&snapshot, &plan);
         for pod in &bare {
             eprintln!("kubectl-meshmigrate: warning: {pod} will be stale and has no controller to restart it");

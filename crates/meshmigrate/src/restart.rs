@@ -239,6 +239,7 @@ mod tests {
             injected: vec![],
             uninjected: 3,
             stale_pods: vec!["a".into(), "b".into(), "c".into()],
+            stale_reasons: Default::default(),
             restart: vec![
                 "deployment/web".into(),
                 "pod/job-x (no controller: delete it to recreate it)".into(),

@@ -194,8 +194,9 @@ the journal first. Without NAMESPACE: every mesh namespace.",
             usage: "[NAMESPACE…|-A]",
             description: "\
 Per namespace: labels, intended revision (through tags and the default), pods per injected revision
-and proxy version, stale pods, workloads needing a restart. Without arguments: every namespace with
-an injection label or an injected pod.",
+and proxy version, stale pods and why (another revision, or an older proxy than their revision
+injects now), workloads needing a restart. Without arguments: every namespace with an injection
+label or an injected pod.",
             examples: &["kubectl meshmigrate status", "kubectl meshmigrate status shop-canary shop-stable -o json"],
             exits: READ_EXITS,
             ..CommandSpec::BARE

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use meshkit::cluster::Cluster;
+use meshkit::istio::injects::Injects;
 use meshkit::istio::{
     IstioVersion, IstiodView, Mesh, NamespaceInjection, NamespaceView, PodRevisionState, PodView, ServiceView,
     WebhookConfigView, keys, namespace_injection, pod_injected, pod_state, proxy_version,
@@ -22,6 +23,8 @@ pub struct Snapshot {
     pub istiods: Vec<IstiodView>,
     pub webhooks: Vec<WebhookConfigView>,
     pub services: Vec<ServiceView>,
+    /// What each revision injects now.
+    pub injects: Vec<Injects>,
     /// The namespaces to report on.
     pub namespaces: Vec<NamespaceView>,
     pub pods: Vec<PodView>,
@@ -38,7 +41,8 @@ pub enum Scope {
 
 pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
     let client = cluster.client();
-    let meshkit::fetch::ControlPlane { istiods, webhooks, services } = meshkit::fetch::control_plane(cluster).await?;
+    let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects } =
+        meshkit::fetch::control_plane(cluster).await?;
     let (namespaces, pods, replica_sets) = match scope {
         Scope::All => {
             let pods: Api<Pod> = Api::all(client.clone());
@@ -81,7 +85,7 @@ pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
             (views, pods, owners)
         }
     };
-    Ok(Snapshot { istiods, webhooks, services, namespaces, pods, replica_set_owners: replica_sets })
+    Ok(Snapshot { istiods, webhooks, services, injects, namespaces, pods, replica_set_owners: replica_sets })
 }
 
 /// ReplicaSet owners from metadata only (their pod templates are never needed here).
@@ -139,6 +143,8 @@ pub struct NamespaceStatus {
     pub uninjected: usize,
     /// Pods whose sidecar differs from what their labels ask for.
     pub stale_pods: Vec<String>,
+    /// Why, for each stale pod (`pod → reason`).
+    pub stale_reasons: BTreeMap<String, String>,
     /// Workloads to restart so that their pods get the intended sidecar.
     pub restart: Vec<String>,
 }
@@ -158,7 +164,8 @@ pub(crate) fn workload(pod: &PodView, replica_set_owners: &BTreeMap<(String, Str
 }
 
 pub fn decide(snapshot: &Snapshot, scope: &Scope) -> Vec<NamespaceStatus> {
-    let mesh = Mesh::discover(&snapshot.istiods, &snapshot.webhooks, &snapshot.services);
+    let mesh = Mesh::discover(&snapshot.istiods, &snapshot.webhooks, &snapshot.services)
+        .with_injects(snapshot.injects.iter().cloned());
     let mut by_namespace: BTreeMap<&str, Vec<&PodView>> = BTreeMap::new();
     for pod in snapshot.pods.iter().filter(|p| !p.finished) {
         by_namespace.entry(pod.namespace.as_str()).or_default().push(pod);
@@ -183,14 +190,16 @@ pub fn decide(snapshot: &Snapshot, scope: &Scope) -> Vec<NamespaceStatus> {
             let mut counts: BTreeMap<(String, Option<IstioVersion>), usize> = BTreeMap::new();
             let mut uninjected = 0;
             let mut stale_pods = Vec::new();
+            let mut stale_reasons = BTreeMap::new();
             let mut restart = BTreeSet::new();
             for pod in &pods {
                 match pod_injected(pod).revision() {
                     Some(revision) => *counts.entry((revision.to_string(), proxy_version(pod))).or_default() += 1,
                     None => uninjected += 1,
                 }
-                if let PodRevisionState::Stale { .. } = pod_state(&ns, pod, &mesh) {
+                if let PodRevisionState::Stale { reason, .. } = pod_state(&ns, pod, &mesh) {
                     stale_pods.push(pod.name.clone());
+                    stale_reasons.insert(pod.name.clone(), reason);
                     restart.insert(workload(pod, &snapshot.replica_set_owners));
                 }
             }
@@ -214,14 +223,25 @@ pub fn decide(snapshot: &Snapshot, scope: &Scope) -> Vec<NamespaceStatus> {
                     .collect(),
                 uninjected,
                 stale_pods,
+                stale_reasons,
                 restart: restart.into_iter().collect(),
             }
         })
         .collect()
 }
 
+/// The distinct reasons of a namespace's stale pods.
+fn why(row: &NamespaceStatus) -> Cell {
+    let reasons: BTreeSet<&str> = row.stale_reasons.values().map(String::as_str).collect();
+    if reasons.is_empty() {
+        Cell::new("-", Tone::Dim)
+    } else {
+        Cell::from(reasons.into_iter().collect::<Vec<_>>().join("; "))
+    }
+}
+
 pub fn table(rows: &[NamespaceStatus]) -> Table {
-    let mut table = Table::new(&["NAMESPACE", "LABELS", "INTENDED", "PODS", "INJECTED", "STALE", "RESTART"]);
+    let mut table = Table::new(&["NAMESPACE", "LABELS", "INTENDED", "PODS", "INJECTED", "STALE", "WHY", "RESTART"]);
     for row in rows {
         let labels = if row.labels.is_empty() {
             Cell::new("-", Tone::Dim)
@@ -257,6 +277,7 @@ pub fn table(rows: &[NamespaceStatus]) -> Table {
             Cell::from(row.pods.to_string()),
             Cell::from(if injected.is_empty() { "-".to_string() } else { injected.join(", ") }),
             Cell::new(stale.to_string(), if stale > 0 { Tone::Warn } else { Tone::Good }),
+            why(row),
             Cell::from(if row.restart.is_empty() { "-".to_string() } else { row.restart.join(",") }),
         ]);
     }
@@ -336,6 +357,28 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_older_than_its_revision_injects_now_is_stale_with_its_reason() {
+        let mut snap = snapshot();
+        // 1-30-3 was upgraded in place: it injects 1.30.4 now.
+        snap.injects = vec![Injects {
+            revision: "1-30-3".into(),
+            hub: "docker.io/istio".into(),
+            tag: "1.30.4".into(),
+            image: "proxyv2".into(),
+            variant: String::new(),
+        }];
+        let rows = decide(&snap, &Scope::Named(vec!["legacy".into()]));
+        let legacy = rows.iter().find(|r| r.namespace == "legacy").unwrap();
+        assert_eq!(legacy.stale_pods, ["api-1"]);
+        assert_eq!(legacy.stale_reasons["api-1"], "proxy 1.30.3, revision 1-30-3 now injects 1.30.4");
+        assert_eq!(legacy.restart, ["deployment/api"]);
+        let text =
+            meshkit::render::Renderer { format: meshkit::render::Format::Table, no_headers: false, color: false }
+                .table_text(&table(&rows));
+        assert!(text.contains("proxy 1.30.3, revision 1-30-3 now injects 1.30.4"), "{text}");
+    }
+
+    #[test]
     fn reports_intent_injection_staleness_and_what_to_restart() {
         let rows = decide(&snapshot(), &Scope::All);
         let names: Vec<&str> = rows.iter().map(|r| r.namespace.as_str()).collect();
@@ -351,6 +394,8 @@ mod tests {
             [("1-30-3", 2), ("1-31-1", 1)]
         );
         assert_eq!(shop.stale_pods, ["web-old-1", "db-0", "job-x"]);
+        assert_eq!(shop.stale_reasons["web-old-1"], "revision moved 1-30-3 → 1-31-1");
+        assert_eq!(shop.stale_reasons["job-x"], "no sidecar; its labels ask for one from 1-31-1");
         assert_eq!(
             shop.restart,
             ["deployment/web", "pod/job-x (no controller: delete it to recreate it)", "statefulset/db"]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod legacy_injector;
 mod list;
 mod ownership;
 mod revisions;

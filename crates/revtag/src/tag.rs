@@ -4,22 +4,18 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiSelector;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use meshkit::cluster::Cluster;
 use meshkit::install::handover::{self, Handover};
 use meshkit::istio::tag_objects::{self, DEFAULT_VALIDATOR, MANAGER, TagObjects, TagSpec};
 use meshkit::istio::{NamespaceInjection, WebhookConfigView, injection_overlaps, keys, namespace_injection};
 use meshkit::{Error, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::ownership;
 use crate::snapshot::Snapshot;
 
-/// Where `set default` records the selectors of a legacy injector it switches off, so that
-/// `remove default` can switch it back on exactly as it was.
-pub const DEACTIVATED_ANNOTATION: &str = "revtag.meshkit.dev/deactivated-selectors";
+pub use crate::legacy_injector::DEACTIVATED_ANNOTATION;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetRequest {
@@ -311,13 +307,6 @@ pub fn plan_remove(snapshot: &Snapshot, tag: &str, take_ownership: bool) -> Resu
 /// persisting — kubectl's meaning, shared by every plugin.
 pub use meshkit::cli::DryRun;
 
-#[derive(Serialize, Deserialize)]
-struct SavedSelectors {
-    name: String,
-    namespace_selector: Option<ApiSelector>,
-    object_selector: Option<ApiSelector>,
-}
-
 /// Applies the tag's objects with server-side apply under our field manager, then switches off a
 /// legacy injector if the plan says so: never before the new objects are in place.
 pub async fn apply_set(cluster: &Cluster, plan: &SetPlan, dry_run: DryRun) -> Result<()> {
@@ -364,61 +353,8 @@ pub async fn apply_set(cluster: &Cluster, plan: &SetPlan, dry_run: DryRun) -> Re
             .await?;
     }
     if let Some(legacy) = &plan.deactivate {
-        switch_injector(cluster, legacy, true, dry_run).await?;
+        crate::legacy_injector::switch(cluster, legacy, true, dry_run).await?;
     }
-    Ok(())
-}
-
-/// Switches a legacy injector off (recording its selectors in an annotation first) or back on
-/// (restoring them).
-async fn switch_injector(cluster: &Cluster, name: &str, off: bool, dry_run: DryRun) -> Result<()> {
-    let api: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
-    let mut config = cluster.call(&format!("get mutatingwebhookconfiguration {name}"), api.get(name)).await?;
-    let annotations = config.metadata.annotations.get_or_insert_with(Default::default);
-    let webhooks = config.webhooks.get_or_insert_with(Vec::new);
-    if off {
-        if annotations.contains_key(DEACTIVATED_ANNOTATION) {
-            return Ok(());
-        }
-        let saved: Vec<SavedSelectors> = webhooks
-            .iter()
-            .map(|w| SavedSelectors {
-                name: w.name.clone(),
-                namespace_selector: w.namespace_selector.clone(),
-                object_selector: w.object_selector.clone(),
-            })
-            .collect();
-        annotations
-            .insert(DEACTIVATED_ANNOTATION.into(), serde_json::to_string(&saved).map_err(std::io::Error::other)?);
-        let never = || {
-            Some(ApiSelector {
-                match_labels: Some([(keys::DEACTIVATED.0.to_string(), keys::DEACTIVATED.1.to_string())].into()),
-                match_expressions: None,
-            })
-        };
-        for w in webhooks.iter_mut() {
-            w.namespace_selector = never();
-            w.object_selector = never();
-        }
-    } else {
-        let Some(saved) = annotations.remove(DEACTIVATED_ANNOTATION) else { return Ok(()) };
-        let saved: Vec<SavedSelectors> = serde_json::from_str(&saved).map_err(|e| {
-            Error::refused(
-                format!("annotation {DEACTIVATED_ANNOTATION} on {name} is not ours to read: {e}"),
-                "restore its selectors by hand",
-            )
-        })?;
-        for w in webhooks.iter_mut() {
-            if let Some(s) = saved.iter().find(|s| s.name == w.name) {
-                w.namespace_selector = s.namespace_selector.clone();
-                w.object_selector = s.object_selector.clone();
-            }
-        }
-    }
-    let mut params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-    params.dry_run = dry_run == DryRun::Server;
-    let what = if off { "switch off" } else { "switch back on" };
-    cluster.call(&format!("{what} the injector {name}"), api.replace(name, &params, &config)).await?;
     Ok(())
 }
 
@@ -438,7 +374,7 @@ pub async fn apply_remove(cluster: &Cluster, plan: &RemovePlan, dry_run: DryRun)
     }
     // The legacy injector comes back before the tag's injector goes, so injection never lapses.
     if let Some(legacy) = &plan.reactivate {
-        switch_injector(cluster, legacy, false, dry_run).await?;
+        crate::legacy_injector::switch(cluster, legacy, false, dry_run).await?;
     }
     for name in &plan.webhooks {
         ignore_missing(

@@ -244,3 +244,116 @@ fn the_demo_walkthrough_upgrades_retires_and_rolls_back() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `helm upgrade` of a revision in place to the second build, keeping its name: every pod it
+/// injected before now runs an older proxy than it injects. `status` says so and why, `restart`
+/// restarts exactly those workloads, and the new pods get the new proxy from the real istiod.
+#[test]
+fn an_in_place_upgrade_makes_pods_stale_by_version_and_restart_replaces_exactly_those() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let plane = tier_c();
+    let fixture = RealFixture::install(&plane, 1).unwrap();
+    let old = OLD_ISTIO.revision();
+    let plugin = |name: &str, args: &[&str]| {
+        run(meshtest::plugin(common::built_binary(&format!("kubectl-{name}")).to_str().unwrap(), &plane.kubeconfig)
+            .args(args))
+    };
+    let stale = || -> std::collections::BTreeMap<String, Value> {
+        let (code, out, err) = plugin("meshmigrate", &["status", "-o", "json"]);
+        assert_eq!(code, 0, "{err}");
+        let rows: Value = serde_json::from_str(&out).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| !r["stalePods"].as_array().unwrap().is_empty())
+            .map(|r| (r["namespace"].as_str().unwrap().to_string(), r["staleReasons"].clone()))
+            .collect()
+    };
+    assert!(stale().is_empty(), "{:?}", stale());
+
+    // `--reuse-values` would keep the old chart's defaults, its image tag among them.
+    let discovery = fixture.new_charts.join("istio-control/istio-discovery");
+    let out = meshtest::helm_command(&plane)
+        .args([
+            "upgrade",
+            &format!("istiod-{old}"),
+            discovery.to_str().unwrap(),
+            "-n",
+            "istio-system",
+            "--reset-then-reuse-values",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let start = Instant::now();
+    while !plane
+        .istiods()
+        .iter()
+        .any(|p| p.revision.as_deref() == Some(old.as_str()) && p.version == NEW_ISTIO.version && p.ready)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "revision {old} does not run {}: {:?}",
+            NEW_ISTIO.version,
+            plane.istiods()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    let reasons = stale();
+    let expected = format!("proxy {}, revision {old} now injects {}", OLD_ISTIO.version, NEW_ISTIO.version);
+    let namespaces: Vec<&str> = reasons.keys().map(String::as_str).collect();
+    assert_eq!(namespaces, ["istio-ingress", "shop-legacy", "shop-plain", "shop-stable", "shop-tagged"], "{reasons:?}");
+    for (namespace, why) in &reasons {
+        assert!(why.as_object().unwrap().values().all(|r| r == &Value::from(expected.clone())), "{namespace}: {why}");
+    }
+    let generations = || -> std::collections::BTreeMap<String, i64> {
+        let list = plane.get_json(&["deployments", "-A"]).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let key = format!(
+                    "{}/{}",
+                    d["metadata"]["namespace"].as_str().unwrap(),
+                    d["metadata"]["name"].as_str().unwrap()
+                );
+                (key, d["metadata"]["generation"].as_i64().unwrap())
+            })
+            .collect()
+    };
+    let before = generations();
+    let (code, _, err) = plugin("meshmigrate", &["restart"]);
+    assert_eq!(code, 0, "{err}");
+    let after = generations();
+    let restarted: Vec<&String> = after.keys().filter(|k| before.get(*k) != after.get(*k)).collect();
+    assert_eq!(
+        restarted,
+        [
+            "istio-ingress/istio-ingressgateway",
+            "shop-legacy/web",
+            "shop-plain/web",
+            "shop-stable/web",
+            "shop-tagged/web"
+        ],
+        "exactly the stale workloads, and neither istiod nor shop-off"
+    );
+    let start = Instant::now();
+    let pod = loop {
+        let pod = web_pod(&plane, "shop-legacy");
+        if sidecar(&pod).0.ends_with(NEW_ISTIO.version) {
+            break pod;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "shop-legacy still runs the old proxy");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(sidecar(&pod), (format!("docker.io/istio/proxyv2:{}", NEW_ISTIO.version), old.clone()));
+    let start = Instant::now();
+    while !stale().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(120), "still stale after the restart: {:?}", stale());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (code, out, err) = plugin("meshcheck", &["verify"]);
+    assert_eq!(code, 0, "verify after the restart:\n{out}\n{err}");
+}

@@ -200,7 +200,7 @@ fn verify_lists_stale_pods_and_unused_revisions() {
     snap.namespaces.push(ns("apps", &[("istio.io/rev", "1-31-1")]));
     snap.pods.push(pod("apps", "stale", Some(("1-30-3", "1.30.3"))));
     let report = verify(&snap);
-    assert_eq!(outcome(&report, "MC0604").1, ["pod/apps/stale: has a sidecar from 1-30-3, wants one from 1-31-1"]);
+    assert_eq!(outcome(&report, "MC0604").1, ["pod/apps/stale: revision moved 1-30-3 → 1-31-1"]);
     assert_eq!(outcome(&report, "MC0605").0, Outcome::Pass, "1-31-1 is used by the apps namespace");
     snap.namespaces.retain(|n| n.name != "apps");
     snap.pods.retain(|p| p.namespace != "apps");

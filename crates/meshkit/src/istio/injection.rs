@@ -184,10 +184,13 @@ pub fn pod_injected(pod: &PodView) -> Injected {
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum PodRevisionState {
     UpToDate,
-    /// A restart would change its sidecar (add, remove or move it to another revision).
+    /// A restart would change its sidecar: add, remove or move it to another revision, or give
+    /// it the proxy its revision injects now.
     Stale {
         injected: Option<String>,
         intended: Option<String>,
+        /// In a phrase: `revision moved 1-30-3 → 1-31-1`, `proxy 1.30.2, revision 1-30-3 now injects 1.30.3`.
+        reason: String,
     },
     /// The labels name a tag or revision that is not installed, or the proxy is not Istio's:
     /// nothing to compare against.
@@ -204,13 +207,20 @@ pub fn pod_state(namespace: &NamespaceView, pod: &PodView, mesh: &Mesh) -> PodRe
     if injected == Injected::Unknown {
         return PodRevisionState::Unresolved;
     }
-    if injected.revision() == wanted {
-        PodRevisionState::UpToDate
-    } else {
-        PodRevisionState::Stale {
-            injected: injected.revision().map(str::to_string),
-            intended: wanted.map(str::to_string),
+    let stale = |reason: String| PodRevisionState::Stale {
+        injected: injected.revision().map(str::to_string),
+        intended: wanted.map(str::to_string),
+        reason,
+    };
+    match (injected.revision(), wanted) {
+        (now, wanted) if now == wanted => {
+            let by_image = now.and_then(|r| mesh.injects.get(r)).and_then(|i| super::injects::stale_image(pod, i));
+            by_image.map_or(PodRevisionState::UpToDate, stale)
         }
+        (Some(now), Some(wanted)) => stale(format!("revision moved {now} → {wanted}")),
+        (None, Some(wanted)) => stale(format!("no sidecar; its labels ask for one from {wanted}")),
+        (Some(now), None) => stale(format!("a sidecar from {now}; its labels ask for none")),
+        (None, None) => PodRevisionState::UpToDate,
     }
 }
 
@@ -444,16 +454,28 @@ mod tests {
         assert_eq!(pod_state(&on_prod, &injected_by("canary"), &m), PodRevisionState::UpToDate);
         assert_eq!(
             pod_state(&on_prod, &injected_by("stable"), &m),
-            PodRevisionState::Stale { injected: Some("stable".into()), intended: Some("canary".into()) }
+            PodRevisionState::Stale {
+                injected: Some("stable".into()),
+                intended: Some("canary".into()),
+                reason: "revision moved stable → canary".into()
+            }
         );
         assert_eq!(
             pod_state(&on_prod, &pod(&[], false), &m),
-            PodRevisionState::Stale { injected: None, intended: Some("canary".into()) }
+            PodRevisionState::Stale {
+                injected: None,
+                intended: Some("canary".into()),
+                reason: "no sidecar; its labels ask for one from canary".into()
+            }
         );
         let unlabelled = ns("a", &[]);
         assert_eq!(
             pod_state(&unlabelled, &injected_by("stable"), &m),
-            PodRevisionState::Stale { injected: Some("stable".into()), intended: None }
+            PodRevisionState::Stale {
+                injected: Some("stable".into()),
+                intended: None,
+                reason: "a sidecar from stable; its labels ask for none".into()
+            }
         );
         assert_eq!(pod_state(&unlabelled, &pod(&[], false), &m), PodRevisionState::UpToDate);
         assert_eq!(

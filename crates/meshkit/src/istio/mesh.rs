@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::injects::Injects;
 use super::{IstioVersion, IstiodView, ServiceView, WebhookConfigView, keys};
 use crate::install::Manager;
 
@@ -69,6 +70,8 @@ pub struct Mesh {
     /// Whether the default injector also injects pods in unlabelled namespaces
     /// (`enableNamespacesByDefault`).
     pub auto_inject: bool,
+    /// What each revision injects now, by revision (from its injector ConfigMap), where known.
+    pub injects: BTreeMap<String, Injects>,
 }
 
 fn revision_label(labels: &BTreeMap<String, String>) -> String {
@@ -131,6 +134,12 @@ impl Mesh {
             .flat_map(|w| w.injectors())
             .any(|w| w.name.starts_with("auto."));
         mesh
+    }
+
+    /// The same mesh, knowing what each revision injects now (see [`Injects`]).
+    pub fn with_injects(mut self, injects: impl IntoIterator<Item = Injects>) -> Mesh {
+        self.injects.extend(injects.into_iter().map(|i| (i.revision.clone(), i)));
+        self
     }
 
     fn revision_entry(&mut self, name: String) -> &mut Revision {

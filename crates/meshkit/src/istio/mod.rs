@@ -7,6 +7,7 @@ pub mod apis;
 pub mod defaults;
 pub mod deprecated;
 mod injection;
+pub mod injects;
 mod mesh;
 pub mod names;
 mod objects;

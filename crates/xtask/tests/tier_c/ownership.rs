@@ -21,6 +21,17 @@ fn helm(plane: &ControlPlane, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// One check of a `meshcheck -o json` report.
+fn check<'a>(report: &'a Value, code: &str) -> &'a Value {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["code"] == code)
+        .unwrap_or_else(|| panic!("{code} did not run: {report}"))
+}
+
 fn history(plane: &ControlPlane, release: &str) -> Vec<String> {
     let history: Value =
         serde_json::from_str(&helm(plane, &["history", release, "-n", "istio-system", "-o", "json"])).unwrap();
@@ -122,13 +133,7 @@ pub fn a_planted_default_disagreement_is_reported(plane: &ControlPlane, old: &st
         let (exit, out, err) = plugin(plane, "meshcheck", &[command, "-o", "json"]);
         assert_eq!(exit, 1, "{command}: {err}");
         let report: Value = serde_json::from_str(&out).unwrap();
-        let check = report["categories"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|c| c["checks"].as_array().unwrap())
-            .find(|c| c["code"] == code)
-            .unwrap_or_else(|| panic!("{code} did not run: {report}"));
+        let check = check(&report, code);
         assert_eq!(check["result"], "error", "{check}");
         let told = check["objects"].to_string();
         assert!(
@@ -204,13 +209,6 @@ pub fn retiring_a_leftover_another_release_owns_is_refused(
     );
     let (_, out, _) = plugin(plane, "meshcheck", &["verify", "-o", "json"]);
     let report: Value = serde_json::from_str(&out).unwrap();
-    let leftovers = report["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["checks"].as_array().unwrap())
-        .find(|c| c["code"] == "MC0607")
-        .unwrap()
-        .clone();
+    let leftovers = check(&report, "MC0607");
     assert_eq!(leftovers["result"], "pass", "{leftovers}");
 }
