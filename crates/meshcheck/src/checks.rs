@@ -382,15 +382,30 @@ fn no_superseded_api_versions(snapshot: &Snapshot) -> Finding {
 }
 
 fn no_deprecated_annotations(snapshot: &Snapshot) -> Finding {
-    let found: Vec<String> = snapshot
-        .pods
-        .iter()
-        .filter_map(|pod| {
-            let deprecated = meshkit::istio::deprecated::deprecated_annotations("Pod", pod.annotations.keys());
-            (!deprecated.is_empty()).then(|| format!("pod/{}/{}: {}", pod.namespace, pod.name, deprecated.join(", ")))
-        })
-        .collect();
-    Finding::none_of(&catalogue::MC0406, found, |n| format!("{n} pod(s) carry deprecated Istio annotations"))
+    use meshkit::istio::deprecated::{deprecated_annotations, set_by_istio_charts};
+    let (mut found, mut charts) = (Vec::new(), 0);
+    for pod in &snapshot.pods {
+        let deprecated = deprecated_annotations("Pod", pod.annotations.keys());
+        if deprecated.is_empty() {
+            continue;
+        }
+        if set_by_istio_charts(pod) {
+            charts += 1;
+        } else {
+            found.push(format!("pod/{}/{}: {}", pod.namespace, pod.name, deprecated.join(", ")));
+        }
+    }
+    let finding =
+        Finding::none_of(&catalogue::MC0406, found, |n| format!("{n} pod(s) carry deprecated Istio annotations"));
+    match (finding.outcome, charts) {
+        (crate::report::Outcome::Pass, 1..) => Finding::pass_with(
+            &catalogue::MC0406,
+            format!(
+                "{charts} pod(s) of Istio's own charts (istiod, gateways) carry them: their charts set them, nothing to do"
+            ),
+        ),
+        _ => finding,
+    }
 }
 
 fn room_for_istiod(snapshot: &Snapshot) -> Finding {
@@ -568,9 +583,11 @@ fn webhook_services_ready(snapshot: &Snapshot) -> Finding {
 }
 
 fn pods_on_intended_revision(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
+    // Succeeded and Failed pods never restart: they pin nothing and are never stale.
     let stale: Vec<String> = snapshot
         .pods
         .iter()
+        .filter(|pod| !pod.finished)
         .filter_map(|pod| match pod_state(&namespace_of(snapshot, &pod.namespace), pod, mesh) {
             PodRevisionState::Stale { reason, .. } => Some(format!("pod/{}/{}: {reason}", pod.namespace, pod.name)),
             _ => None,
@@ -586,8 +603,12 @@ fn revisions_in_use(snapshot: &Snapshot, mesh: &Mesh) -> Finding {
             used.insert(revision);
         }
     }
-    let injected: Vec<String> =
-        snapshot.pods.iter().filter_map(|p| pod_injected(p).revision().map(str::to_string)).collect();
+    let injected: Vec<String> = snapshot
+        .pods
+        .iter()
+        .filter(|p| !p.finished)
+        .filter_map(|p| pod_injected(p).revision().map(str::to_string))
+        .collect();
     used.extend(injected.iter().map(String::as_str));
     let unused: Vec<String> = mesh
         .installed_revisions()

@@ -206,7 +206,13 @@ pub async fn run(
     let snapshot = crate::status::fetch(&cluster, scope).await?;
     let (restarts, bare) = plan(&crate::status::decide(&snapshot, scope));
     for pod in &bare {
-        eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
+        if pod.contains("/job/") {
+            eprintln!(
+                "kubectl-meshmigrate: {pod}: a Job's pods get the new sidecar on its next run; nothing to restart"
+            );
+        } else {
+            eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
+        }
     }
     if dry_run == DryRun::Server {
         check_on_server(&cluster, &restarts).await?;

@@ -68,9 +68,11 @@ pub fn users(revision: &str, snapshot: &Snapshot) -> Vec<String> {
             users.push(format!("namespace/{} (istio.io/rev={via})", namespace.name));
         }
     }
+    // A Succeeded or Failed pod will not run again: it does not keep a revision in use.
     let injected = snapshot
         .pods
         .iter()
+        .filter(|p| !p.finished)
         .filter(|p| matches!(pod_injected(p), Injected::Revision { revision: r } if r == revision))
         .count();
     if injected > 0 {

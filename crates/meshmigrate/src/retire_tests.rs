@@ -61,6 +61,9 @@ fn every_kind_of_user_refuses() {
     let mut pods = snapshot();
     pods.pods = vec![PodView { annotations: labels(&[("istio.io/rev", "1-31-1")]), ..Default::default() }];
     assert!(refused(&pods, "1-31-1").contains("1 pod(s) injected by 1-31-1"));
+    // A finished pod (a completed Job's) keeps nothing in use.
+    pods.pods[0].finished = true;
+    assert!(decide("1-31-1", &pods).is_ok());
 
     let mut labelled = snapshot();
     labelled.namespaces.push(NamespaceView { name: "canary".into(), labels: labels(&[("istio.io/rev", "1-31-1")]) });

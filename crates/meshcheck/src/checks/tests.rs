@@ -430,3 +430,40 @@ fn webhooks_of_an_uninstalled_revision_are_found_and_fail_closed_ones_are_errors
     );
     assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0306").0, Outcome::Error);
 }
+
+#[test]
+fn istios_own_pods_are_not_flagged_for_annotations_their_charts_set() {
+    let mut snap = healthy();
+    let with = |mut pod: PodView, labels_: &[(&str, &str)], annotations: &[(&str, &str)]| {
+        pod.labels.extend(labels(labels_));
+        pod.annotations.extend(labels(annotations));
+        pod
+    };
+    let inject = ("sidecar.istio.io/inject", "false");
+    snap.pods.push(with(pod("istio-system", "istiod-1-30-3-abc", None), &[("app", "istiod")], &[inject]));
+    snap.pods.push(with(
+        pod("istio-ingress", "gw-1", Some(("1-30-3", "1.30.3"))),
+        &[],
+        &[inject, ("inject.istio.io/templates", "gateway")],
+    ));
+    let report = precheck(&snap, &Options::default());
+    let finding = report.findings.iter().find(|f| f.check.code == "MC0406").unwrap();
+    assert_eq!(finding.outcome, Outcome::Pass, "{finding:?}");
+    assert!(finding.message.as_deref().unwrap().contains("2 pod(s) of Istio's own charts"), "{finding:?}");
+    snap.pods.push(with(pod("shop", "web-1", Some(("1-30-3", "1.30.3"))), &[], &[inject]));
+    let report = precheck(&snap, &Options::default());
+    assert_eq!(
+        outcome(&report, "MC0406"),
+        (Outcome::Warning, vec!["pod/shop/web-1: sidecar.istio.io/inject".to_string()])
+    );
+}
+
+#[test]
+fn finished_pods_are_never_stale_and_pin_no_revision() {
+    let mut snap = healthy();
+    snap.namespaces.push(ns("batch", &[("istio.io/rev", "1-31-1")]));
+    let mut done = pod("batch", "job-1", Some(("1-30-3", "1.30.3")));
+    done.finished = true;
+    snap.pods.push(done);
+    assert_eq!(outcome(&verify(&snap), "MC0604").0, Outcome::Pass);
+}

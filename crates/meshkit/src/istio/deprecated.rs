@@ -15,6 +15,16 @@ pub const DEPRECATED_ANNOTATIONS: &[(&str, &str)] = &[
     ("sidecar.istio.io/statsCompression", "Pod"),
 ];
 
+/// Whether Istio's own charts made this pod and set its annotations: istiod's pods, and the
+/// gateways they render (their template asks for the `gateway` injection template). A finding
+/// about their annotations is not the user's to act on.
+pub fn set_by_istio_charts(pod: &super::PodView) -> bool {
+    pod.labels.get(super::keys::APP).is_some_and(|app| app == "istiod")
+        || pod.annotations.get(INJECT_TEMPLATES).is_some_and(|t| t.split(',').any(|t| t == "gateway"))
+}
+
+const INJECT_TEMPLATES: &str = "inject.istio.io/templates";
+
 /// The deprecated annotations among `annotations` for an object of `kind`.
 pub fn deprecated_annotations<'a>(kind: &str, annotations: impl IntoIterator<Item = &'a String>) -> Vec<&'a str> {
     annotations
