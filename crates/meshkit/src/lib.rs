@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod args;
+pub mod backup;
 pub mod catalogue;
 pub mod cli;
 pub mod cluster;

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::DeleteParams;
-use meshkit::archive::{Header, PendingFile, Writer};
 use meshkit::cli::DryRun;
 use meshkit::cluster::Cluster;
 use meshkit::install::handover::strip_marks;
@@ -170,7 +169,7 @@ async fn retire(
         id
     })
     .await?;
-    backup(cluster, plan, path, now, mesh).await?;
+    backup(cluster, plan, path, mesh).await?;
     remove(cluster, plan, DryRun::None).await?;
     crate::relabel::with_journal(cluster, |journal| {
         if let Some(entry) = journal.entries.iter_mut().find(|e| e.id == id) {
@@ -185,32 +184,17 @@ async fn retire(
 /// included), in meshbackup's archive format (`kubectl meshbackup inspect`
 /// verifies it, `restore` puts it back). Written to a temporary file and renamed; never over an
 /// existing file.
-async fn backup(
-    cluster: &Cluster,
-    plan: &Plan,
-    path: &std::path::Path,
-    now: k8s_openapi::jiff::Timestamp,
-    mesh: &Mesh,
-) -> Result<()> {
-    let version = cluster.call("get the server version", cluster.client().apiserver_version()).await?;
-    let pending = PendingFile::create(path, false)?;
-    let mut writer = Writer::new(pending).map_err(Error::Output)?;
-    for object in plan.delete.iter().chain(&plan.protect) {
-        let mut value = object.object.clone();
-        meshkit::archive::strip(&mut value);
-        writer.add(&value, OWNED[object.kind_index].3)?;
-    }
-    for record in plan.releases.iter().flat_map(|r| &r.records) {
-        let mut value = record.clone();
-        meshkit::archive::strip(&mut value);
-        writer.add(&value, "secrets")?;
-    }
+async fn backup(cluster: &Cluster, plan: &Plan, path: &std::path::Path, mesh: &Mesh) -> Result<()> {
+    let objects: Vec<(serde_json::Value, &str)> = plan
+        .delete
+        .iter()
+        .chain(&plan.protect)
+        .map(|o| (o.object.clone(), OWNED[o.kind_index].3))
+        .chain(plan.releases.iter().flat_map(|r| &r.records).map(|r| (r.clone(), "secrets")))
+        .collect();
     let tool = format!("kubectl-meshmigrate {} retire", env!("CARGO_PKG_VERSION"));
-    let secrets = !plan.releases.is_empty();
-    let header = Header::describe(cluster, version.git_version, mesh, tool, &now.to_string(), secrets);
-    let (file, manifest) = writer.finish(header).map_err(Error::Output)?;
-    file.persist()?;
-    eprintln!("kubectl-meshmigrate: backed up {} objects to {}", manifest.objects.len(), path.display());
+    let written = meshkit::backup::write(cluster, mesh, &tool, path, &objects).await?;
+    eprintln!("kubectl-meshmigrate: backed up {written} objects to {}", path.display());
     Ok(())
 }
 

@@ -78,6 +78,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
             dry_run: m.dry_run()?,
             ignore_not_found: m.has("ignore-not-found"),
             take_ownership: m.has("take-ownership"),
+            backup: match m.value("backup") {
+                Some(path) => {
+                    let path = std::path::PathBuf::from(path);
+                    meshkit::args::check_output_path(&path, false)?;
+                    Some(path)
+                }
+                None => None,
+            },
         },
     };
     let Matches { kube, output, .. } = *m;

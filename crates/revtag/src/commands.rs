@@ -14,10 +14,25 @@ use crate::{list, revisions};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     List,
-    Revisions { revision: Option<String> },
-    Set { request: SetRequest, yes: bool, dry_run: DryRun },
-    Generate { request: SetRequest },
-    Remove { tag: String, yes: bool, dry_run: DryRun, ignore_not_found: bool, take_ownership: bool },
+    Revisions {
+        revision: Option<String>,
+    },
+    Set {
+        request: SetRequest,
+        yes: bool,
+        dry_run: DryRun,
+    },
+    Generate {
+        request: SetRequest,
+    },
+    Remove {
+        tag: String,
+        yes: bool,
+        dry_run: DryRun,
+        ignore_not_found: bool,
+        take_ownership: bool,
+        backup: Option<std::path::PathBuf>,
+    },
 }
 
 pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command: Command) -> Result<Exit> {
@@ -68,7 +83,7 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
             }
             Ok(Exit::Ok)
         }
-        Command::Remove { tag, yes, dry_run, ignore_not_found, take_ownership } => {
+        Command::Remove { tag, yes, dry_run, ignore_not_found, take_ownership, backup } => {
             let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: true }).await?;
             let plan = match tag::plan_remove(&snapshot, &tag, take_ownership) {
                 Err(Error::NotFound { .. }) if ignore_not_found => {
@@ -86,6 +101,10 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
                 if dry_run == DryRun::None {
                     ask(&format!("Remove tag {tag} anyway? New pods there will get no sidecar from it"), yes)?;
                 }
+            }
+            if let Some(path) = backup.as_deref().filter(|_| dry_run == DryRun::None) {
+                let written = tag::back_up_removal(cluster, &snapshot, &plan, path).await?;
+                eprintln!("kubectl-revtag: backed up {written} objects to {}", path.display());
             }
             tag::apply_remove(cluster, &plan, dry_run).await?;
             let removed: Vec<String> = plan

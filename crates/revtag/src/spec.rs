@@ -18,6 +18,12 @@ const AUTO_INJECT: FlagSpec = FlagSpec {
     value: None,
     about: "also inject pods in unlabelled namespaces (default tag only)",
 };
+const BACKUP: FlagSpec = FlagSpec {
+    long: "backup",
+    short: None,
+    value: Some(Values::Files),
+    about: "write the tag's objects to this backup archive (meshbackup's format) before deleting them",
+};
 const IGNORE_NOT_FOUND: FlagSpec =
     FlagSpec { long: "ignore-not-found", short: None, value: None, about: "succeed when the tag does not exist" };
 
@@ -96,15 +102,21 @@ that moves it is printed.",
             name: "remove",
             aliases: &["rm", "delete"],
             about: "remove a tag",
-            flags: &[YES, DRY_RUN, TAKE_OWNERSHIP, IGNORE_NOT_FOUND, OUTPUT],
+            flags: &[YES, DRY_RUN, TAKE_OWNERSHIP, BACKUP, IGNORE_NOT_FOUND, OUTPUT],
             args: Values::Tags,
             usage: "TAG",
             description: "\
 Remove revision tag TAG: its injector webhook, its Service, and for `default` the default
 validating webhook. Asks first (or needs --yes) while namespaces or pods still select the tag.
+--backup FILE writes them first to a backup archive in meshbackup's format (`kubectl meshbackup
+restore FILE` puts them back), e.g. before sweeping a tag whose revision is gone.
 A tag another manager owns is refused, as for `set`; --take-ownership takes it out of a Helm
 release before deleting it, so that the release's records stay true.",
-            examples: &["kubectl revtag remove prod-canary", "kubectl revtag remove old --dry-run=server"],
+            examples: &[
+                "kubectl revtag remove prod-canary",
+                "kubectl revtag remove old --dry-run=server",
+                "kubectl revtag remove old --backup tag-old.tar.gz --yes",
+            ],
             exits: WRITE_EXITS,
         },
         CommandSpec {

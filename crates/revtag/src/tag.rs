@@ -11,6 +11,7 @@ use meshkit::install::handover::{self, Handover};
 use meshkit::istio::tag_objects::{self, DEFAULT_VALIDATOR, MANAGER, TagObjects, TagSpec};
 use meshkit::istio::{NamespaceInjection, WebhookConfigView, injection_overlaps, keys, namespace_injection};
 use meshkit::{Error, Result};
+use serde::Serialize;
 
 use crate::ownership;
 use crate::snapshot::Snapshot;
@@ -392,6 +393,47 @@ pub async fn apply_remove(cluster: &Cluster, plan: &RemovePlan, dry_run: DryRun)
         ignore_missing(cluster.call(&format!("delete service {name}"), services.delete(name, &params)).await)?;
     }
     Ok(())
+}
+
+/// Writes the objects `remove` deletes to a backup archive first (see [`meshkit::backup`]).
+pub async fn back_up_removal(
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+    plan: &RemovePlan,
+    path: &std::path::Path,
+) -> Result<usize> {
+    let mut objects: Vec<(serde_json::Value, &str)> = Vec::new();
+    for m in snapshot.mutating.iter().filter(|m| m.metadata.name.as_ref().is_some_and(|n| plan.webhooks.contains(n))) {
+        objects.push((
+            value(m, "MutatingWebhookConfiguration", "admissionregistration.k8s.io/v1"),
+            "mutatingwebhookconfigurations",
+        ));
+    }
+    for v in
+        snapshot.validating.iter().filter(|v| v.metadata.name.as_ref().is_some_and(|n| plan.validators.contains(n)))
+    {
+        objects.push((
+            value(v, "ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1"),
+            "validatingwebhookconfigurations",
+        ));
+    }
+    let services: Api<Service> = Api::namespaced(cluster.client(), &cluster.istio_namespace);
+    for name in &plan.services {
+        let what = format!("get service {name} in namespace {}", cluster.istio_namespace);
+        if let Some(service) = cluster.call(&what, services.get_opt(name)).await? {
+            objects.push((value(&service, "Service", "v1"), "services"));
+        }
+    }
+    let tool = format!("kubectl-revtag {} remove", env!("CARGO_PKG_VERSION"));
+    meshkit::backup::write(cluster, &snapshot.mesh(), &tool, path, &objects).await
+}
+
+/// An API object as JSON with its kind, as an archive stores it (list items come without one).
+fn value(object: &impl Serialize, kind: &str, api_version: &str) -> serde_json::Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    value["kind"] = kind.into();
+    value["apiVersion"] = api_version.into();
+    value
 }
 
 /// Deleting what is already gone is success: a rerun after an interruption converges.

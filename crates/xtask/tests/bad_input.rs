@@ -45,6 +45,8 @@ const CASES: &[(&str, &[&str])] = &[
     ("meshcheck", &["version", "-o", "xml"]),
     ("meshcheck", &["frobnicate"]),
     ("meshcheck", &["manifest"]),
+    ("revtag", &["remove", "prod-canary", "--backup", "/nonexistent-dir/x.tgz"]),
+    ("revtag", &["remove", "prod-canary", "--backup", "{file}"]),
     ("meshbackup", &["create", "-f", "/nonexistent-dir/x.tgz"]),
     ("meshbackup", &["create", "-f", "/proc/x.tgz"]),
     ("meshbackup", &["create", "-f", "{file}"]),

@@ -83,8 +83,20 @@ fn moving_and_removing_an_ordinary_tag() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("(server dry run) revision tag \"prod-canary\" removed"), "{out}");
     assert_eq!(versions(&plane), before);
-    let (code, out, err) = run(revtag(kc).args(["remove", "prod-canary", "--yes"]));
+    // What it deletes is written to a backup archive first, when asked.
+    let scratch = tempfile::tempdir().unwrap();
+    let archive = scratch.path().join("tag-prod-canary.tar.gz");
+    let archive = archive.to_str().unwrap();
+    let (code, out, err) = run(revtag(kc).args(["remove", "prod-canary", "--yes", "--backup", archive]));
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("backed up 2 objects to {archive}")), "{err}");
+    let listing = std::process::Command::new("tar").args(["tzf", archive]).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("MutatingWebhookConfiguration/_cluster/istio-revision-tag-prod-canary.yaml")
+            && listing.contains("Service/istio-system/istiod-revision-tag-prod-canary.yaml"),
+        "{listing}"
+    );
     assert!(
         out.contains("mutatingwebhookconfiguration/istio-revision-tag-prod-canary")
             && out.contains("service/istiod-revision-tag-prod-canary"),
