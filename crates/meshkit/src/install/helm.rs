@@ -127,6 +127,13 @@ impl Release {
         items.into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
     }
 
+    /// Whether this record still renders any of `objects`, or lists any of `tags` in its
+    /// `revisionTags`: whether handing them over has anything left to do.
+    pub fn claims(&self, objects: &[ObjectKey], tags: &[&str]) -> bool {
+        documents(self.manifest()).iter().any(|d| objects.iter().any(|o| d.is(o)))
+            || self.list_value("revisionTags").iter().any(|t| tags.contains(&t.as_str()))
+    }
+
     /// The next record of this release: the same chart and values, without `objects` in its
     /// manifest and without `tags` in its `revisionTags`, as `helm upgrade` would write it had
     /// the chart stopped rendering them. `helm uninstall` then leaves those objects alone, and

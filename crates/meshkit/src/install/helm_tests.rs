@@ -118,6 +118,9 @@ fn handing_objects_over_writes_the_next_record_without_them_and_keeps_the_rest()
     assert_eq!(next.raw["chart"], old.raw["chart"]);
     // The record round-trips through Helm's encoding, and the old one is only marked replaced.
     assert_eq!(Release::decode("s", &next.encode()).unwrap(), next);
+    // Once handed over, the next record claims none of it: a rerun writes no further record.
+    assert!(old.claims(&objects, &["prod-stable"]) && !next.claims(&objects, &["prod-stable"]));
+    assert!(!old.claims(&[], &["elsewhere"]));
     let superseded = old.superseded();
     assert_eq!((superseded.status(), superseded.manifest()), ("superseded", MANIFEST));
 }
