@@ -70,11 +70,9 @@ fn check_owner(gateway: &GatewayView, target: &str, take_ownership: bool) -> Res
     if !manager.is_foreign() {
         return Ok(Vec::new());
     }
-    let the_owners_way = match manager {
-        Manager::Helm { release, namespace } => format!(
-            "move it with Helm: `helm upgrade {release} istio/gateway -n {namespace} --reuse-values --set revision={target}`"
-        ),
-        other => other.the_owners_way(),
+    let the_owners_way = match manager.helm_upgrade("istio/gateway", &format!("--set revision={target}")) {
+        Some(command) => format!("move it with Helm: {command}"),
+        None => manager.the_owners_way(),
     };
     let what = format!("deployment {}/{} is managed by {manager}", gateway.namespace, gateway.name);
     if !take_ownership {

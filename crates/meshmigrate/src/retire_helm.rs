@@ -136,15 +136,10 @@ pub fn check_owners(revision: &str, owned: &[Owned], releases: &[ReleaseView]) -
         };
         if foreign {
             let what = format!("{} {}", object.kind.to_lowercase(), object.name);
-            let hint = match &manager {
-                Manager::Helm { release, namespace }
-                    if object.name == meshkit::istio::tag_objects::DEFAULT_VALIDATOR =>
-                {
-                    format!(
-                        "move the default revision first: `helm upgrade {release} istio/base -n {namespace} --reuse-values --set defaultRevision=REV`"
-                    )
-                }
-                other => other.the_owners_way(),
+            let validator = object.name == meshkit::istio::tag_objects::DEFAULT_VALIDATOR;
+            let hint = match manager.move_default_revision("REV").filter(|_| validator) {
+                Some(command) => format!("move the default revision first: {command}"),
+                None => manager.the_owners_way(),
             };
             return Err(Error::refused(
                 format!("revision {revision} cannot be retired here: {what} is managed by {manager}"),

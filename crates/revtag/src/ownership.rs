@@ -53,13 +53,14 @@ pub fn check(
     let handovers = Handover::group(objects, &[tag]);
     let Some(first) = handovers.first() else { return Ok((Vec::new(), Vec::new())) };
     if !take_ownership {
-        let hint = match &first.manager {
-            Manager::Helm { release, namespace } => format!(
-                "do it with Helm (drop {tag} from the revisionTags of release {release}: `helm upgrade {release} istio/istiod -n {namespace} \
-                 --reuse-values --set-json 'revisionTags=[…]'`), or pass --take-ownership to {change} here and take \
-                 the tag out of that release so that its upgrades and uninstall leave it alone"
+        let hint = match (&first.manager, first.manager.helm_upgrade("istio/istiod", "--set-json 'revisionTags=[…]'"))
+        {
+            (Manager::Helm { release, .. }, Some(command)) => format!(
+                "do it with Helm (drop {tag} from the revisionTags of release {release}: {command}), or pass \
+                 --take-ownership to {change} here and take the tag out of that release so that its upgrades and \
+                 uninstall leave it alone"
             ),
-            other => format!("{}; or pass --take-ownership to {change} anyway", other.the_owners_way()),
+            (other, _) => format!("{}; or pass --take-ownership to {change} anyway", other.the_owners_way()),
         };
         return Err(Error::refused(
             format!(
@@ -77,12 +78,12 @@ pub fn check(
 /// A default validator another manager owns is left to it (istio-base renders it from
 /// `defaultRevision`): the warning says how to move it the owner's way.
 pub fn validator_left_to_owner(manager: &Manager, revision: &str) -> Option<String> {
-    match manager {
-        Manager::Helm { release, namespace } => Some(format!(
+    match (manager, manager.move_default_revision(revision)) {
+        (Manager::Helm { release, .. }, Some(command)) => Some(format!(
             "{DEFAULT_VALIDATOR} belongs to Helm release {release}, so it was left alone: move the default revision there too \
-             with `helm upgrade {release} istio/base -n {namespace} --reuse-values --set defaultRevision={revision}`"
+             with {command}"
         )),
-        other if other.is_foreign() => {
+        (other, _) if other.is_foreign() => {
             Some(format!("{DEFAULT_VALIDATOR} is managed by {other}, so it was left alone: {}", other.the_owners_way()))
         }
         _ => None,

@@ -66,14 +66,32 @@ impl Manager {
         !matches!(self, Manager::None | Manager::Plugin { .. })
     }
 
+    /// `` `helm upgrade RELEASE CHART -n NAMESPACE --reuse-values SETTINGS` `` for a Helm release:
+    /// the one way every hint spells the owner's command.
+    pub fn helm_upgrade(&self, chart: &str, settings: &str) -> Option<String> {
+        match self {
+            Manager::Helm { release, namespace } => {
+                Some(format!("`helm upgrade {release} {chart} -n {namespace} --reuse-values {settings}`"))
+            }
+            _ => None,
+        }
+    }
+
+    /// For the owner of `istiod-default-validator` (istio-base's `defaultRevision`), the command
+    /// that moves it to `revision`.
+    pub fn move_default_revision(&self, revision: &str) -> Option<String> {
+        self.helm_upgrade("istio/base", &format!("--set defaultRevision={revision}"))
+    }
+
     /// How to make a change this manager's way, in a phrase for a hint.
     pub fn the_owners_way(&self) -> String {
         match self {
             Manager::None | Manager::Plugin { .. } => String::new(),
             Manager::Istioctl => "change the IstioOperator spec and rerun `istioctl install`".into(),
-            Manager::Helm { release, namespace } => {
+            Manager::Helm { release, .. } => {
                 format!(
-                    "change the values of Helm release {release} (`helm upgrade {release} CHART -n {namespace} --reuse-values …`)"
+                    "change the values of Helm release {release} ({})",
+                    self.helm_upgrade("CHART", "…").unwrap_or_default()
                 )
             }
             Manager::Sail { owner } => match owner {
