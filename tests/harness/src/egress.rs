@@ -29,6 +29,8 @@ pub struct LocalPod {
 /// A Service as far as routing needs it.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceRoute {
+    pub namespace: String,
+    pub name: String,
     pub cluster_ip: String,
     pub selector: BTreeMap<String, String>,
     /// Service port → target port (a number, or a container port name).
@@ -40,6 +42,9 @@ pub struct ServiceRoute {
 pub struct Routes {
     pub pods: Vec<LocalPod>,
     pub services: Vec<ServiceRoute>,
+    /// A node's kubelet address (`ip`, port) → the loopback port of kwok's server, which
+    /// answers port-forwards (and logs) for the node's pods.
+    pub kubelets: Vec<((String, u16), u16)>,
 }
 
 /// Where a CONNECT goes.
@@ -59,6 +64,9 @@ impl Routes {
             return Decision::Local(port);
         }
         let ip = ip.to_string();
+        if let Some((_, local)) = self.kubelets.iter().find(|((node, p), _)| *node == ip && *p == port) {
+            return Decision::Local(*local);
+        }
         // Address and port together: kwok gives the node and the first pod the same address.
         if let Some(local) = self.pods.iter().filter(|p| p.ip == ip).find_map(|p| p.ports.get(&port)) {
             return Decision::Local(*local);
@@ -82,6 +90,17 @@ impl Routes {
             }
         }
         Decision::Refused("no running local process backs this Service")
+    }
+}
+
+impl Routes {
+    /// Maps a Service by name (`istiod-1-30-3.istio-system.svc:15010`), as a pod's proxy would
+    /// reach it through cluster DNS, to the local process behind it.
+    pub fn resolve_service(&self, namespace: &str, name: &str, port: u16) -> Decision {
+        match self.services.iter().find(|s| s.namespace == namespace && s.name == name) {
+            Some(service) => self.resolve(&service.cluster_ip, port),
+            None => Decision::Refused("no such Service"),
+        }
     }
 }
 
@@ -228,18 +247,23 @@ mod tests {
                     cluster_ip: "10.0.0.10".into(),
                     selector: labels(&[("app", "istiod"), ("istio.io/rev", "1-30-3")]),
                     ports: vec![(443, "15017".into()), (15014, "15014".into())],
+                    namespace: "istio-system".into(),
+                    name: "istiod-1-30-3".into(),
                 },
                 ServiceRoute {
                     cluster_ip: "10.0.0.11".into(),
                     selector: labels(&[("app", "istiod"), ("istio.io/rev", "1-30-3")]),
                     ports: vec![(443, "https-webhooks".into())],
+                    ..ServiceRoute::default()
                 },
                 ServiceRoute {
                     cluster_ip: "10.0.0.12".into(),
                     selector: labels(&[("app", "istiod"), ("istio.io/rev", "1-31-1")]),
                     ports: vec![(443, "15017".into())],
+                    ..ServiceRoute::default()
                 },
             ],
+            kubelets: vec![(("10.244.0.1".into(), 10250), 40100)],
         }
     }
 
@@ -249,8 +273,11 @@ mod tests {
         assert_eq!(r.resolve("10.0.0.10", 443), Decision::Local(40001));
         assert_eq!(r.resolve("10.0.0.11", 443), Decision::Local(40001), "named target port");
         assert_eq!(r.resolve("10.244.0.1", 8080), Decision::Local(40002));
-        // The node shares the first pod's address: its kubelet port is not the pod's.
-        assert!(matches!(r.resolve("10.244.0.1", 10250), Decision::Refused(_)));
+        // The node shares the first pod's address: its kubelet port goes to kwok's server.
+        assert_eq!(r.resolve("10.244.0.1", 10250), Decision::Local(40100));
+        assert!(matches!(r.resolve("10.244.0.1", 10255), Decision::Refused(_)));
+        assert_eq!(r.resolve_service("istio-system", "istiod-1-30-3", 443), Decision::Local(40001));
+        assert!(matches!(r.resolve_service("istio-system", "istiod", 443), Decision::Refused(_)));
         assert!(matches!(r.resolve("10.0.0.10", 15014), Decision::Refused(_)), "no process port");
         assert!(matches!(r.resolve("10.0.0.12", 443), Decision::Refused(_)), "revision not running");
         assert!(matches!(r.resolve("10.0.0.99", 443), Decision::Refused(_)));

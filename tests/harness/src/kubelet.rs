@@ -5,9 +5,13 @@
 //! `pilot-discovery` build whose version the pod's image tag names, with the pod's environment
 //! and volumes, in a directory of its own, on loopback ports of its own; the egress proxy maps
 //! the pod's address and its Services to those ports. When the pod goes away the process is
-//! stopped. It runs as its own process (`meshtest-kubelet`), so a cluster left up by
+//! stopped. Each istiod pod's ports are registered with kwok's server, which answers the
+//! apiserver's port-forwards for the node (see [`forwards`]). Every running pod with an injected
+//! proxy gets an xDS client that plays its Envoy (see [`proxies`]). It runs as its own process (`meshtest-kubelet`), so a cluster left up by
 //! `cargo xtask cluster up --real` keeps its istiods.
 
+pub mod forwards;
+pub mod proxies;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -34,6 +38,10 @@ pub struct Config {
     pub kubeconfig: PathBuf,
     /// `(version, pilot-discovery binary)`: the image tag `version` runs that binary.
     pub builds: Vec<(String, PathBuf)>,
+    /// A node's kubelet address (`ip`, port) and the loopback port of kwok's server behind it.
+    pub kubelet_server: Option<((String, u16), u16)>,
+    /// The xDS client binary each injected pod's proxy runs (none: no proxies).
+    pub xds_proxy: Option<PathBuf>,
 }
 
 /// istiod's ports and the flag that moves each onto loopback.
@@ -92,6 +100,22 @@ impl Kubectl {
 
     fn json(&self, args: &[&str]) -> Result<Value> {
         self.json_opt(args)?.with_context(|| format!("kubectl {} printed nothing", args.join(" ")))
+    }
+
+    fn apply(&self, object: &Value) -> Result<()> {
+        let mut child = self
+            .command()
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().context("kubectl stdin")?.write_all(object.to_string().as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
     }
 }
 
@@ -155,7 +179,13 @@ fn services(kubectl: &Kubectl) -> Result<Vec<ServiceRoute>> {
                 };
                 Some((port, target))
             });
-            Some(ServiceRoute { cluster_ip, selector: selector.unwrap_or_default(), ports: ports.collect() })
+            Some(ServiceRoute {
+                namespace: s.pointer("/metadata/namespace")?.as_str()?.to_string(),
+                name: s.pointer("/metadata/name")?.as_str()?.to_string(),
+                cluster_ip,
+                selector: selector.unwrap_or_default(),
+                ports: ports.collect(),
+            })
         })
         .collect())
 }
@@ -231,6 +261,13 @@ fn start(kubectl: &Kubectl, config: &Config, pod: &Value) -> Result<Running> {
     })
 }
 
+/// Starts the pod's process and registers its ports for port-forwards.
+fn start_forwarded(kubectl: &Kubectl, config: &Config, pod: &Value) -> Result<Running> {
+    let running = start(kubectl, config, pod)?;
+    kubectl.apply(&forwards::manifest(pod, &running.local))?;
+    Ok(running)
+}
+
 fn write_token_kubeconfig(admin: &Path, out: &Path, token: &str) -> Result<()> {
     let text = fs::read_to_string(admin)?;
     let server = text.lines().find_map(|l| l.trim().strip_prefix("server: ")).context("kubeconfig without server")?;
@@ -272,6 +309,33 @@ fn stop(mut running: Running) {
     let _ = running.child.wait();
 }
 
+/// The istiod pods of a pod list (label `app=istiod`), as a list.
+fn istiod_pods(list: &Value) -> Value {
+    let items = list["items"].as_array().into_iter().flatten().filter(|p| p["metadata"]["labels"]["app"] == "istiod");
+    json!({"items": items.cloned().collect::<Vec<_>>()})
+}
+
+/// The file where the kubelet reports the proxies it runs.
+pub fn proxies_file(dir: &Path) -> PathBuf {
+    dir.join("kubelet-proxies.json")
+}
+
+fn write_proxies(config: &Config, running: &[proxies::RunningProxy]) {
+    let list: Vec<Value> = running
+        .iter()
+        .map(|p| {
+            json!({
+                "namespace": p.spec.namespace, "name": p.spec.name, "uid": p.spec.uid,
+                "discovery": p.spec.discovery, "istiod_port": p.spec.local_port, "pid": p.child.id(),
+            })
+        })
+        .collect();
+    let tmp = proxies_file(&config.dir).with_extension("tmp");
+    if fs::write(&tmp, serde_json::to_vec_pretty(&list).unwrap_or_default()).is_ok() {
+        let _ = fs::rename(tmp, proxies_file(&config.dir));
+    }
+}
+
 fn write_status(config: &Config, running: &[Running]) {
     let pods: Vec<Value> = running
         .iter()
@@ -294,7 +358,7 @@ pub fn run(config: Config) -> Result<()> {
     fs::create_dir_all(config.dir.join("logs"))?;
     let kubectl = Arc::new(Kubectl { config: config.clone() });
     let routes = Arc::new(Mutex::new(Routes::default()));
-    let refresher = {
+    let refresher = Arc::new({
         let (kubectl, routes) = (Arc::clone(&kubectl), Arc::clone(&routes));
         let last = Mutex::new(Instant::now() - Duration::from_secs(60));
         move || {
@@ -307,8 +371,11 @@ pub fn run(config: Config) -> Result<()> {
             }
             *last = Instant::now();
         }
-    };
-    Egress::new(Arc::clone(&routes), &config.dir.join("logs")).serve(&egress_socket(&config.dir), refresher)?;
+    });
+    Egress::new(Arc::clone(&routes), &config.dir.join("logs")).serve(&egress_socket(&config.dir), {
+        let refresher = Arc::clone(&refresher);
+        move || refresher()
+    })?;
     let pids = Arc::new(Mutex::new(Vec::<u32>::new()));
     let watched = Arc::clone(&pids);
     crate::netwatch::watch(config.dir.join("pids"), config.dir.join("logs/non-loopback.log"), move || {
@@ -319,12 +386,17 @@ pub fn run(config: Config) -> Result<()> {
             let _ = writeln!(f, "{line}");
         }
     };
+    if let Some(server) = &config.kubelet_server {
+        routes.lock().expect("routes").kubelets = vec![server.clone()];
+    }
     let mut running: Vec<Running> = Vec::new();
+    let mut proxies: Vec<proxies::RunningProxy> = Vec::new();
     let mut waiting: BTreeMap<String, String> = BTreeMap::new();
     loop {
-        match kubectl.json(&["get", "pods", "-A", "-l", "app=istiod"]) {
-            Ok(list) => reconcile(&kubectl, &config, &list, &mut running, &mut waiting, &log),
-            Err(e) => log(format!("cannot list istiod pods: {e:#}")),
+        let pods = kubectl.json(&["get", "pods", "-A"]);
+        match &pods {
+            Ok(list) => reconcile(&kubectl, &config, &istiod_pods(list), &mut running, &mut waiting, &log),
+            Err(e) => log(format!("cannot list pods: {e:#}")),
         }
         for r in &mut running {
             if !r.ready {
@@ -333,7 +405,14 @@ pub fn run(config: Config) -> Result<()> {
         }
         *pids.lock().expect("pids") = running.iter().map(|r| r.child.id()).collect();
         routes.lock().expect("routes").pods = running.iter().map(|r| r.local.clone()).collect();
+        if let (Some(binary), Ok(list)) = (&config.xds_proxy, &pods) {
+            refresher();
+            let items = list["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let routes = routes.lock().expect("routes");
+            proxies::reconcile(binary, &config.dir.join("logs"), items, &routes, &mut proxies, &log);
+        }
         write_status(&config, &running);
+        write_proxies(&config, &proxies);
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -371,7 +450,8 @@ fn reconcile(
         {
             log(format!("istiod for {}/{} exited ({status}); restarting", r.namespace, r.name));
             let pod = pods.iter().find(|p| uid(p) == r.uid).copied();
-            if let Some(Ok(mut fresh)) = pod.map(|p| start(kubectl, config, p)) {
+            let restarted = pod.map(|p| start_forwarded(kubectl, config, p));
+            if let Some(Ok(mut fresh)) = restarted {
                 fresh.restarts = r.restarts + 1;
                 *r = fresh;
             }
@@ -386,7 +466,7 @@ fn reconcile(
             pod["metadata"]["namespace"].as_str().unwrap_or(""),
             pod["metadata"]["name"].as_str().unwrap_or("")
         );
-        match start(kubectl, config, pod) {
+        match start_forwarded(kubectl, config, pod) {
             Ok(r) => {
                 log(format!(
                     "started istiod {} for pod {key} (pid {}, ports {:?})",

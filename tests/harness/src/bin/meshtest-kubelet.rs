@@ -1,6 +1,7 @@
 //! Tier C's kubelet for istiod pods, and the apiserver's egress proxy (see `meshtest::kubelet`).
 //!
-//! `meshtest-kubelet --dir DIR --kubectl PATH --kubeconfig PATH --istiod VERSION=BINARY…`
+//! `meshtest-kubelet --dir DIR --kubectl PATH --kubeconfig PATH --istiod VERSION=BINARY…
+//! [--kubelet-server NODE_IP:PORT=LOCAL_PORT] [--xds-proxy BINARY]`
 
 use std::path::PathBuf;
 
@@ -10,6 +11,8 @@ fn main() -> anyhow::Result<()> {
         kubectl: PathBuf::new(),
         kubeconfig: PathBuf::new(),
         builds: Vec::new(),
+        kubelet_server: None,
+        xds_proxy: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -23,6 +26,17 @@ fn main() -> anyhow::Result<()> {
                     value.split_once('=').ok_or_else(|| anyhow::anyhow!("--istiod takes VERSION=BINARY"))?;
                 config.builds.push((version.to_string(), binary.into()));
             }
+            "--kubelet-server" => {
+                // IP:PORT=LOCAL_PORT
+                let parse = || -> Option<((String, u16), u16)> {
+                    let (address, local) = value.split_once('=')?;
+                    let (ip, port) = address.rsplit_once(':')?;
+                    Some(((ip.to_string(), port.parse().ok()?), local.parse().ok()?))
+                };
+                config.kubelet_server =
+                    Some(parse().ok_or_else(|| anyhow::anyhow!("--kubelet-server takes IP:PORT=LOCAL_PORT"))?);
+            }
+            "--xds-proxy" => config.xds_proxy = Some(value.into()),
             _ => anyhow::bail!("unknown flag {flag}"),
         }
     }

@@ -52,12 +52,19 @@ pub struct ControlPlane {
     /// same one back (same port, same etcd) after [`ControlPlane::stop_apiserver`].
     apiserver_args: Vec<String>,
     processes: Vec<Process>,
+    /// kwok's kubelet server (port-forward, logs), on loopback; the egress maps the node's
+    /// kubelet address to it (Tier C).
+    kwok_server_port: u16,
     watchdog: Option<Child>,
     persistent: bool,
     _temp: Option<tempfile::TempDir>,
 }
 
 pub const CONTEXT: &str = "meshtest";
+/// Every kwok node's address (kwok gives them all the one it is started with).
+pub const KWOK_NODE_IP: &str = "10.244.0.1";
+/// The port the apiserver dials for a node's kubelet (Tier C: kwok's server, through the egress).
+pub const KUBELET_PORT: u16 = 10250;
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -103,6 +110,7 @@ impl ControlPlane {
             pki,
             apiserver_args: Vec::new(),
             processes: Vec::new(),
+            kwok_server_port: 0,
             watchdog: None,
             persistent: options.persistent_dir.is_some(),
             _temp: temp,
@@ -115,7 +123,7 @@ impl ControlPlane {
         }
         plane.start_etcd_and_apiserver(options)?;
         if options.nodes > 0 {
-            plane.start_tier_b(options.nodes)?;
+            plane.start_tier_b(options.nodes, options.real_istio)?;
         }
         if options.real_istio {
             plane.start_kubelet()?;
@@ -195,6 +203,8 @@ impl ControlPlane {
             let config = self.dir.join("egress-selector.yaml");
             fs::write(&config, crate::egress::egress_selector_config(&crate::kubelet::egress_socket(&self.dir)))?;
             args.push(format!("--egress-selector-config-file={}", config.display()));
+            // kwok nodes also report their name as a Hostname address; names are never resolved here.
+            args.push("--kubelet-preferred-address-types=InternalIP".into());
         }
         self.apiserver_args = args.clone();
         self.spawn("kube-apiserver", Command::new(apiserver).args(&args))?;
@@ -252,7 +262,7 @@ impl ControlPlane {
         Ok(path)
     }
 
-    fn start_tier_b(&mut self, nodes: usize) -> Result<()> {
+    fn start_tier_b(&mut self, nodes: usize, real_istio: bool) -> Result<()> {
         let kubeconfig = self.kubeconfig.display().to_string();
         let d = |name: &str| self.dir.join(name).display().to_string();
         // What kube-controller-manager and kube-scheduler both need: the admin kubeconfig for
@@ -283,19 +293,24 @@ impl ControlPlane {
         self.spawn("kube-scheduler", Command::new(scheduler).args(common()?))?;
         let kwok = self.tools.kwok();
         let stages = self.write_kwok_stages()?;
-        self.spawn(
-            "kwok",
-            Command::new(kwok).args([
-                format!("--kubeconfig={kubeconfig}"),
-                format!("--config={}", stages.display()),
-                "--manage-all-nodes=false".into(),
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
-                "--node-lease-duration-seconds=40".into(),
-                "--cidr=10.244.0.0/16".into(),
-                "--node-ip=10.244.0.1".into(),
-                format!("--server-address=127.0.0.1:{}", free_port()?),
-            ]),
-        )?;
+        self.kwok_server_port = free_port()?;
+        let mut kwok_args = vec![
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--config={}", stages.display()),
+            "--manage-all-nodes=false".into(),
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
+            "--node-lease-duration-seconds=40".into(),
+            "--cidr=10.244.0.0/16".into(),
+            format!("--node-ip={KWOK_NODE_IP}"),
+            format!("--server-address=127.0.0.1:{}", self.kwok_server_port),
+        ];
+        if real_istio {
+            // Port-forwards (istioctl's and ours) reach a pod through the node's kubelet: kwok's
+            // server answers for it, and the kubelet registers each istiod's ports with it.
+            self.apply_kwok_port_forward_crd()?;
+            kwok_args.extend([format!("--node-port={KUBELET_PORT}"), "--enable-crds=PortForward".into()]);
+        }
+        self.spawn("kwok", Command::new(kwok).args(&kwok_args))?;
         let mut manifest = String::new();
         for i in 0..nodes {
             manifest.push_str(&fake_node(&format!("kwok-node-{i}")));
@@ -500,6 +515,7 @@ impl ControlPlane {
             pki: Pki::load(dir)?,
             apiserver_args: Vec::new(),
             processes: Vec::new(),
+            kwok_server_port: 0,
             watchdog: None,
             persistent: true,
             _temp: None,

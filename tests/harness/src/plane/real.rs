@@ -5,17 +5,41 @@ use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+
+use crate::tools::module_dir;
 
 use super::ControlPlane;
 
 impl ControlPlane {
+    /// kwok's PortForward CRD from its module: kwok watches these objects when started with
+    /// `--enable-crds=PortForward`, so it must exist first.
+    pub(super) fn apply_kwok_port_forward_crd(&self) -> Result<()> {
+        let crd = module_dir("tools", "sigs.k8s.io/kwok")?.join("kustomize/crd/bases/kwok.x-k8s.io_portforwards.yaml");
+        self.apply(&fs::read_to_string(&crd).with_context(|| format!("cannot read {}", crd.display()))?)?;
+        let established = self
+            .kubectl()
+            .args(["wait", "--for=condition=Established", "crd/portforwards.kwok.x-k8s.io", "--timeout=30s"])
+            .output()?;
+        if !established.status.success() {
+            bail!("kwok's PortForward CRD not established: {}", String::from_utf8_lossy(&established.stderr));
+        }
+        Ok(())
+    }
+
     /// Starts `meshtest-kubelet`: the egress proxy and the istiod runner (Tier C).
     pub(super) fn start_kubelet(&mut self) -> Result<()> {
         let binary = crate::tools::kubelet_binary()?;
         let mut cmd = Command::new(binary);
         cmd.arg("--dir").arg(&self.dir).arg("--kubectl").arg(self.tools.kubectl());
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd.arg("--kubelet-server").arg(format!(
+            "{}:{}={}",
+            super::KWOK_NODE_IP,
+            super::KUBELET_PORT,
+            self.kwok_server_port
+        ));
+        cmd.arg("--xds-proxy").arg(self.tools.xds_proxy()?);
         for build in [crate::OLD_ISTIO, crate::NEW_ISTIO] {
             let binary = self.tools.pilot_discovery(build)?;
             cmd.arg("--istiod").arg(format!("{}={}", build.version, binary.display()));

@@ -9,6 +9,8 @@ use anyhow::Result;
 use super::{GoModule, Tools, build_module, cache_dir, fingerprint, istio_ldflags, module_dir};
 
 const PILOT_DISCOVERY: &[&str] = &["istio.io/istio/pilot/cmd/pilot-discovery"];
+/// Tier C's Envoy stand-in (`tests/go/istio/xdsproxy`): one xDS stream per injected pod.
+const XDS_PROXY: &[&str] = &["./xdsproxy"];
 
 /// One Istio build of Tier C: `pilot-discovery` and the charts of one `istio.io/istio` module,
 /// stamped with the release version it stands for (as Kubernetes is stamped: see
@@ -41,6 +43,12 @@ impl Tools {
         versions.istio = build.version.into();
         let module = GoModule { dir: build.go_module, packages: PILOT_DISCOVERY, ldflags: istio_ldflags };
         Ok(build_module(&module, &versions, &cache_dir())?.join("pilot-discovery"))
+    }
+
+    /// The xDS client that plays each injected pod's proxy, built from the newer Istio module.
+    pub fn xds_proxy(&self) -> Result<PathBuf> {
+        let module = GoModule { dir: NEW_ISTIO.go_module, packages: XDS_PROXY, ldflags: |_| "-s -w".into() };
+        Ok(build_module(&module, &self.versions, &cache_dir())?.join("xdsproxy"))
     }
 
     /// `build`'s `manifests/charts`, stamped as its release would ship them: `global.hub`

@@ -266,13 +266,23 @@ fn build_module(module: &GoModule, versions: &ModuleVersions, cache: &Path) -> R
     let go_mod = fs::read(src.join("go.mod"))?;
     let go_sum = fs::read(src.join("go.sum"))?;
     let ldflags = (module.ldflags)(versions);
-    let key = fingerprint(&[
-        &go_mod,
-        &go_sum,
-        ldflags.as_bytes(),
-        module.packages.join(" ").as_bytes(),
-        go_version()?.as_bytes(),
-    ]);
+    // Packages of the module itself (`./xdsproxy`): their sources are part of what is built.
+    let mut local_sources = Vec::new();
+    for package in module.packages.iter().filter(|p| p.starts_with("./")) {
+        let mut files: Vec<_> = fs::read_dir(src.join(package))?.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in files {
+            local_sources.extend(fs::read(&file)?);
+        }
+    }
+    let go = go_version()?;
+    let mut parts: Vec<&[u8]> = vec![&go_mod, &go_sum, ldflags.as_bytes()];
+    let packages = module.packages.join(" ");
+    parts.extend([packages.as_bytes(), go.as_bytes()]);
+    if !local_sources.is_empty() {
+        parts.push(&local_sources);
+    }
+    let key = fingerprint(&parts);
     let out = cache.join(format!("{}-{key}", module.dir));
     let done = out.join(".complete");
     if done.exists() {
