@@ -292,6 +292,25 @@ pub static MC0607: Check = Check {
     hint: MC0306.hint,
 };
 
+pub static MC0608: Check = Check {
+    code: "MC0608",
+    stage: Verify,
+    category: "data plane",
+    level: Error,
+    description: "every proxy is connected, live, to an istiod of the revision that injected it",
+    hint: "see `kubectl meshcheck proxy-status`; restart a pod whose proxy is on another revision's istiod, \
+           and check the discovery address of one that is not connected",
+};
+
+pub static MC0609: Check = Check {
+    code: "MC0609",
+    stage: Verify,
+    category: "data plane",
+    level: Error,
+    description: "no proxy has rejected its configuration or left it unacknowledged for over a minute",
+    hint: "a STALE or rejecting proxy runs old configuration: read its istio-proxy logs, then restart it",
+};
+
 pub static MC0801: Check = Check {
     code: "MC0801",
     stage: Manifest,
@@ -350,7 +369,7 @@ pub static MC0806: Check = Check {
 pub static CHECKS: &[&Check] = &[
     &MC0101, &MC0201, &MC0301, &MC0302, &MC0303, &MC0304, &MC0305, &MC0306, &MC0401, &MC0402, &MC0403, &MC0404,
     &MC0405, &MC0406, &MC0407, &MC0408, &MC0501, &MC0502, &MC0503, &MC0504, &MC0505, &MC0601, &MC0602, &MC0603,
-    &MC0604, &MC0605, &MC0606, &MC0607, &MC0801, &MC0802, &MC0803, &MC0804, &MC0805, &MC0806,
+    &MC0604, &MC0605, &MC0606, &MC0607, &MC0608, &MC0609, &MC0801, &MC0802, &MC0803, &MC0804, &MC0805, &MC0806,
 ];
 
 /// The check with this code.

@@ -13,6 +13,7 @@ use meshkit::istio::{
 use meshkit::istio::Requests;
 
 mod defaults;
+mod live;
 
 use crate::catalogue::{self, Check};
 use crate::report::{Finding, Installation, Report};
@@ -69,6 +70,8 @@ pub fn verify(snapshot: &Snapshot) -> Report {
         revisions_in_use(snapshot, &mesh),
         defaults::default_agrees(&catalogue::MC0606, snapshot),
         defaults::no_leftovers(&catalogue::MC0607, snapshot, &mesh),
+        live::connected_to_injector(&catalogue::MC0608, snapshot, &mesh),
+        live::in_sync(&catalogue::MC0609, snapshot, &mesh),
     ];
     Report { findings, installation: Some(installation(snapshot, &mesh)) }
 }

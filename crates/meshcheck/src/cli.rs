@@ -21,6 +21,7 @@ pub enum Command {
     Precheck,
     Verify,
     Version,
+    ProxyStatus(crate::proxy_status::Filter),
     Manifest {
         files: Vec<String>,
         offline: bool,
@@ -99,6 +100,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
                 "verify" => Command::Verify,
                 _ => Command::Version,
             }
+        }
+        "proxy-status" => {
+            let selector = m.value("selector").map(str::to_string);
+            if let Some(selector) = &selector {
+                meshkit::args::check_selector(selector)?;
+            }
+            for namespace in &m.args {
+                meshkit::istio::names::validate("namespace", namespace)?;
+            }
+            Command::ProxyStatus(crate::proxy_status::Filter { namespaces: m.args.clone(), selector })
         }
         "manifest" => {
             let mut files: Vec<String> = m.values("filename").to_vec();
@@ -189,6 +200,9 @@ async fn execute(invocation: Invocation) -> Result<Exit> {
     let Invocation { kube, output, command, options, fail_on, wait } = invocation;
     let cluster = Cluster::connect(&kube).await?;
     let renderer = Renderer::new(output);
+    if let Command::ProxyStatus(filter) = &command {
+        return crate::proxy_status::run(&cluster, filter, &renderer).await;
+    }
     if command == Command::Version {
         let snapshot = Snapshot::fetch(&cluster, Needs::default()).await?;
         let versions = version::decide(&snapshot);
@@ -200,7 +214,12 @@ async fn execute(invocation: Invocation) -> Result<Exit> {
     }
     let started = Instant::now();
     loop {
-        let needs = Needs { permissions: command == Command::Precheck, all_pods: true, inventory: true };
+        let needs = Needs {
+            permissions: command == Command::Precheck,
+            all_pods: true,
+            inventory: true,
+            live: command == Command::Verify,
+        };
         let snapshot = Snapshot::fetch(&cluster, needs).await?;
         let report = match command {
             Command::Precheck => checks::precheck(&snapshot, &options),

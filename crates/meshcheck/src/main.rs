@@ -6,6 +6,7 @@ mod cli;
 mod located;
 mod manifest;
 mod manifest_settings;
+mod proxy_status;
 mod report;
 mod snapshot;
 mod spec;

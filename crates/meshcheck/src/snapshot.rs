@@ -14,6 +14,7 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use meshkit::cluster::Cluster;
 use meshkit::istio::injects::Injects;
+use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{IstiodView, Mesh, NamespaceView, PodView, Requests, ServiceView, WebhookConfigView, keys};
 use meshkit::quantity;
 use meshkit::{Error, Result};
@@ -52,6 +53,9 @@ pub struct Snapshot {
     pub istio_operators: Partial<Vec<String>>,
     /// Every Istio custom resource, with the API versions it was written as.
     pub istio_objects: Partial<Vec<WrittenObject>>,
+    /// What every istiod says about its connected proxies (`verify` reads it; `None` when not
+    /// asked for).
+    pub live: Option<LiveStatus>,
 }
 
 /// An Istio custom resource and the API versions its writers used: one per `managedFields` entry
@@ -150,6 +154,8 @@ pub struct Needs {
     pub all_pods: bool,
     /// Nodes, CRDs, Helm releases and IstioOperators (the checks read them; `version` does not).
     pub inventory: bool,
+    /// The live proxy status from every istiod.
+    pub live: bool,
 }
 
 impl Default for Snapshot {
@@ -173,6 +179,7 @@ impl Default for Snapshot {
             helm_releases: Ok(Vec::new()),
             istio_operators: Ok(Vec::new()),
             istio_objects: Ok(Vec::new()),
+            live: None,
         }
     }
 }
@@ -218,25 +225,36 @@ impl Snapshot {
             };
             Ok::<_, Error>((partial(nodes)?, partial(crds)?, partial(releases.map(|r| r.items))?, partial(operators)?))
         };
-        let (version, istiods, mutating, validating, services, slices, namespaces, pods, permissions, extras, injects) =
-            tokio::try_join!(
-                cluster.call("read the server version", client.apiserver_version()),
-                meshkit::fetch::istiods(cluster),
-                cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
-                cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
-                cluster.list(&services, None, &list_services),
-                cluster.list(&slices, None, &list_slices),
-                meshkit::fetch::labelled_namespaces(cluster),
-                cluster.list_map(
-                    &pods,
-                    (!needs.all_pods).then_some(keys::INJECTED_POD_LABEL),
-                    "list pods",
-                    |p: &Pod| { PodView::from(p) }
-                ),
-                permissions,
-                extras,
-                meshkit::fetch::injects(cluster),
-            )?;
+        let live = async { Ok(if needs.live { Some(meshkit::fetch::live_status(cluster).await) } else { None }) };
+        let (
+            version,
+            istiods,
+            mutating,
+            validating,
+            services,
+            slices,
+            namespaces,
+            pods,
+            permissions,
+            extras,
+            injects,
+            live,
+        ) = tokio::try_join!(
+            cluster.call("read the server version", client.apiserver_version()),
+            meshkit::fetch::istiods(cluster),
+            cluster.list(&mutating, Some(keys::REV), "list mutatingwebhookconfigurations"),
+            cluster.list(&validating, Some(keys::REV), "list validatingwebhookconfigurations"),
+            cluster.list(&services, None, &list_services),
+            cluster.list(&slices, None, &list_slices),
+            meshkit::fetch::labelled_namespaces(cluster),
+            cluster.list_map(&pods, (!needs.all_pods).then_some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| {
+                PodView::from(p)
+            }),
+            permissions,
+            extras,
+            meshkit::fetch::injects(cluster),
+            live,
+        )?;
         let (nodes, crds, releases, operators) = extras;
         let istio_crds: Partial<Vec<CrdView>> = crds
             .as_ref()
@@ -281,6 +299,7 @@ impl Snapshot {
                 .map_err(Clone::clone),
             istio_crds,
             istio_objects,
+            live,
             helm_releases: releases.map(|releases| {
                 let mut names: Vec<String> =
                     releases.iter().filter_map(|s| s.metadata.labels.as_ref()?.get("name").cloned()).collect();

@@ -79,6 +79,37 @@ specs, with a warning where proxies and control plane are further apart than Ist
             ..CommandSpec::BARE
         },
         CommandSpec {
+            name: "proxy-status",
+            about: "which istiod each proxy is connected to, live, and whether it is in sync",
+            flags: &[
+                FlagSpec {
+                    long: "selector",
+                    short: Some('l'),
+                    value: Some(Values::Nothing),
+                    about: "only pods with these labels",
+                },
+                OUTPUT,
+                NO_HEADERS,
+            ],
+            args: Values::Namespaces,
+            usage: "[NAMESPACE…] [-l SELECTOR]",
+            description: "\
+Ask every istiod (one port-forwarded request to its debug port each, through the apiserver) which
+proxies are connected to it and whether each has ACKed what it was sent: CDS, LDS, EDS, RDS and
+ECDS as SYNCED, NOT SENT, STALE (for how long) or ERROR. Each pod with a sidecar gets a row: the
+istiod and revision it is connected to, the revision its labels ask for (marked ≠ where they
+differ), and a verdict. Proxies connected with no pod here (VMs, other clusters) are listed too.
+When an istiod cannot be read, it says so and the rows show what pod specs say. Needs
+`create pods/portforward` in the Istio namespace.",
+            examples: &[
+                "kubectl meshcheck proxy-status",
+                "kubectl meshcheck proxy-status shop-stable shop-canary",
+                "kubectl meshcheck proxy-status -l app=web -o json",
+            ],
+            exits: &[Exit::Ok, Exit::Usage, Exit::Unreachable, Exit::Forbidden],
+            ..CommandSpec::BARE
+        },
+        CommandSpec {
             name: "manifest",
             about: "review an upgrade manifest before applying it: FILE… or -f FILE (- for stdin)",
             flags: &[

@@ -2,15 +2,18 @@
 
 use std::collections::BTreeMap;
 
+use futures::{StreamExt, stream};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use kube::Api;
 
 use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::istio::injects::Injects;
+use crate::istio::proxy_status::{IstiodReading, LiveStatus, parse_syncz};
 use crate::istio::{IstiodView, Mesh, NamespaceView, ServiceView, WebhookConfigView, keys};
+use crate::kube::portforward;
 
 /// Namespaces carrying `istio.io/rev` or `istio-injection`, sorted by name: two label-selected
 /// lists (a label selector cannot say "either"), never a list of every namespace.
@@ -81,4 +84,52 @@ pub async fn control_plane(cluster: &Cluster) -> Result<ControlPlane> {
         injects(cluster),
     )?;
     Ok(ControlPlane { istiods, webhooks, services, injects })
+}
+
+/// istiod's debug port: `/debug/syncz` there answers requests that arrive on the pod's loopback,
+/// which is where a port-forward lands.
+pub const ISTIOD_DEBUG_PORT: u16 = 8080;
+/// How many istiods are read at once.
+const CONCURRENT_ISTIOD_READS: usize = 4;
+
+/// The live proxy status: one port-forwarded `GET /debug/syncz` per running istiod pod of the
+/// Istio namespace (never one per proxy), read together. An istiod that cannot be read, or a
+/// refused list of istiod pods, becomes a reason in [`LiveStatus::unreadable`], never an error:
+/// the commands fall back to what pod specs say.
+pub async fn live_status(cluster: &Cluster) -> LiveStatus {
+    let ns = &cluster.istio_namespace;
+    let api: Api<Pod> = Api::namespaced(cluster.client(), ns);
+    let what = format!("list pods in namespace {ns}");
+    let pods = match cluster.list(&api, Some(keys::ISTIOD_SELECTOR), &what).await {
+        Ok(pods) => pods,
+        Err(e) => {
+            return LiveStatus {
+                unreadable: vec![(format!("the istiod pods of {ns}"), e.to_string())],
+                ..LiveStatus::default()
+            };
+        }
+    };
+    let running = pods.into_iter().filter(|p| {
+        p.metadata.deletion_timestamp.is_none() && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    });
+    let readings: Vec<IstiodReading> = stream::iter(running.map(|pod| async move {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let revision = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(keys::REV))
+            .cloned()
+            .unwrap_or_else(|| keys::DEFAULT_REVISION.to_string());
+        let outcome = match portforward::get(cluster, ns, &name, ISTIOD_DEBUG_PORT, "/debug/syncz").await {
+            Ok(body) => parse_syncz(&body),
+            Err(e) if e.is_forbidden() => Err(format!("not allowed to create pods/portforward in namespace {ns}")),
+            Err(e) => Err(e.to_string()),
+        };
+        IstiodReading { pod: name, revision, outcome }
+    }))
+    .buffer_unordered(CONCURRENT_ISTIOD_READS)
+    .collect()
+    .await;
+    LiveStatus::from_readings(readings, k8s_openapi::jiff::Timestamp::now())
 }

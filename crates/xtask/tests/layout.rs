@@ -18,6 +18,7 @@ const ISTIO_LITERALS: &[&str] = &[
     "\"sidecar.istio.io/status",
     "\"app=istiod",
     "\"security.istio.io/tlsMode",
+    "\"service.istio.io/canonical-name",
     "\"istio.io/dataplane-mode",
 ];
 

@@ -9,7 +9,8 @@
 //!   injects only the proxy); container arguments are left out, as admission policies may not
 //!   set atomic lists and nothing here runs the containers;
 //! - the `istio.io/rev` and `sidecar.istio.io/status` annotations naming the real revision (never
-//!   a tag), and the `security.istio.io/tlsMode=istio` label.
+//!   a tag), the `service.istio.io/canonical-name` label (the pod's `app`), and, for sidecars
+//!   only, `security.istio.io/tlsMode=istio` (Istio's gateway template sets no tlsMode).
 //!
 //! Beyond the selectors, the injector skips what Istio's webhook handler skips: pods annotated
 //! `sidecar.istio.io/inject: "false"`, host-network pods and pods already injected. Like the
@@ -105,8 +106,12 @@ pub fn mutation(revision: &str, image: &str, istio_namespace: &str, gateway: boo
     } else {
         format!(", initContainers: [Object.spec.initContainers{{name: \"istio-init\", image: {}}}]", cel_string(image))
     };
+    // Both templates name the workload; only the sidecar one marks it for mTLS.
+    let canonical = "\"service.istio.io/canonical-name\": (has(object.metadata.labels) && 'app' in object.metadata.labels) ? object.metadata.labels['app'] : 'workload'";
+    let labels =
+        if gateway { canonical.to_string() } else { format!("\"security.istio.io/tlsMode\": \"istio\", {canonical}") };
     format!(
-        "Object{{metadata: Object.metadata{{labels: {{\"security.istio.io/tlsMode\": \"istio\"}}, \
+        "Object{{metadata: Object.metadata{{labels: {{{labels}}}, \
          annotations: {{\"istio.io/rev\": {rev}, \"sidecar.istio.io/status\": {status}}}}}, \
          spec: Object.spec{{containers: [{proxy}]{init_containers}}}}}",
         rev = cel_string(revision),

@@ -12,6 +12,8 @@ mod mesh;
 pub mod names;
 mod objects;
 mod overlap;
+mod proxy_rows;
+pub mod proxy_status;
 mod selector;
 pub mod support;
 pub mod tag_objects;
@@ -26,6 +28,7 @@ pub use objects::{
     ContainerView, IstiodView, Labels, NamespaceView, PodView, Requests, ServiceView, WebhookConfigView, WebhookView,
 };
 pub use overlap::{Overlap, injection_overlaps};
+pub use proxy_rows::{ProxyRow, Verdict, proxy_rows};
 pub use selector::{LabelSelector, Requirement, SelectorOp};
 pub use version::{IstioVersion, proxy_version};
 
@@ -52,8 +55,10 @@ pub mod keys {
     pub const DEACTIVATED: (&str, &str) = ("istio.io/deactivated", "never-match");
     /// Suffix of the injector entries inside a MutatingWebhookConfiguration.
     pub const INJECTOR_SUFFIX: &str = "sidecar-injector.istio.io";
-    /// Label the injector puts on every pod it injects: lists of injected pods select on it.
-    pub const INJECTED_POD_LABEL: &str = "security.istio.io/tlsMode";
+    /// Label every injection template (sidecar, gateway, gRPC agent) puts on the pods it injects:
+    /// lists of injected pods select on it. Not `security.istio.io/tlsMode`: the gateway template
+    /// does not set that one, so gateway pods would be missed (found with real istiod).
+    pub const INJECTED_POD_LABEL: &str = "service.istio.io/canonical-name";
     /// Selects istiod Deployments (their revision is in `istio.io/rev`).
     pub const ISTIOD_SELECTOR: &str = "app=istiod";
     /// Secrets holding the mesh's CA: a plugged-in CA, else the one istiod generated. Losing them

@@ -1,4 +1,5 @@
-//! Kubernetes access rules that are not Istio's: today the label-selector grammar, checked
-//! before a request is sent.
+//! Kubernetes access that is not Istio's: the label-selector grammar, checked before a request
+//! is sent, and one HTTP request through a pod's port-forward.
 
 pub mod label_selector;
+pub mod portforward;

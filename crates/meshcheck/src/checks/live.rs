@@ -1,0 +1,82 @@
+//! Verify checks on the live proxy status (every istiod's `/debug/syncz`, read through
+//! port-forwards): which istiod each proxy really talks to, and whether it is in sync.
+
+use meshkit::istio::proxy_status::LiveStatus;
+use meshkit::istio::{Mesh, ProxyRow, Verdict, proxy_rows};
+
+use crate::catalogue::Check;
+use crate::report::Finding;
+use crate::snapshot::Snapshot;
+
+/// How long a proxy may leave a push unacknowledged before verify calls it stuck: a healthy
+/// proxy ACKs within seconds; a minute rides out a busy istiod's push queue.
+pub const STALE_LIMIT_SECONDS: u64 = 60;
+
+fn rows(snapshot: &Snapshot, mesh: &Mesh, live: &LiveStatus) -> Vec<ProxyRow> {
+    proxy_rows(&snapshot.pods, &snapshot.namespaces, mesh, live)
+}
+
+fn object(row: &ProxyRow) -> String {
+    format!("pod/{}/{}: {}", row.namespace, row.name, row.verdict.describe())
+}
+
+/// MC0608: every proxy connected to an istiod of the revision that injected it.
+pub fn connected_to_injector(check: &'static Check, snapshot: &Snapshot, mesh: &Mesh) -> Finding {
+    let Some(live) = &snapshot.live else { return Finding::skipped(check, "the live proxy status was not read") };
+    if live.read.is_empty() && !live.complete() {
+        let why = live.unreadable_summary().unwrap_or_default();
+        return Finding::skipped(check, format!("{why}; pod specs are all that is known"));
+    }
+    let rows = rows(snapshot, mesh, live);
+    let wrong: Vec<String> = rows
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::WrongRevision { .. } | Verdict::NotConnected))
+        .map(object)
+        .collect();
+    let unknown = rows.iter().filter(|r| r.verdict == Verdict::Unknown).count();
+    let external = rows.iter().filter(|r| r.verdict == Verdict::External).count();
+    let mut notes = Vec::new();
+    if unknown > 0 {
+        notes.push(format!("{unknown} not known: {}", live.unreadable_summary().unwrap_or_default()));
+    }
+    if external > 0 {
+        notes.push(format!("{external} connected proxy(ies) have no pod here (VMs or other clusters)"));
+    }
+    if wrong.is_empty() {
+        let connected = rows.iter().filter(|r| r.istiod.is_some() && r.verdict != Verdict::External).count();
+        let mut message = format!("{connected} proxy(ies) connected to the revision that injected them");
+        for note in notes {
+            message.push_str("; ");
+            message.push_str(&note);
+        }
+        return Finding::pass_with(check, message);
+    }
+    let mut message = format!("{} proxy(ies) not connected to the revision that injected them", wrong.len());
+    for note in notes {
+        message.push_str("; ");
+        message.push_str(&note);
+    }
+    Finding::fail(check, message, wrong)
+}
+
+/// MC0609: no proxy STALE past [`STALE_LIMIT_SECONDS`], none rejecting its configuration.
+pub fn in_sync(check: &'static Check, snapshot: &Snapshot, mesh: &Mesh) -> Finding {
+    let Some(live) = &snapshot.live else { return Finding::skipped(check, "the live proxy status was not read") };
+    if live.read.is_empty() {
+        let why = live.unreadable_summary().unwrap_or_else(|| "no istiod is running".into());
+        return Finding::skipped(check, why);
+    }
+    let stuck: Vec<String> = rows(snapshot, mesh, live)
+        .iter()
+        .filter(|r| match r.verdict {
+            Verdict::Stale { seconds } => seconds > STALE_LIMIT_SECONDS,
+            Verdict::Rejected { .. } => true,
+            _ => false,
+        })
+        .map(object)
+        .collect();
+    if stuck.is_empty() {
+        return Finding::pass(check);
+    }
+    Finding::fail(check, format!("{} proxy(ies) run configuration istiod cannot confirm", stuck.len()), stuck)
+}
