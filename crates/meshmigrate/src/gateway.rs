@@ -204,6 +204,9 @@ pub struct GatewayReport {
     pub rollout: Option<crate::rollout::Rollout>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_on_target: Option<Vec<crate::verify::NotOnTarget>>,
+    /// The gateway's new proxies, checked live against every istiod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxies: Option<crate::proxies::ProxyCheck>,
     /// Gateways that follow the default revision and would move with the `default` tag.
     pub default_followers: Vec<String>,
 }
@@ -252,6 +255,7 @@ pub async fn run(
         plan,
         rollout: None,
         not_on_target: None,
+        proxies: None,
     };
     if dry_run == DryRun::Server && !report.plan.unchanged {
         send_patch(&cluster, &report.plan, &PatchParams { dry_run: true, ..PatchParams::default() }).await?;
@@ -293,6 +297,15 @@ pub async fn run(
             rollouts: &rollouts,
         });
         report.not_on_target = Some(problems.into_iter().filter(|p| p.workload == report.plan.workload).collect());
+        let own: Vec<&str> = pods
+            .iter()
+            .filter(|p| crate::status::workload(p, &owners) == report.plan.workload)
+            .map(|p| p.name.as_str())
+            .collect();
+        let counted = |r: &meshkit::istio::ProxyRow| own.contains(&r.name.as_str());
+        let deadline = std::time::Instant::now() + timeout;
+        let namespaces = std::slice::from_ref(&own_namespace);
+        report.proxies = Some(crate::proxies::await_proxies(&cluster, namespaces, &mesh, &counted, deadline).await?);
     }
     let renderer = meshkit::render::Renderer::new(output);
     renderer.print_human(&report, |_| {
@@ -309,6 +322,10 @@ pub async fn run(
             text.push('\n');
             text.push_str(&renderer.table_text(&crate::verify::table(problems)));
         }
+        if let Some(proxies) = &report.proxies {
+            text.push('\n');
+            text.push_str(&proxies.text(|t| renderer.table_text(t)));
+        }
         if !report.default_followers.is_empty() {
             text.push_str(&format!(
                 "\nGateways following the default revision (they move when the default tag moves): {}\n",
@@ -320,6 +337,7 @@ pub async fn run(
     Ok(match (&report.rollout, &report.not_on_target) {
         (Some(Rollout::Progressing { .. } | Rollout::Stuck { .. }), _) => meshkit::Exit::Incomplete,
         (_, Some(problems)) if !problems.is_empty() => meshkit::Exit::Failed,
+        _ if report.proxies.as_ref().is_some_and(|p| p.exit() != meshkit::Exit::Ok) => meshkit::Exit::Failed,
         _ => meshkit::Exit::Ok,
     })
 }

@@ -6,6 +6,7 @@ mod journal;
 mod lock;
 mod migrate;
 mod progress;
+mod proxies;
 mod relabel;
 mod restart;
 mod retire;

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::journal::InjectionLabels;
 use crate::journal::{Action, Journal, State};
 use crate::progress::Progress;
+use crate::proxies::ProxyCheck;
 use crate::relabel::{self, Planned, plan_relabel, plan_rollback};
 use crate::restart::{Restart, RestartOutcome, RestartResult};
 use crate::rollout::{Rollout, WorkloadView, rollout};
@@ -57,6 +58,9 @@ pub struct Report {
     /// Filled in with `--wait`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_on_target: Option<Vec<NotOnTarget>>,
+    /// Filled in with `--wait`: the new proxies, checked live against every istiod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxies: Option<ProxyCheck>,
     /// Every rollout finished (false when the deadline came first or one is stuck).
     pub complete: bool,
 }
@@ -176,6 +180,7 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
         namespaces: plan,
         restarts: outcomes,
         not_on_target: None,
+        proxies: None,
         complete: true,
     };
     if args.dry_run == meshkit::cli::DryRun::Server {
@@ -209,6 +214,7 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
     }
     let user = relabel::whoami(&cluster).await;
     let lock = crate::lock::acquire(&cluster, &user).await?;
+    let deadline = Instant::now() + args.timeout;
     let outcome = async {
         let user = user.as_str();
         if journal.entries.iter().any(|e| e.state == State::Pending && e.action == Action::Restart) {
@@ -240,9 +246,12 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
             mesh: &mesh,
             rollouts: &rollouts,
         }));
+        let all = |_: &meshkit::istio::ProxyRow| true;
+        report.proxies = Some(crate::proxies::await_proxies(&cluster, &current, &mesh, &all, deadline).await?);
     }
     render(output, &report, false)?;
-    let unexpected = report.not_on_target.iter().flatten().any(|p| !p.expected());
+    let unexpected = report.not_on_target.iter().flatten().any(|p| !p.expected())
+        || report.proxies.as_ref().is_some_and(|p| p.exit() != Exit::Ok);
     Ok(if !report.complete {
         Exit::Incomplete
     } else if unexpected {
@@ -336,6 +345,9 @@ fn render(output: OutputArgs, report: &Report, dry_run: bool) -> Result<()> {
             } else {
                 text.push_str(&renderer.table_text(&crate::verify::table(problems)));
             }
+        }
+        if let Some(proxies) = &report.proxies {
+            text.push_str(&proxies.text(|t| renderer.table_text(t)));
         }
         if !report.complete {
             text.push_str("\nIncomplete: rollouts above did not finish; rerun the same command to continue.\n");

@@ -205,6 +205,10 @@ impl ControlPlane {
             args.push(format!("--egress-selector-config-file={}", config.display()));
             // kwok nodes also report their name as a Hostname address; names are never resolved here.
             args.push("--kubelet-preferred-address-types=InternalIP".into());
+        } else {
+            // Without the loopback egress, a port-forward, log or exec would make the apiserver dial
+            // a kwok node's address. No node has an ExternalDNS address: it fails without dialing.
+            args.push("--kubelet-preferred-address-types=ExternalDNS".into());
         }
         self.apiserver_args = args.clone();
         self.spawn("kube-apiserver", Command::new(apiserver).args(&args))?;
