@@ -307,7 +307,7 @@ pub static MC0609: Check = Check {
     stage: Verify,
     category: "data plane",
     level: Error,
-    description: "no proxy has rejected its configuration or left it unacknowledged for over a minute",
+    description: "no proxy has rejected its configuration or left it unacknowledged longer than --stale-after (1m)",
     hint: "a STALE or rejecting proxy runs old configuration: read its istio-proxy logs, then restart it",
 };
 

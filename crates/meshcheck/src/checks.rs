@@ -28,6 +28,8 @@ pub struct Options {
     pub to_version: Option<IstioVersion>,
     /// `--revision REV`: the revision name the canary will get.
     pub revision: Option<String>,
+    /// `verify --stale-after`: how long a proxy may leave a push unacknowledged (default 1m).
+    pub stale_after: Option<std::time::Duration>,
 }
 
 pub fn precheck(snapshot: &Snapshot, options: &Options) -> Report {
@@ -58,7 +60,7 @@ pub fn precheck(snapshot: &Snapshot, options: &Options) -> Report {
     Report { findings, installation: Some(installation(snapshot, &mesh)) }
 }
 
-pub fn verify(snapshot: &Snapshot) -> Report {
+pub fn verify(snapshot: &Snapshot, options: &Options) -> Report {
     let mesh = snapshot.mesh();
     let findings = vec![
         istiods_available(&mesh),
@@ -71,7 +73,7 @@ pub fn verify(snapshot: &Snapshot) -> Report {
         defaults::default_agrees(&catalogue::MC0606, snapshot),
         defaults::no_leftovers(&catalogue::MC0607, snapshot, &mesh),
         live::connected_to_injector(&catalogue::MC0608, snapshot, &mesh),
-        live::in_sync(&catalogue::MC0609, snapshot, &mesh),
+        live::in_sync(&catalogue::MC0609, snapshot, &mesh, options.stale_after),
     ];
     Report { findings, installation: Some(installation(snapshot, &mesh)) }
 }

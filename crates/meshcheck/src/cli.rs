@@ -88,6 +88,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
             return Err(Error::usage(format!("invalid --fail-on {other:?}"), "valid values: error, warning"));
         }
     };
+    if let Some(raw) = m.value("stale-after") {
+        options.stale_after = parse_duration("--stale-after", raw)?;
+    }
     let wait = match m.value("wait") {
         Some(raw) => parse_duration("--wait", raw)?,
         None => None,
@@ -223,7 +226,7 @@ async fn execute(invocation: Invocation) -> Result<Exit> {
         let snapshot = Snapshot::fetch(&cluster, needs).await?;
         let report = match command {
             Command::Precheck => checks::precheck(&snapshot, &options),
-            _ => checks::verify(&snapshot),
+            _ => checks::verify(&snapshot, &options),
         };
         let retry = wait.is_some_and(|limit| started.elapsed() < limit);
         if report.failed(fail_on) && retry {

@@ -57,12 +57,23 @@ and room for a second istiod. Every check has a code; `kubectl meshcheck explain
         CommandSpec {
             name: "verify",
             about: "after an upgrade: control plane available, webhooks served, pods on their revisions",
-            flags: &[FAIL_ON, WAIT, OUTPUT],
+            flags: &[
+                FAIL_ON,
+                WAIT,
+                FlagSpec {
+                    long: "stale-after",
+                    short: None,
+                    value: Some(Values::Nothing),
+                    about: "how long a proxy may leave configuration unacknowledged (default 1m)",
+                },
+                OUTPUT,
+            ],
             description: "\
 Check a cluster after a move: istiod of every revision available, webhooks with a caBundle and
 Services with ready endpoints, tags and labels naming installed revisions, every pod running the
-sidecar its labels ask for, and revisions nothing uses any more. --wait retries until the checks
-pass (exit 1 if they still fail when it runs out).",
+sidecar its labels ask for, every proxy connected live to an istiod of the revision that injected
+it and none STALE for longer than --stale-after, and revisions nothing uses any more. --wait
+retries until the checks pass (exit 1 if they still fail when it runs out).",
             examples: &["kubectl meshcheck verify", "kubectl meshcheck verify --wait 2m"],
             exits: CHECK_EXITS,
             ..CommandSpec::BARE

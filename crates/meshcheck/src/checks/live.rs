@@ -1,6 +1,8 @@
 //! Verify checks on the live proxy status (every istiod's `/debug/syncz`, read through
 //! port-forwards): which istiod each proxy really talks to, and whether it is in sync.
 
+use std::time::Duration;
+
 use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{Mesh, ProxyRow, Verdict, proxy_rows};
 
@@ -8,9 +10,10 @@ use crate::catalogue::Check;
 use crate::report::Finding;
 use crate::snapshot::Snapshot;
 
-/// How long a proxy may leave a push unacknowledged before verify calls it stuck: a healthy
-/// proxy ACKs within seconds; a minute rides out a busy istiod's push queue.
-pub const STALE_LIMIT_SECONDS: u64 = 60;
+/// How long a proxy may leave a push unacknowledged before verify calls it stuck, unless
+/// `--stale-after` says otherwise: a healthy proxy ACKs within seconds; a minute rides out a busy
+/// istiod's push queue.
+pub const STALE_LIMIT: Duration = Duration::from_secs(60);
 
 fn rows(snapshot: &Snapshot, mesh: &Mesh, live: &LiveStatus) -> Vec<ProxyRow> {
     proxy_rows(&snapshot.pods, &snapshot.namespaces, mesh, live)
@@ -59,8 +62,10 @@ pub fn connected_to_injector(check: &'static Check, snapshot: &Snapshot, mesh: &
     Finding::fail(check, message, wrong)
 }
 
-/// MC0609: no proxy STALE past [`STALE_LIMIT_SECONDS`], none rejecting its configuration.
-pub fn in_sync(check: &'static Check, snapshot: &Snapshot, mesh: &Mesh) -> Finding {
+/// MC0609: no proxy STALE past `limit` ([`STALE_LIMIT`] by default), none rejecting its
+/// configuration.
+pub fn in_sync(check: &'static Check, snapshot: &Snapshot, mesh: &Mesh, limit: Option<Duration>) -> Finding {
+    let limit = limit.unwrap_or(STALE_LIMIT).as_secs();
     let Some(live) = &snapshot.live else { return Finding::skipped(check, "the live proxy status was not read") };
     if live.read.is_empty() {
         let why = live.unreadable_summary().unwrap_or_else(|| "no istiod is running".into());
@@ -69,7 +74,7 @@ pub fn in_sync(check: &'static Check, snapshot: &Snapshot, mesh: &Mesh) -> Findi
     let stuck: Vec<String> = rows(snapshot, mesh, live)
         .iter()
         .filter(|r| match r.verdict {
-            Verdict::Stale { seconds } => seconds > STALE_LIMIT_SECONDS,
+            Verdict::Stale { seconds } => seconds >= limit,
             Verdict::Rejected { .. } => true,
             _ => false,
         })

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::report::Outcome;
+use meshkit::istio::proxy_status::{IstiodReading, LiveStatus, parse_syncz};
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -80,8 +81,56 @@ fn healthy() -> Snapshot {
             pod("apps", "b", Some(("1-31-1", "1.31.1"))),
             pod("plain", "c", None),
         ],
+        live: Some(live(&[
+            ("istiod-1-30-3-x", "1-30-3", "a.legacy", true),
+            ("istiod-1-31-1-x", "1-31-1", "b.apps", true),
+        ])),
         ..Default::default()
     }
+}
+
+/// What istiods report: `(istiod pod, its revision, proxy ID, whether it ACKed)`.
+fn live(connections: &[(&str, &str, &str, bool)]) -> LiveStatus {
+    let readings = connections
+        .iter()
+        .map(|(istiod, revision, proxy, acked)| {
+            let acked = if *acked { "n" } else { "" };
+            let body = format!(
+                r#"[{{"proxy":"{proxy}","resources":{{"type.googleapis.com/envoy.config.cluster.v3.Cluster":
+                    {{"sent":"n","acked":"{acked}","sentTime":"2026-12-01T00:00:00Z"}}}}}}]"#
+            );
+            IstiodReading {
+                pod: istiod.to_string(),
+                revision: revision.to_string(),
+                outcome: parse_syncz(body.as_bytes()),
+            }
+        })
+        .collect();
+    LiveStatus::from_readings(readings, "2026-12-01T00:05:00Z".parse().unwrap())
+}
+
+#[test]
+fn live_proxy_status_turns_verify_red() {
+    let mut snap = healthy();
+    // b's pod was injected by 1-31-1, its proxy talks to 1-30-3's istiod; a never ACKed.
+    snap.live =
+        Some(live(&[("istiod-1-30-3-x", "1-30-3", "a.legacy", false), ("istiod-1-30-3-x", "1-30-3", "b.apps", true)]));
+    let (result, objects) = outcome(&verify(&snap, &Options::default()), "MC0608");
+    assert_eq!(result, Outcome::Error);
+    assert_eq!(objects, ["pod/apps/b: connected to 1-30-3, injected by 1-31-1"]);
+    let (result, objects) = outcome(&verify(&snap, &Options::default()), "MC0609");
+    assert_eq!((result, objects), (Outcome::Error, vec!["pod/legacy/a: STALE for 5m".to_string()]));
+    let patient = Options { stale_after: Some(std::time::Duration::from_secs(600)), ..Default::default() };
+    assert_eq!(outcome(&verify(&snap, &patient), "MC0609").0, Outcome::Pass);
+    // A proxy nobody lists is disconnected, unless an istiod could not be read.
+    snap.live = Some(live(&[("istiod-1-30-3-x", "1-30-3", "a.legacy", true)]));
+    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0608").1, ["pod/apps/b: not connected to any istiod"]);
+    let mut partial = live(&[("istiod-1-30-3-x", "1-30-3", "a.legacy", true)]);
+    partial.unreadable.push(("istiod-1-31-1-x".into(), "not allowed to create pods/portforward".into()));
+    snap.live = Some(partial);
+    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0608").0, Outcome::Pass, "unknown is not red");
+    snap.live = Some(LiveStatus { unreadable: vec![("all".into(), "refused".into())], ..LiveStatus::default() });
+    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0608").0, Outcome::Skipped);
 }
 
 fn outcome(report: &Report, code: &str) -> (Outcome, Vec<String>) {
@@ -95,7 +144,7 @@ fn a_healthy_mesh_passes_everything_it_can_check() {
     for f in &report.findings {
         assert!(matches!(f.outcome, Outcome::Pass | Outcome::Skipped), "{f:?}");
     }
-    let report = verify(&healthy());
+    let report = verify(&healthy(), &Options::default());
     for f in &report.findings {
         assert_eq!(f.outcome, Outcome::Pass, "{f:?}");
     }
@@ -178,7 +227,7 @@ fn verify_finds_an_unready_control_plane() {
     snap.istiods[1].ready_replicas = 0;
     snap.mutating[1].webhooks.iter_mut().for_each(|w| w.has_ca_bundle = false);
     snap.ready_endpoints.remove("istiod-1-31-1");
-    let report = verify(&snap);
+    let report = verify(&snap, &Options::default());
     assert_eq!(outcome(&report, "MC0601").1, ["deployment/istio-system/istiod-1-31-1 (0/1 ready)"]);
     assert_eq!(outcome(&report, "MC0602").1, ["mutatingwebhookconfiguration/istio-sidecar-injector-1-31-1"]);
     let (result, objects) = outcome(&report, "MC0603");
@@ -199,12 +248,15 @@ fn verify_lists_stale_pods_and_unused_revisions() {
     snap.pods.retain(|p| p.name != "stale");
     snap.namespaces.push(ns("apps", &[("istio.io/rev", "1-31-1")]));
     snap.pods.push(pod("apps", "stale", Some(("1-30-3", "1.30.3"))));
-    let report = verify(&snap);
+    let report = verify(&snap, &Options::default());
     assert_eq!(outcome(&report, "MC0604").1, ["pod/apps/stale: revision moved 1-30-3 → 1-31-1"]);
     assert_eq!(outcome(&report, "MC0605").0, Outcome::Pass, "1-31-1 is used by the apps namespace");
     snap.namespaces.retain(|n| n.name != "apps");
     snap.pods.retain(|p| p.namespace != "apps");
-    assert_eq!(outcome(&verify(&snap), "MC0605"), (Outcome::Warning, vec!["revision/1-31-1".to_string()]));
+    assert_eq!(
+        outcome(&verify(&snap, &Options::default()), "MC0605"),
+        (Outcome::Warning, vec!["revision/1-31-1".to_string()])
+    );
 }
 
 #[test]
@@ -413,14 +465,14 @@ fn a_default_validator_left_on_the_old_revision_is_reported_by_precheck_and_veri
     assert_eq!(result, Outcome::Error);
     assert!(told[0].starts_with("the default tag says 1-30-3"), "{told:?}");
     assert!(told[1].starts_with("istiod-default-validator says 1-31-1"), "{told:?}");
-    assert_eq!(outcome(&verify(&snap), "MC0606").0, Outcome::Error);
+    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0606").0, Outcome::Error);
 }
 
 #[test]
 fn webhooks_of_an_uninstalled_revision_are_found_and_fail_closed_ones_are_errors() {
     let mut snap = healthy();
     snap.mutating.push(injector("1-29-0", None));
-    let (result, objects) = outcome(&verify(&snap), "MC0607");
+    let (result, objects) = outcome(&verify(&snap, &Options::default()), "MC0607");
     assert_eq!(result, Outcome::Error);
     assert_eq!(
         objects,
@@ -465,5 +517,5 @@ fn finished_pods_are_never_stale_and_pin_no_revision() {
     let mut done = pod("batch", "job-1", Some(("1-30-3", "1.30.3")));
     done.finished = true;
     snap.pods.push(done);
-    assert_eq!(outcome(&verify(&snap), "MC0604").0, Outcome::Pass);
+    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0604").0, Outcome::Pass);
 }
