@@ -158,6 +158,7 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
             namespaces: namespaces.clone(),
             pods,
             replica_set_owners: owners,
+            live: None,
         };
         let (restarts, bare) = stale_after(&snapshot, &plan);
         for pod in &bare {

@@ -246,6 +246,7 @@ mod tests {
             uninjected: 3,
             stale_pods: vec!["a".into(), "b".into(), "c".into()],
             stale_reasons: Default::default(),
+            proxies: None,
             restart: vec![
                 "deployment/web".into(),
                 "pod/job-x (no controller: delete it to recreate it)".into(),

@@ -12,6 +12,7 @@ pub use crate::retire_owned::Owned;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use meshkit::cluster::Cluster;
+use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{Injected, Intended, Mesh, NamespaceView, PodView, keys, pod_injected, pod_intended};
 use meshkit::{Error, Result};
 
@@ -29,6 +30,8 @@ pub struct Snapshot {
     pub releases: Vec<ReleaseView>,
     /// Objects of the revision's release that belong to another revision now.
     pub protected: Vec<Owned>,
+    /// Who is connected to each istiod now: proxies of VMs and other clusters use a revision too.
+    pub live: LiveStatus,
 }
 
 /// What a retirement does.
@@ -77,6 +80,10 @@ pub fn users(revision: &str, snapshot: &Snapshot) -> Vec<String> {
         .count();
     if injected > 0 {
         users.push(format!("{injected} pod(s) injected by {revision}"));
+    }
+    let connected = snapshot.live.connected_to(revision);
+    if connected > 0 {
+        users.push(format!("{connected} proxy(ies) connected to its istiod now"));
     }
     for gateway in &snapshot.gateways {
         let namespace = snapshot
@@ -129,20 +136,28 @@ pub fn decide(revision: &str, snapshot: &Snapshot) -> Result<Decision> {
 
 pub async fn fetch(cluster: &Cluster, revision: &str) -> Result<Snapshot> {
     let pods: Api<Pod> = Api::all(cluster.client());
-    let (control_plane, mut owned, pods, (gateways, namespaces), journal) = tokio::try_join!(
+    let live = async { Ok(meshkit::fetch::live_status(cluster).await) };
+    let (control_plane, mut owned, pods, (gateways, namespaces), journal, live) = tokio::try_join!(
         meshkit::fetch::control_plane(cluster),
         crate::retire_owned::owned(cluster, revision),
         cluster.list_map(&pods, Some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| PodView::from(p)),
         crate::gateway::fetch_all(cluster),
         crate::journal::Journal::read(cluster),
+        live,
     )?;
+    if let Some(line) = live.unreadable_summary() {
+        eprintln!(
+            "kubectl-meshmigrate: warning: {line}; proxies outside this cluster's pods (VMs, other clusters) are not known"
+        );
+    }
     let retired_before = journal.entries.iter().any(|e| {
         e.action == Action::Retire
             && e.state == State::Done
             && e.workload.as_deref() == Some(&format!("revision/{revision}"))
     });
     let (releases, protected) = crate::retire_helm::fetch(cluster, revision, &mut owned).await?;
-    Ok(Snapshot { mesh: control_plane.mesh(), namespaces, pods, gateways, owned, retired_before, releases, protected })
+    let mesh = control_plane.mesh();
+    Ok(Snapshot { mesh, namespaces, pods, gateways, owned, retired_before, releases, protected, live })
 }
 
 #[cfg(test)]

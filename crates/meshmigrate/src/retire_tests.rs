@@ -1,6 +1,7 @@
 use super::*;
 use crate::retire_owned::{OWNED, belongs, releases};
 use meshkit::Exit;
+use meshkit::istio::proxy_status::{IstiodReading, parse_syncz};
 use meshkit::testing::{istiod, labels};
 use serde_json::Value;
 
@@ -86,6 +87,15 @@ fn every_kind_of_user_refuses() {
         &[],
     );
     assert!(refused(&tagged, "1-31-1").contains("tag/prod-canary"));
+
+    // A VM (WorkloadEntry) or another cluster's pod connected to the istiod: no pod here says so.
+    let mut connected = snapshot();
+    let syncz = br#"[{"proxy":"vm-1.legacy","resources":{}}]"#;
+    connected.live = LiveStatus::from_readings(
+        vec![IstiodReading { pod: "istiod-1-31-1-x".into(), revision: "1-31-1".into(), outcome: parse_syncz(syncz) }],
+        "2026-12-01T00:00:00Z".parse().unwrap(),
+    );
+    assert!(refused(&connected, "1-31-1").contains("1 proxy(ies) connected to its istiod now"));
 }
 
 #[test]

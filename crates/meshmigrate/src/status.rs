@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::proxies::ProxyCount;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use meshkit::cluster::Cluster;
 use meshkit::istio::injects::Injects;
+use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{
     IstioVersion, IstiodView, Mesh, NamespaceInjection, NamespaceView, PodRevisionState, PodView, ServiceView,
     WebhookConfigView, keys, namespace_injection, pod_injected, pod_state, proxy_version,
@@ -30,6 +32,8 @@ pub struct Snapshot {
     pub pods: Vec<PodView>,
     /// `(namespace, ReplicaSet) → Deployment`.
     pub replica_set_owners: BTreeMap<(String, String), String>,
+    /// Who is connected to each istiod (`status` reads it; `None` when not read).
+    pub live: Option<LiveStatus>,
 }
 
 /// Which namespaces: the named ones, or every namespace with an injection label or an injected pod.
@@ -85,7 +89,16 @@ pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
             (views, pods, owners)
         }
     };
-    Ok(Snapshot { istiods, webhooks, services, injects, namespaces, pods, replica_set_owners: replica_sets })
+    Ok(Snapshot {
+        istiods,
+        webhooks,
+        services,
+        injects,
+        namespaces,
+        pods,
+        replica_set_owners: replica_sets,
+        live: None,
+    })
 }
 
 /// ReplicaSet owners from metadata only (their pod templates are never needed here).
@@ -147,6 +160,10 @@ pub struct NamespaceStatus {
     pub stale_reasons: BTreeMap<String, String>,
     /// Workloads to restart so that their pods get the intended sidecar.
     pub restart: Vec<String>,
+    /// Proxies connected, live, to the intended revision, of those in the namespace (`None`
+    /// when the live status was not read, or an istiod could not be).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxies: Option<ProxyCount>,
 }
 
 /// The workload that owns a pod: what has to be restarted to replace it.
@@ -203,7 +220,11 @@ pub fn decide(snapshot: &Snapshot, scope: &Scope) -> Vec<NamespaceStatus> {
                     restart.insert(workload(pod, &snapshot.replica_set_owners));
                 }
             }
+            let owned: Vec<PodView> = pods.iter().map(|p| (*p).clone()).collect();
+            let live = snapshot.live.as_ref().filter(|l| l.complete());
+            let proxies = live.map(|live| crate::proxies::count(&owned, &ns, &mesh, live));
             NamespaceStatus {
+                proxies,
                 labels: ns
                     .labels
                     .iter()
@@ -240,8 +261,21 @@ fn why(row: &NamespaceStatus) -> Cell {
     }
 }
 
+/// `2/3`: connected to the intended revision, of all; `?` when not known.
+fn proxies_cell(count: Option<ProxyCount>) -> Cell {
+    match count {
+        None => Cell::new("?", Tone::Dim),
+        Some(c) if c.total == 0 => Cell::new("-", Tone::Dim),
+        Some(c) => Cell::new(
+            format!("{}/{}", c.on_intended, c.total),
+            if c.on_intended == c.total { Tone::Good } else { Tone::Warn },
+        ),
+    }
+}
+
 pub fn table(rows: &[NamespaceStatus]) -> Table {
-    let mut table = Table::new(&["NAMESPACE", "LABELS", "INTENDED", "PODS", "INJECTED", "STALE", "WHY", "RESTART"]);
+    let mut table =
+        Table::new(&["NAMESPACE", "LABELS", "INTENDED", "PODS", "INJECTED", "PROXIES", "STALE", "WHY", "RESTART"]);
     for row in rows {
         let labels = if row.labels.is_empty() {
             Cell::new("-", Tone::Dim)
@@ -276,6 +310,7 @@ pub fn table(rows: &[NamespaceStatus]) -> Table {
             intended,
             Cell::from(row.pods.to_string()),
             Cell::from(if injected.is_empty() { "-".to_string() } else { injected.join(", ") }),
+            proxies_cell(row.proxies),
             Cell::new(stale.to_string(), if stale > 0 { Tone::Warn } else { Tone::Good }),
             why(row),
             Cell::from(if row.restart.is_empty() { "-".to_string() } else { row.restart.join(",") }),
@@ -291,7 +326,11 @@ pub async fn run(
     scope: &Scope,
 ) -> Result<meshkit::Exit> {
     let cluster = Cluster::connect(kube).await?;
-    let snapshot = fetch(&cluster, scope).await?;
+    let (snapshot, live) = tokio::join!(fetch(&cluster, scope), meshkit::fetch::live_status(&cluster));
+    if let Some(line) = live.unreadable_summary() {
+        eprintln!("kubectl-meshmigrate: warning: {line}; PROXIES shows ? where it is not known");
+    }
+    let snapshot = Snapshot { live: Some(live), ..snapshot? };
     let rows = decide(&snapshot, scope);
     meshkit::render::Renderer::new(output).print(&rows, || table(&rows))?;
     Ok(meshkit::Exit::Ok)
@@ -426,6 +465,6 @@ mod tests {
         let text =
             meshkit::render::Renderer { format: meshkit::render::Format::Table, no_headers: false, color: false }
                 .table_text(&table(&rows));
-        assert!(text.contains("istio.io/rev=prod-canary   prod-canary → 1-31-1   4      1-30-3:2 (1.30.3), 1-31-1:1 (1.31.1), none:1   3"), "{text}");
+        assert!(text.contains("istio.io/rev=prod-canary   prod-canary → 1-31-1   4      1-30-3:2 (1.30.3), 1-31-1:1 (1.31.1), none:1   ?         3"), "{text}");
     }
 }

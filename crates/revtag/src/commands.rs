@@ -39,8 +39,13 @@ pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer, command
     match command {
         Command::List => list::run(cluster, kube, renderer).await,
         Command::Revisions { revision } => {
-            let snapshot = Snapshot::fetch(cluster, Needs { validating: true, pods: true }).await?;
-            let rows = revisions::decide(&snapshot, revision.as_deref())?;
+            let needs = Needs { validating: true, pods: true };
+            let (snapshot, live) = tokio::join!(Snapshot::fetch(cluster, needs), meshkit::fetch::live_status(cluster));
+            if let Some(line) = live.unreadable_summary() {
+                eprintln!("kubectl-revtag: warning: {line}; PROXIES shows ? where it is not known");
+            }
+            let snapshot = snapshot?;
+            let rows = revisions::decide(&snapshot, &live, revision.as_deref())?;
             warn(&revisions::dangling_tags(&snapshot));
             renderer.print(&rows, || revisions::table(&rows))?;
             Ok(Exit::Ok)

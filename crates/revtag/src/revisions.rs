@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use meshkit::install::Manager;
+use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{IstioVersion, keys, namespace_injection, pod_injected};
 use meshkit::render::{Cell, Table, Tone};
 use meshkit::{Error, Result};
@@ -34,11 +35,14 @@ pub struct RevisionRow {
     pub namespaces: Vec<String>,
     /// Pods carrying a sidecar this revision injected.
     pub injected_pods: usize,
+    /// Proxies connected to its istiods now, as they report (VMs and other clusters' pods too);
+    /// `None` when an istiod could not be read.
+    pub connected_proxies: Option<usize>,
     /// Who installed it (the manager of its istiod Deployment, else of its injector).
     pub managed_by: Manager,
 }
 
-pub fn decide(snapshot: &Snapshot, only: Option<&str>) -> Result<Vec<RevisionRow>> {
+pub fn decide(snapshot: &Snapshot, live: &LiveStatus, only: Option<&str>) -> Result<Vec<RevisionRow>> {
     let mesh = snapshot.mesh();
     let default = mesh.default_revision().map(str::to_string);
     let mut namespaces: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -81,6 +85,7 @@ pub fn decide(snapshot: &Snapshot, only: Option<&str>) -> Result<Vec<RevisionRow
             default: default.as_deref() == Some(r.name.as_str()),
             namespaces: namespaces.remove(r.name.as_str()).unwrap_or_default(),
             injected_pods: pods.get(&r.name).copied().unwrap_or(0),
+            connected_proxies: live.complete().then(|| live.connected_to(&r.name)),
             managed_by: r.managed_by.clone(),
         })
         .collect();
@@ -126,6 +131,7 @@ pub fn table(rows: &[RevisionRow]) -> Table {
         "TAGS",
         "NAMESPACES",
         "PODS",
+        "PROXIES",
         "MANAGED-BY",
         "WEBHOOK",
         "VALIDATOR",
@@ -150,6 +156,7 @@ pub fn table(rows: &[RevisionRow]) -> Table {
             or_dash(&row.tags),
             Cell::from(row.namespaces.len().to_string()),
             Cell::from(row.injected_pods.to_string()),
+            row.connected_proxies.map_or(Cell::new("?", Tone::Warn), |n| Cell::from(n.to_string())),
             crate::list::manager_cell(&row.managed_by),
             or_dash(&row.injectors),
             or_dash(&row.validators),
@@ -189,7 +196,7 @@ mod tests {
 
     #[test]
     fn counts_namespaces_through_tags_and_the_default() {
-        let rows = decide(&snapshot(), None).unwrap();
+        let rows = decide(&snapshot(), &LiveStatus::default(), None).unwrap();
         assert_eq!(rows.len(), 2);
         let (stable, canary) = (&rows[0], &rows[1]);
         assert!(stable.default && !canary.default);
@@ -197,6 +204,7 @@ mod tests {
         assert_eq!(stable.namespaces, ["legacy"]);
         assert_eq!(canary.namespaces, ["on-canary", "pinned"], "the disabled namespace does not count");
         assert_eq!((stable.injected_pods, canary.injected_pods), (2, 1));
+        assert_eq!(canary.connected_proxies, Some(0), "every istiod answered (there were none to read)");
         assert_eq!(canary.version.as_ref().unwrap().to_string(), "1.31.1");
         assert_eq!(canary.injectors, ["istio-sidecar-injector-1-31-1"]);
     }
@@ -211,8 +219,8 @@ mod tests {
 
     #[test]
     fn one_revision_or_a_clear_not_found() {
-        assert_eq!(decide(&snapshot(), Some("1-31-1")).unwrap().len(), 1);
-        let err = decide(&snapshot(), Some("1-29-0")).unwrap_err();
+        assert_eq!(decide(&snapshot(), &LiveStatus::default(), Some("1-31-1")).unwrap().len(), 1);
+        let err = decide(&snapshot(), &LiveStatus::default(), Some("1-29-0")).unwrap_err();
         assert_eq!(err.to_string(), "revision \"1-29-0\" is not installed");
         assert_eq!(err.hint().as_deref(), Some("installed revisions: 1-30-3, 1-31-1"));
     }
