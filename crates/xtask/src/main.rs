@@ -198,6 +198,7 @@ fn test(extra: &[&str]) -> Result<ExitCode> {
     let started = Instant::now();
     let tools = Tools::ensure()?;
     tools.istioctl()?;
+    tools.xds_proxy()?;
     tools.krew()?;
     for build in [meshtest::OLD_ISTIO, meshtest::NEW_ISTIO] {
         tools.pilot_discovery(build)?;

@@ -21,7 +21,7 @@ pub use fixture::{
 };
 pub use fixture_real::{REAL_APP_NAMESPACES, RealFixture, RealNamespace, helm as helm_command, helm_ok, release_tags};
 pub use hang::hanging_kubeconfig;
-pub use plane::{CONTEXT, ControlPlane, Options};
+pub use plane::{CONTEXT, ControlPlane, KUBELET_PORT, KWOK_NODE_IP, Options};
 pub use realistic::{TEMPLATE_REVISION, injected_pod_template, injected_shape, realistic_pod};
 pub use tools::{IstioBuild, ModuleVersions, NEW_ISTIO, OLD_ISTIO, Tools, cache_dir, istio_module_dir};
 

@@ -11,7 +11,7 @@ use super::{Injected, Mesh, NamespaceView, PodView, pod_injected, pod_intended};
 
 /// What is wrong with a proxy, if anything, worst first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "verdict", rename_all = "camelCase")]
+#[serde(tag = "state", rename_all = "camelCase")]
 pub enum Verdict {
     /// Connected to its injecting revision and everything sent is ACKed.
     Synced,
