@@ -155,7 +155,7 @@ mod tests {
     fn fetched() -> Fetched {
         let syncz = r#"[{"proxy":"web-1.shop","istio_version":"1.31.1","resources":{
             "type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"a","acked":"a"}}},
-            {"proxy":"vm-1.legacy","resources":{}}]"#;
+            {"proxy":"vm-1.legacy","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}}]"#;
         let live = LiveStatus::from_readings(
             vec![IstiodReading {
                 pod: "istiod-1-31-1-x".into(),

@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn counts_proxies_on_the_revision_the_labels_ask_for() {
-        let syncz = r#"[{"proxy":"web-1.shop","resources":{}},{"proxy":"web-2.shop","resources":{}}]"#;
+        let syncz = r#"[{"proxy":"web-1.shop","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}},{"proxy":"web-2.shop","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}}]"#;
         let shop =
             NamespaceView { name: "shop".into(), labels: [("istio.io/rev".to_string(), "1-31-1".to_string())].into() };
         let mesh = Mesh::discover(&[meshkit::testing::istiod("1-31-1", "1.31.1")], &[], &[]);

@@ -90,7 +90,7 @@ fn every_kind_of_user_refuses() {
 
     // A VM (WorkloadEntry) or another cluster's pod connected to the istiod: no pod here says so.
     let mut connected = snapshot();
-    let syncz = br#"[{"proxy":"vm-1.legacy","resources":{}}]"#;
+    let syncz = br#"[{"proxy":"vm-1.legacy","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}}]"#;
     connected.live = LiveStatus::from_readings(
         vec![IstiodReading { pod: "istiod-1-31-1-x".into(), revision: "1-31-1".into(), outcome: parse_syncz(syncz) }],
         "2026-12-01T00:00:00Z".parse().unwrap(),

@@ -4,49 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use meshtest::{ControlPlane, Fixture, Options, repo_root, run};
+use meshtest::{ControlPlane, Fixture, Options, run};
 
 fn plane() -> ControlPlane {
     let plane = ControlPlane::start(&Options::default()).unwrap();
     Fixture::install(&plane, true).unwrap();
     plane
-}
-
-/// A user bound to the given roles of `deploy/rbac/<plugin>.yaml` (each a ClusterRole and,
-/// where the file has one, the Role of the same name in istio-system).
-fn user(plane: &ControlPlane, plugin: &str, roles: &[&str]) -> PathBuf {
-    let file = repo_root().join("deploy/rbac").join(format!("{plugin}.yaml"));
-    plane.apply(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    let name = format!("{plugin}-{}", roles.join("-"));
-    for role in roles {
-        let binding = format!("{name}-{role}");
-        plane
-            .kubectl_ok(&[
-                "create",
-                "clusterrolebinding",
-                &binding,
-                &format!("--clusterrole={role}"),
-                &format!("--user={name}"),
-            ])
-            .unwrap();
-        if plane.get_json(&["role", role, "-n", "istio-system"]).is_some() {
-            plane
-                .kubectl_ok(&[
-                    "create",
-                    "rolebinding",
-                    &binding,
-                    "-n",
-                    "istio-system",
-                    &format!("--role={role}"),
-                    &format!("--user={name}"),
-                ])
-                .unwrap();
-        }
-    }
-    plane.user_kubeconfig(&name, &[]).unwrap()
 }
 
 fn plugin(binary: &str, kubeconfig: &Path) -> Command {
@@ -68,7 +34,7 @@ fn forbidden(binary: &str, kubeconfig: &Path, args: &[&str], naming: &str) {
 #[test]
 fn revtag_reads_with_its_read_role_and_writes_with_its_write_role() {
     let plane = plane();
-    let reader = user(&plane, "revtag", &["revtag-read"]);
+    let reader = common::user(&plane, "revtag", &["revtag-read"]);
     ok("kubectl-revtag", &reader, &["list"]);
     ok("kubectl-revtag", &reader, &["revisions"]);
     ok("kubectl-revtag", &reader, &["generate", "prod-next", "--revision", "1-31-1"]);
@@ -79,7 +45,7 @@ fn revtag_reads_with_its_read_role_and_writes_with_its_write_role() {
         "mutatingwebhookconfigurations",
     );
 
-    let writer = user(&plane, "revtag", &["revtag-read", "revtag-write"]);
+    let writer = common::user(&plane, "revtag", &["revtag-read", "revtag-write"]);
     ok("kubectl-revtag", &writer, &["set", "prod-next", "--revision", "1-31-1"]);
     ok("kubectl-revtag", &writer, &["set", "prod-next", "--revision", "1-30-3", "--overwrite"]);
     ok("kubectl-revtag", &writer, &["remove", "prod-next", "--yes"]);
@@ -89,7 +55,7 @@ fn revtag_reads_with_its_read_role_and_writes_with_its_write_role() {
 #[test]
 fn meshcheck_runs_every_command_with_its_read_role() {
     let plane = plane();
-    let reader = user(&plane, "meshcheck", &["meshcheck-read"]);
+    let reader = common::user(&plane, "meshcheck", &["meshcheck-read"]);
     ok("kubectl-meshcheck", &reader, &["version"]);
     for command in [&["precheck", "--revision", "1-32-0"][..], &["verify"]] {
         let (code, out, err) = run(plugin("kubectl-meshcheck", &reader).args(command).args(["-o", "json"]));
@@ -129,13 +95,13 @@ fn make_canary_unused(plane: &ControlPlane) {
 #[test]
 fn meshmigrate_reads_with_its_read_role_and_writes_with_its_write_role() {
     let plane = plane();
-    let reader = user(&plane, "meshmigrate", &["meshmigrate-read"]);
+    let reader = common::user(&plane, "meshmigrate", &["meshmigrate-read"]);
     ok("kubectl-meshmigrate", &reader, &["status"]);
     ok("kubectl-meshmigrate", &reader, &["status", "shop-stable", "shop-canary"]);
     ok("kubectl-meshmigrate", &reader, &["log"]);
     forbidden("kubectl-meshmigrate", &reader, &["namespace", "shop-stable", "--to", "1-31-1"], "leases");
 
-    let writer = user(&plane, "meshmigrate", &["meshmigrate-read", "meshmigrate-write"]);
+    let writer = common::user(&plane, "meshmigrate", &["meshmigrate-read", "meshmigrate-write"]);
     ok("kubectl-meshmigrate", &writer, &["namespace", "shop-stable", "--to", "1-31-1"]);
     let labels = plane.get_json(&["namespace", "shop-stable"]).unwrap()["metadata"]["labels"].clone();
     assert_eq!(labels["istio.io/rev"], "1-31-1", "{labels}");
@@ -169,9 +135,9 @@ fn meshmigrate_reads_with_its_read_role_and_writes_with_its_write_role() {
 #[test]
 fn meshbackup_reads_with_its_read_role_and_restores_with_its_write_role() {
     let plane = plane();
-    let reader = user(&plane, "meshbackup", &["meshbackup-read"]);
+    let reader = common::user(&plane, "meshbackup", &["meshbackup-read"]);
     // Bound before the backup: its RoleBindings in istio-system are part of what is backed up.
-    let writer = user(&plane, "meshbackup", &["meshbackup-read", "meshbackup-write"]);
+    let writer = common::user(&plane, "meshbackup", &["meshbackup-read", "meshbackup-write"]);
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("mesh.tar.gz");
     let archive = archive.to_str().unwrap();

@@ -141,6 +141,25 @@ fn live_proxy_status_follows_every_move_and_catches_what_pod_specs_cannot() {
     // istioctl, asking the same istiods over xDS, sees the same proxies on the same istiods.
     assert_eq!(istioctl_view(&plane), our_view(&rows), "istioctl proxy-status and meshcheck proxy-status disagree");
 
+    // Least privilege: the read role alone gets one line saying what is refused and the pod
+    // specs' view; with meshcheck-live the same rows as the admin's.
+    let reader = common::user(&plane, "meshcheck", &["meshcheck-read"]);
+    let binary = common::built_binary("kubectl-meshcheck");
+    let (code, out, err) =
+        run(meshtest::plugin(binary.to_str().unwrap(), &reader).args(["proxy-status", "-o", "json"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("not allowed to create pods/portforward in namespace istio-system"), "{err}");
+    let refused: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        refused["proxies"].as_array().unwrap().iter().all(|r| verdict(r) == "unknown" && r["istiod"].is_null()),
+        "{refused:#}"
+    );
+    let live = common::user(&plane, "meshcheck", &["meshcheck-read", "meshcheck-live"]);
+    let (code, out, err) = run(meshtest::plugin(binary.to_str().unwrap(), &live).args(["proxy-status", "-o", "json"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let granted: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(our_view(granted["proxies"].as_array().unwrap()), our_view(&rows), "{err}");
+
     // The seeds' gateway check: after the move, the gateway's proxy is on the canary istiod.
     let gateway = json(
         &plane,

@@ -27,6 +27,16 @@ pub struct SynczEntry {
     pub resources: BTreeMap<String, SynczResource>,
 }
 
+impl SynczEntry {
+    /// A debug client (istioctl's proxy-status, version, internal-debug) holds a stream too, but
+    /// watches no config type (debug requests are answered, not watched) or only `istio.io/debug/…`
+    /// ones. A proxy's first request already subscribes to one. istiod's xDS view of syncz skips
+    /// such clients (no proxy metadata); its HTTP `/debug/syncz` lists them, as `test-1.default`.
+    pub fn is_debug_client(&self) -> bool {
+        self.resources.keys().all(|t| t.starts_with("istio.io/debug"))
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct SynczResource {
     #[serde(default)]
@@ -184,7 +194,7 @@ impl LiveStatus {
                 }
             };
             live.read.push(reading.pod.clone());
-            for entry in entries {
+            for entry in entries.into_iter().filter(|e| !e.is_debug_client()) {
                 let (name, namespace) = entry.proxy_id.rsplit_once('.').unwrap_or((entry.proxy_id.as_str(), ""));
                 let sync = entry.resources.iter().map(|(url, r)| (short_type(url), SyncState::of(r, now))).collect();
                 live.connections.entry((namespace.to_string(), name.to_string())).or_default().push(Connection {

@@ -11,7 +11,9 @@ const SYNCZ: &str = r#"[
   "resources":{
    "type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"n3","acked":"","sentTime":"2026-12-01T20:10:00Z"}}},
  {"cluster_id":"Kubernetes","proxy":"vm-1.legacy","proxy_type":"sidecar","istio_version":"1.31.1",
-  "resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"n4","acked":"n4"}}}
+  "resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"n4","acked":"n4"}}},
+ {"proxy":"test-1.default","proxy_type":"sidecar","istio_version":"65536.65536.65536"},
+ {"proxy":"istioctl-2.default","resources":{"istio.io/debug/syncz":{"sent":"n5","acked":""}}}
 ]"#;
 
 fn now() -> Timestamp {
@@ -43,7 +45,8 @@ fn sync_states_follow_nonces() {
     assert_eq!(web2.state("CDS").label(), "STALE (10m)");
     assert_eq!(web2.stale_for(), Some(600));
     assert!(!web2.synced());
-    assert_eq!(live.connected_to("1-31-1"), 3);
+    assert_eq!(live.connected_to("1-31-1"), 3, "istioctl's own debug stream is no proxy");
+    assert!(live.of("default", "test-1").is_empty());
     assert_eq!(live.connected_to("1-30-3"), 0);
     assert!(live.complete());
 }
@@ -63,7 +66,11 @@ fn verdicts_per_pod() {
     let live = LiveStatus::from_readings(
         vec![
             reading("istiod-1-31-1-a", "1-31-1", SYNCZ),
-            reading("istiod-1-30-3-b", "1-30-3", r#"[{"proxy":"api-1.shop","resources":{}}]"#),
+            reading(
+                "istiod-1-30-3-b",
+                "1-30-3",
+                r#"[{"proxy":"api-1.shop","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}}]"#,
+            ),
         ],
         now(),
     );

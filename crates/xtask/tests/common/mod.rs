@@ -45,3 +45,38 @@ pub fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, Strin
     let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).cloned().collect()
 }
+
+/// A user bound to the given roles of `deploy/rbac/<plugin>.yaml` (each a ClusterRole and,
+/// where the file has one, the Role of the same name in istio-system).
+#[allow(dead_code)] // not every test binary binds roles
+pub fn user(plane: &ControlPlane, plugin: &str, roles: &[&str]) -> PathBuf {
+    let file = meshtest::repo_root().join("deploy/rbac").join(format!("{plugin}.yaml"));
+    plane.apply(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let name = format!("{plugin}-{}", roles.join("-"));
+    for role in roles {
+        let binding = format!("{name}-{role}");
+        plane
+            .kubectl_ok(&[
+                "create",
+                "clusterrolebinding",
+                &binding,
+                &format!("--clusterrole={role}"),
+                &format!("--user={name}"),
+            ])
+            .unwrap();
+        if plane.get_json(&["role", role, "-n", "istio-system"]).is_some() {
+            plane
+                .kubectl_ok(&[
+                    "create",
+                    "rolebinding",
+                    &binding,
+                    "-n",
+                    "istio-system",
+                    &format!("--role={role}"),
+                    &format!("--user={name}"),
+                ])
+                .unwrap();
+        }
+    }
+    plane.user_kubeconfig(&name, &[]).unwrap()
+}
