@@ -192,6 +192,11 @@ pub fn upgrade(s: &Session) -> Result<()> {
         "kubectl meshmigrate namespace shop-stable --to prod-canary --restart --wait --yes",
         0,
     )?;
+    s.step(
+        "the proof istioctl proxy-status gives: its new proxy is connected to the canary's istiod, and in sync",
+        "kubectl meshcheck proxy-status shop-stable",
+        0,
+    )?;
     s.step_said(
         "the gateway is the gateway chart's Helm release: moving it here would be undone by its next upgrade",
         &format!("kubectl meshmigrate gateway istio-ingressgateway -n istio-ingress --to {new}"),
@@ -202,6 +207,8 @@ pub fn upgrade(s: &Session) -> Result<()> {
         &format!("helm upgrade --hide-notes istio-ingressgateway \"$MESHTEST_NEW_CHARTS/gateway\" -n istio-ingress --reuse-values --set revision={new}"),
         0,
     )?;
+    wait_proxies_on(s, "istio-ingress", &new)?;
+    s.step("the gateway's proxy is on the canary's istiod now", "kubectl meshcheck proxy-status istio-ingress", 0)?;
     s.step_said(
         "prod-stable is rendered by the old revision's Helm release: moving it behind Helm's back is refused",
         &format!("kubectl revtag set prod-stable --revision {new} --overwrite"),
@@ -260,6 +267,23 @@ pub fn settle(s: &Session) -> Result<()> {
     }
     s.step("stale pods remain", "kubectl meshmigrate status", 0)?;
     bail!("pods were still stale, or terminating, two minutes after the restart")
+}
+
+/// Waits until every proxy of `namespace` is connected to an istiod of `revision` and synced (a
+/// rollout the demo did not wait for, such as the gateway's `helm upgrade`).
+fn wait_proxies_on(s: &Session, namespace: &str, revision: &str) -> Result<()> {
+    for _ in 0..240 {
+        let out = s.command(&format!("kubectl meshcheck proxy-status {namespace} -o json")).output()?;
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let rows = doc["proxies"].as_array().cloned().unwrap_or_default();
+        let on = |r: &serde_json::Value| r["revision"] == revision && r["verdict"]["state"] == "synced";
+        if !rows.is_empty() && rows.iter().all(on) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    s.step("proxies not on the new revision", &format!("kubectl meshcheck proxy-status {namespace}"), 0)?;
+    bail!("the proxies of {namespace} were not on {revision} two minutes after its rollout")
 }
 
 fn wait_no_stale(s: &Session) -> Result<()> {

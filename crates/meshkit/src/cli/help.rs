@@ -54,8 +54,10 @@ fn exit_lines(codes: &[Exit]) -> String {
 pub fn plugin_help(spec: &Spec) -> String {
     let about = crate::catalogue::about(spec.plugin);
     let mut out = format!("{about}.\n\nUsage:\n  kubectl {} <command> [flags]\n\nCommands:\n", spec.plugin);
+    // The names' column is as wide as the longest name, and always leaves a gap.
+    let width = spec.commands.iter().map(|c| c.name.len()).max().unwrap_or(0).max(10) + 2;
     for command in spec.commands {
-        let _ = writeln!(out, "  {:<12}{}", command.name, command.about);
+        let _ = writeln!(out, "  {:<width$}{}", command.name, command.about);
     }
     let _ = write!(
         out,

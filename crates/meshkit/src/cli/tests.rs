@@ -110,6 +110,19 @@ fn help_for_the_plugin_and_each_command() {
 }
 
 #[test]
+fn long_command_names_keep_a_gap_before_their_description() {
+    static LONG: Spec = Spec {
+        plugin: "meshcheck",
+        commands: &[
+            CommandSpec { name: "verify", about: "after", ..CommandSpec::BARE },
+            CommandSpec { name: "proxy-status", about: "which istiod", ..CommandSpec::BARE },
+        ],
+    };
+    let text = help::plugin_help(&LONG);
+    assert!(text.contains("  verify        after\n") && text.contains("  proxy-status  which istiod\n"), "{text}");
+}
+
+#[test]
 fn positional_helpers() {
     let m = run(&["namespace"]);
     assert!(
