@@ -160,6 +160,22 @@ fn live_proxy_status_follows_every_move_and_catches_what_pod_specs_cannot() {
     let granted: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(our_view(granted["proxies"].as_array().unwrap()), our_view(&rows), "{err}");
 
+    // The same for the other plugins that read it: PROXIES only with their -live role.
+    for (name, command, field) in [("meshmigrate", "status", "proxies"), ("revtag", "revisions", "connectedProxies")] {
+        let binary = common::built_binary(&format!("kubectl-{name}"));
+        let read = common::user(&plane, name, &[&format!("{name}-read")]);
+        let (code, out, err) = run(meshtest::plugin(binary.to_str().unwrap(), &read).args([command, "-o", "json"]));
+        assert_eq!(code, 0, "{name} {command}: {out}\n{err}");
+        assert!(err.contains("not allowed to create pods/portforward"), "{name} {command}: {err}");
+        let rows: Value = serde_json::from_str(&out).unwrap();
+        assert!(rows.as_array().unwrap().iter().all(|r| r[field].is_null()), "{name} {command} guessed: {rows:#}");
+        let live = common::user(&plane, name, &[&format!("{name}-read"), &format!("{name}-live")]);
+        let (code, out, err) = run(meshtest::plugin(binary.to_str().unwrap(), &live).args([command, "-o", "json"]));
+        assert_eq!(code, 0, "{name} {command}: {out}\n{err}");
+        let rows: Value = serde_json::from_str(&out).unwrap();
+        assert!(rows.as_array().unwrap().iter().any(|r| !r[field].is_null()), "{name} {command}: {rows:#}\n{err}");
+    }
+
     // The seeds' gateway check: after the move, the gateway's proxy is on the canary istiod.
     let gateway = json(
         &plane,

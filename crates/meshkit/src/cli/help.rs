@@ -22,7 +22,7 @@ fn value_name(flag: &FlagSpec) -> String {
                 Values::Words(words) => words.join("|"),
                 Values::Nothing => match flag.long {
                     "to-version" => "1.Y".into(),
-                    "wait" | "timeout" | "request-timeout" => "DURATION".into(),
+                    "wait" | "timeout" | "request-timeout" | "stale-after" => "DURATION".into(),
                     "max-concurrent" => "N".into(),
                     other => other.to_ascii_uppercase().replace('-', "_"),
                 },
