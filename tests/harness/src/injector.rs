@@ -107,7 +107,7 @@ pub fn mutation(revision: &str, image: &str, istio_namespace: &str, gateway: boo
         format!(", initContainers: [Object.spec.initContainers{{name: \"istio-init\", image: {}}}]", cel_string(image))
     };
     // Both templates name the workload; only the sidecar one marks it for mTLS.
-    let canonical = "\"service.istio.io/canonical-name\": (has(object.metadata.labels) && 'app' in object.metadata.labels) ? object.metadata.labels['app'] : 'workload'";
+    let canonical = "\"service.istio.io/canonical-name\": (has(object.metadata.labels) && 'app' in object.metadata.labels) ? string(object.metadata.labels['app']) : 'workload'";
     let labels =
         if gateway { canonical.to_string() } else { format!("\"security.istio.io/tlsMode\": \"istio\", {canonical}") };
     format!(

@@ -12,7 +12,11 @@
 
 pub mod forwards;
 pub mod proxies;
+mod report;
 pub mod volumes;
+
+use report::{istiod_pods, write_proxies, write_status};
+pub use report::{proxies_file, status_file};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::egress::{Egress, LocalPod, Routes, ServiceRoute};
 
@@ -68,11 +72,6 @@ struct Running {
 /// The socket the apiserver's egress selector points at.
 pub fn egress_socket(dir: &Path) -> PathBuf {
     dir.join("egress.sock")
-}
-
-/// The file where the kubelet reports its pods (tests and `cluster up` read it).
-pub fn status_file(dir: &Path) -> PathBuf {
-    dir.join("kubelet-pods.json")
 }
 
 struct Kubectl {
@@ -307,50 +306,6 @@ fn stop(mut running: Running) {
     }
     let _ = running.child.kill();
     let _ = running.child.wait();
-}
-
-/// The istiod pods of a pod list (label `app=istiod`), as a list.
-fn istiod_pods(list: &Value) -> Value {
-    let items = list["items"].as_array().into_iter().flatten().filter(|p| p["metadata"]["labels"]["app"] == "istiod");
-    json!({"items": items.cloned().collect::<Vec<_>>()})
-}
-
-/// The file where the kubelet reports the proxies it runs.
-pub fn proxies_file(dir: &Path) -> PathBuf {
-    dir.join("kubelet-proxies.json")
-}
-
-fn write_proxies(config: &Config, running: &[proxies::RunningProxy]) {
-    let list: Vec<Value> = running
-        .iter()
-        .map(|p| {
-            json!({
-                "namespace": p.spec.namespace, "name": p.spec.name, "uid": p.spec.uid,
-                "discovery": p.spec.discovery, "istiod_port": p.spec.local_port, "pid": p.child.id(),
-            })
-        })
-        .collect();
-    let tmp = proxies_file(&config.dir).with_extension("tmp");
-    if fs::write(&tmp, serde_json::to_vec_pretty(&list).unwrap_or_default()).is_ok() {
-        let _ = fs::rename(tmp, proxies_file(&config.dir));
-    }
-}
-
-fn write_status(config: &Config, running: &[Running]) {
-    let pods: Vec<Value> = running
-        .iter()
-        .map(|r| {
-            json!({
-                "namespace": r.namespace, "name": r.name, "uid": r.uid, "ip": r.local.ip,
-                "revision": r.local.labels.get("istio.io/rev"), "version": r.version,
-                "pid": r.child.id(), "ready": r.ready, "restarts": r.restarts, "ports": r.local.ports,
-            })
-        })
-        .collect();
-    let tmp = status_file(&config.dir).with_extension("tmp");
-    if fs::write(&tmp, serde_json::to_vec_pretty(&pods).unwrap_or_default()).is_ok() {
-        let _ = fs::rename(tmp, status_file(&config.dir));
-    }
 }
 
 /// Runs until killed.
