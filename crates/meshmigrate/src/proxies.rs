@@ -68,27 +68,6 @@ impl ProxyCheck {
     }
 }
 
-/// `status`' PROXIES column: of a namespace's pods with a proxy, how many are connected, live,
-/// to an istiod of the revision their labels ask for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProxyCount {
-    pub on_intended: usize,
-    pub total: usize,
-}
-
-pub fn count(pods: &[PodView], namespace: &NamespaceView, mesh: &Mesh, live: &LiveStatus) -> ProxyCount {
-    let rows = proxy_rows(pods, std::slice::from_ref(namespace), mesh, live);
-    let mine = rows.iter().filter(|r| r.namespace == namespace.name && r.verdict != meshkit::istio::Verdict::External);
-    mine.fold(ProxyCount::default(), |mut c, r| {
-        c.total += 1;
-        if r.intended.is_some() && r.revision == r.intended {
-            c.on_intended += 1;
-        }
-        c
-    })
-}
-
 /// Decide: of the pods `counted` selects, which proxies serve the revision that injected them.
 pub fn check(
     pods: &[PodView],
@@ -160,16 +139,6 @@ mod tests {
     }
 
     const SYNCED: &str = r#"{"sent":"a","acked":"a"}"#;
-
-    #[test]
-    fn counts_proxies_on_the_revision_the_labels_ask_for() {
-        let syncz = r#"[{"proxy":"web-1.shop","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}},{"proxy":"web-2.shop","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}}]"#;
-        let shop =
-            NamespaceView { name: "shop".into(), labels: [("istio.io/rev".to_string(), "1-31-1".to_string())].into() };
-        let mesh = Mesh::discover(&[meshkit::testing::istiod("1-31-1", "1.31.1")], &[], &[]);
-        let pods = [pod("web-1", "1-31-1"), pod("web-2", "1-31-1"), pod("web-3", "1-31-1")];
-        assert_eq!(count(&pods, &shop, &mesh, &live(syncz)), ProxyCount { on_intended: 2, total: 3 });
-    }
 
     #[test]
     fn proven_only_when_connected_to_the_injecting_revision_and_synced() {

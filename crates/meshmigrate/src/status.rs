@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::proxies::ProxyCount;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
@@ -222,7 +221,7 @@ pub fn decide(snapshot: &Snapshot, scope: &Scope) -> Vec<NamespaceStatus> {
             }
             let owned: Vec<PodView> = pods.iter().map(|p| (*p).clone()).collect();
             let live = snapshot.live.as_ref().filter(|l| l.complete());
-            let proxies = live.map(|live| crate::proxies::count(&owned, &ns, &mesh, live));
+            let proxies = live.map(|live| proxy_count(&owned, &ns, &mesh, live));
             NamespaceStatus {
                 proxies,
                 labels: ns
@@ -259,6 +258,27 @@ fn why(row: &NamespaceStatus) -> Cell {
     } else {
         Cell::from(reasons.into_iter().collect::<Vec<_>>().join("; "))
     }
+}
+
+/// `status`' PROXIES column: of a namespace's pods with a proxy, how many are connected, live,
+/// to an istiod of the revision their labels ask for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyCount {
+    pub on_intended: usize,
+    pub total: usize,
+}
+
+pub fn proxy_count(pods: &[PodView], namespace: &NamespaceView, mesh: &Mesh, live: &LiveStatus) -> ProxyCount {
+    let rows = meshkit::istio::proxy_rows(pods, std::slice::from_ref(namespace), mesh, live);
+    let mine = rows.iter().filter(|r| r.namespace == namespace.name && r.verdict != meshkit::istio::Verdict::External);
+    mine.fold(ProxyCount::default(), |mut c, r| {
+        c.total += 1;
+        if r.intended.is_some() && r.revision == r.intended {
+            c.on_intended += 1;
+        }
+        c
+    })
 }
 
 /// `2/3`: connected to the intended revision, of all; `?` when not known.

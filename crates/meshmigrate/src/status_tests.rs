@@ -117,3 +117,19 @@ fn table_says_where_labels_point() {
         .table_text(&table(&rows));
     assert!(text.contains("istio.io/rev=prod-canary   prod-canary → 1-31-1   4      1-30-3:2 (1.30.3), 1-31-1:1 (1.31.1), none:1   ?         3"), "{text}");
 }
+
+#[test]
+fn counts_proxies_on_the_revision_the_labels_ask_for() {
+    let syncz = r#"[{"proxy":"web-1.shop","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}},{"proxy":"web-2.shop","resources":{"type.googleapis.com/envoy.config.cluster.v3.Cluster":{"sent":"x","acked":"x"}}}]"#;
+    let shop =
+        NamespaceView { name: "shop".into(), labels: [("istio.io/rev".to_string(), "1-31-1".to_string())].into() };
+    let mesh = Mesh::discover(&[meshkit::testing::istiod("1-31-1", "1.31.1")], &[], &[]);
+    let pods = ["web-1", "web-2", "web-3"].map(|name| pod("shop", name, Some(("1-31-1", "1.31.1")), None));
+    let reading = meshkit::istio::proxy_status::IstiodReading {
+        pod: "istiod-1-31-1-x".into(),
+        revision: "1-31-1".into(),
+        outcome: meshkit::istio::proxy_status::parse_syncz(syncz.as_bytes()),
+    };
+    let live = LiveStatus::from_readings(vec![reading], "2026-12-01T00:00:00Z".parse().unwrap());
+    assert_eq!(proxy_count(&pods, &shop, &mesh, &live), ProxyCount { on_intended: 2, total: 3 });
+}

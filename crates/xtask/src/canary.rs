@@ -260,7 +260,12 @@ pub fn settle(s: &Session) -> Result<()> {
         let pods: serde_json::Value = serde_json::from_slice(&pods.stdout).unwrap_or_default();
         let terminating =
             pods["items"].as_array().into_iter().flatten().any(|p| !p["metadata"]["deletionTimestamp"].is_null());
-        if status.status.success() && stale == 0 && !terminating {
+        // And every proxy connected to its revision's istiod (a new pod's connects a moment later).
+        let live = s.command("kubectl meshcheck proxy-status -o json").output()?;
+        let live: serde_json::Value = serde_json::from_slice(&live.stdout).unwrap_or_default();
+        let synced =
+            live["proxies"].as_array().is_some_and(|rows| rows.iter().all(|r| r["verdict"]["state"] == "synced"));
+        if status.status.success() && stale == 0 && !terminating && synced {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(500));

@@ -65,8 +65,9 @@ pub fn normalise(text: &str) -> String {
         (r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?( \+0000 UTC|Z)?", "2026-12-01T10:00:00Z"),
         (r"(LAST DEPLOYED: ).*", "${1}Tue Dec  1 10:00:00 2026"),
         (r"https://127\.0\.0\.1:\d+", "https://127.0.0.1:6443"),
-        // ReplicaSet pods: `<deployment>-<template hash>-<random>`; the random part differs.
-        (r"(-[a-z0-9]{8,10})-[a-z0-9]{5}\b", "${1}-x7k2p"),
+        // ReplicaSet pods: `<deployment>-<template hash>-<random>`; the random part differs, and so
+        // does the hash of a template a restart stamped (and its length: 8 to 10 characters).
+        (r"-[a-z0-9]{8,10}-[a-z0-9]{5}\b", "-5459889f8b-x7k2p"),
     ];
     let mut out = text.to_string();
     for (pattern, with) in rules {
@@ -135,7 +136,11 @@ mod tests {
         assert!(out.contains("LAST DEPLOYED: Tue Dec  1 10:00:00 2026"));
         assert!(out.contains("created:     2026-12-01T10:00:00Z"));
         assert!(out.contains("https://127.0.0.1:6443 (context"));
-        assert!(out.contains("istio-ingressgateway-6bc4888c68-x7k2p:"), "{out}");
+        assert!(out.contains("istio-ingressgateway-5459889f8b-x7k2p:"), "{out}");
+        assert_eq!(
+            super::normalise("web-db856574f-abcde web-778ddc4694-fghij"),
+            "web-5459889f8b-x7k2p web-5459889f8b-x7k2p"
+        );
         assert!(!super::normalise("revision 1-31-1").contains("x7k2p"));
     }
 

@@ -29,6 +29,9 @@ pub fn versions(plane: &ControlPlane) -> BTreeMap<String, String> {
         .iter()
         // The apiserver renews its own identity Leases there every few seconds.
         .filter(|o| !matches!(o["metadata"]["namespace"].as_str(), Some("kube-system" | "kube-node-lease")))
+        // istiod's leader elections (Leases it holds, ConfigMap locks) renew themselves too.
+        .filter(|o| !o["spec"]["holderIdentity"].as_str().is_some_and(|h| h.starts_with("istiod")))
+        .filter(|o| o["metadata"]["annotations"]["control-plane.alpha.kubernetes.io/leader"].is_null())
         .map(|o| {
             let m = &o["metadata"];
             (
