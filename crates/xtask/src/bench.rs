@@ -17,7 +17,7 @@ const RUNNER: &str = "bench-runner";
 pub fn bench(which: &str) -> Result<()> {
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(repo_root())
-        .args(["build", "--release", "--quiet", "-p", "meshmigrate"])
+        .args(["build", "--release", "--quiet", "-p", "meshmigrate", "-p", "meshcheck"])
         .status()?;
     if !status.success() {
         bail!("cargo build --release failed");
@@ -25,7 +25,8 @@ pub fn bench(which: &str) -> Result<()> {
     match which {
         "migrate" => migrate(100, 5),
         "status" => status_all(5_000, 10),
-        other => bail!("unknown benchmark {other:?}: migrate or status"),
+        "proxy-status" => crate::bench_proxies::run(1_000, 5),
+        other => bail!("unknown benchmark {other:?}: migrate, status or proxy-status"),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_backup;
+mod bench_proxies;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -7,6 +7,9 @@
 // node ID and metadata Envoy sends, asks for clusters and listeners, and ACKs what it receives.
 // With -ack=withhold it never ACKs (istiod shows the proxy STALE); with -ack=nack it rejects every
 // response. It reconnects after a lost stream, as Envoy does, until it is stopped.
+//
+// With -count N it plays N proxies at once (the proxy-status benchmark): "{i}" and "{ip}" in
+// -node-id become each one's number and an address of its own.
 package main
 
 import (
@@ -16,6 +19,9 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +43,7 @@ func main() {
 	nodeID := flag.String("node-id", "", "the Envoy node ID: sidecar~IP~POD.NS~NS.svc.cluster.local")
 	metaJSON := flag.String("meta", "{}", "node metadata as a JSON object")
 	ack := flag.String("ack", "ack", "ack | withhold | nack")
+	count := flag.Int("count", 1, "how many proxies to play ({i} and {ip} in -node-id)")
 	flag.Parse()
 	if *address == "" || *nodeID == "" {
 		log.Fatal("-address and -node-id are required")
@@ -49,18 +56,32 @@ func main() {
 	if err != nil {
 		log.Fatalf("-meta: %v", err)
 	}
-	node := &core.Node{Id: *nodeID, Metadata: metadata}
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	var all sync.WaitGroup
+	for i := 0; i < *count; i++ {
+		id := strings.ReplaceAll(*nodeID, "{i}", strconv.Itoa(i))
+		id = strings.ReplaceAll(id, "{ip}", "10.250."+strconv.Itoa(i/250)+"."+strconv.Itoa(i%250+1))
+		all.Add(1)
+		go func() {
+			defer all.Done()
+			hold(ctx, *address, &core.Node{Id: id, Metadata: metadata}, *ack)
+		}()
+	}
+	all.Wait()
+	os.Exit(0)
+}
+
+// hold keeps one proxy's stream up, reconnecting with a back-off, until ctx ends.
+func hold(ctx context.Context, address string, node *core.Node, ack string) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		started := time.Now()
-		err := stream(ctx, *address, node, *ack)
+		err := stream(ctx, address, node, ack)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Printf("stream to %s ended: %v", *address, err)
+		log.Printf("stream to %s ended: %v", address, err)
 		if time.Since(started) > 10*time.Second {
 			backoff = time.Second
 		}
@@ -70,7 +91,6 @@ func main() {
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
-	os.Exit(0)
 }
 
 // stream holds one ADS stream until it fails or ctx ends.
