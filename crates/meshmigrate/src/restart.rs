@@ -200,6 +200,7 @@ pub async fn run(
     output: meshkit::render::OutputArgs,
     scope: &crate::status::Scope,
     dry_run: meshkit::cli::DryRun,
+    wait: Option<std::time::Duration>,
 ) -> Result<meshkit::Exit> {
     use meshkit::cli::DryRun;
     let cluster = Cluster::connect(kube).await?;
@@ -225,6 +226,11 @@ pub async fn run(
         let released = lock.release().await;
         restarted?;
         released?;
+        if let Some(timeout) = wait {
+            let followed = crate::restart_wait::follow(&cluster, &snapshot, restarts, timeout).await?;
+            followed.render(&meshkit::render::Renderer::new(output), false)?;
+            return Ok(followed.exit());
+        }
     }
     meshkit::render::Renderer::new(output).print(&restarts, || table(&restarts, dry_run.is_dry()))?;
     Ok(meshkit::Exit::Ok)

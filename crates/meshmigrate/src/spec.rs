@@ -168,13 +168,20 @@ way; and a release with uninstall hooks or kinds it does not know is left to `he
         CommandSpec {
             name: "restart",
             about: "restart only the workloads whose pods are stale",
-            flags: &[DRY_RUN, OUTPUT],
+            flags: &[WAIT, TIMEOUT, DRY_RUN, OUTPUT],
             args: Values::Namespaces,
             usage: "[NAMESPACE…]",
             description: "\
 Restart only the workloads whose pods are stale (as `kubectl rollout restart`), each recorded in
-the journal first. Without NAMESPACE: every mesh namespace.",
-            examples: &["kubectl meshmigrate restart", "kubectl meshmigrate restart shop --dry-run"],
+the journal first. Without NAMESPACE: every mesh namespace. --wait follows the rollouts, then
+waits until every new pod's proxy is connected, live, to an istiod of the revision that injected
+it and in sync, bounded by --timeout; with -o json it then prints the restarts, how each rollout
+ended and the proxies, as one object.",
+            examples: &[
+                "kubectl meshmigrate restart",
+                "kubectl meshmigrate restart shop --dry-run",
+                "kubectl meshmigrate restart shop --wait --timeout 5m",
+            ],
             exits: MOVE_EXITS,
             ..CommandSpec::BARE
         },
