@@ -145,7 +145,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             let names = words[1..].to_vec();
             let scope = if names.is_empty() { Scope::All } else { Scope::Named(names) };
             let wait = flags.wait.then(|| flags.timeout.unwrap_or(DEFAULT_TIMEOUT));
-            meshkit::cluster::block_on(crate::restart::run(&kube, output, &scope, flags.dry_run, wait))
+            meshkit::cluster::block_on(crate::restart_run::run(&kube, output, &scope, flags.dry_run, wait))
         }
         Some("status") => {
             let names = words[1..].to_vec();

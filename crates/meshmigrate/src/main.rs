@@ -9,6 +9,7 @@ mod progress;
 mod proxies;
 mod relabel;
 mod restart;
+mod restart_run;
 mod restart_wait;
 mod retire;
 mod retire_helm;

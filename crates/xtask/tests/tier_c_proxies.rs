@@ -42,17 +42,6 @@ fn verdict(row: &Value) -> &str {
     row["verdict"]["state"].as_str().unwrap_or_default()
 }
 
-/// Findings of check `code` in a report.
-fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
-    report["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["checks"].as_array().unwrap())
-        .find(|c| c["code"] == code)
-        .unwrap_or_else(|| panic!("no {code} in {report}"))
-}
-
 /// `(proxy, istiod)` pairs as `istioctl proxy-status -r REV` prints them, over both revisions.
 fn istioctl_view(plane: &ControlPlane) -> BTreeSet<(String, String)> {
     let istioctl = meshtest::Tools::ensure().unwrap().istioctl().unwrap();
@@ -231,7 +220,7 @@ fn live_proxy_status_follows_every_move_and_catches_what_pod_specs_cannot() {
     // mute's pushes must be older than --stale-after first.
     std::thread::sleep(Duration::from_secs(2));
     let report = json(&plane, "meshcheck", &["verify", "--stale-after", "1s"], 1);
-    let wrong = finding(&report, "MC0608");
+    let wrong = common::check(&report, "MC0608");
     assert_eq!(wrong["result"], "error", "{wrong:#}");
     let objects = wrong["objects"].to_string();
     assert!(
@@ -239,7 +228,7 @@ fn live_proxy_status_follows_every_move_and_catches_what_pod_specs_cannot() {
             && objects.contains(&format!("connected to {old}, injected by {new}")),
         "{objects}"
     );
-    let stale = finding(&report, "MC0609");
+    let stale = common::check(&report, "MC0609");
     assert!(stale["objects"].to_string().contains("pod/shop-canary/mute-"), "{stale:#}");
     // Connections count as use: the old revision still serves drift's proxy (and the others').
     let revisions = json(&plane, "revtag", &["revisions"], 0);
@@ -256,7 +245,10 @@ fn live_proxy_status_follows_every_move_and_catches_what_pod_specs_cannot() {
         rows.len() == 1 && verdict(&rows[0]) == "notConnected"
     });
     let report = json(&plane, "meshcheck", &["verify"], 1);
-    assert!(finding(&report, "MC0608")["objects"].to_string().contains("not connected to any istiod"), "{report:#}");
+    assert!(
+        common::check(&report, "MC0608")["objects"].to_string().contains("not connected to any istiod"),
+        "{report:#}"
+    );
 
     // Every port-forward went through the loopback egress to kwok's server; nothing left loopback.
     let egress = std::fs::read_to_string(plane.dir.join("logs/egress.log")).unwrap_or_default();

@@ -83,3 +83,15 @@ pub fn user(plane: &ControlPlane, plugin: &str, roles: &[&str]) -> PathBuf {
     }
     plane.user_kubeconfig(&name, &[]).unwrap()
 }
+
+#[allow(dead_code)] // not every test binary reads reports
+/// One check of a `meshcheck -o json` report.
+pub fn check<'a>(report: &'a serde_json::Value, code: &str) -> &'a serde_json::Value {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["checks"].as_array().unwrap())
+        .find(|c| c["code"] == code)
+        .unwrap_or_else(|| panic!("{code} did not run: {report}"))
+}

@@ -9,6 +9,7 @@ use meshtest::{ControlPlane, RealFixture, run};
 use serde_json::Value;
 
 use super::{common, sidecar, web_pod};
+use common::check;
 
 fn plugin(plane: &ControlPlane, name: &str, args: &[&str]) -> (i32, String, String) {
     let binary = common::built_binary(&format!("kubectl-{name}"));
@@ -19,17 +20,6 @@ fn helm(plane: &ControlPlane, args: &[&str]) -> String {
     let out = meshtest::helm_command(plane).args(args).output().unwrap();
     assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// One check of a `meshcheck -o json` report.
-fn check<'a>(report: &'a Value, code: &str) -> &'a Value {
-    report["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| c["checks"].as_array().unwrap())
-        .find(|c| c["code"] == code)
-        .unwrap_or_else(|| panic!("{code} did not run: {report}"))
 }
 
 fn history(plane: &ControlPlane, release: &str) -> Vec<String> {
