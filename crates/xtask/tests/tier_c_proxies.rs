@@ -112,6 +112,20 @@ spec:
       annotations: {meshtest.io/xds: withhold}
     spec:
       containers: [{name: web, image: nginx:1.27}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: picky, namespace: shop-canary}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: picky}}
+  template:
+    metadata:
+      labels: {app: picky}
+      # The harness's proxy for this pod rejects every push (NACK): istiod records the error.
+      annotations: {meshtest.io/xds: nack}
+    spec:
+      containers: [{name: web, image: nginx:1.27}]
 ";
 
 #[test]
@@ -215,7 +229,7 @@ fn live_proxy_status_follows_every_move_and_catches_what_pod_specs_cannot() {
     plane.apply(DRIFT_AND_MUTE).unwrap();
     proxy_status_until(&plane, &["shop-canary"], "drift and mute connected", |rows| {
         let find = |prefix: &str| rows.iter().find(|r| r["name"].as_str().unwrap().starts_with(prefix)).map(verdict);
-        find("drift-") == Some("wrongRevision") && find("mute-") == Some("stale")
+        find("drift-") == Some("wrongRevision") && find("mute-") == Some("stale") && find("picky-") == Some("rejected")
     });
     // mute's pushes must be older than --stale-after first.
     std::thread::sleep(Duration::from_secs(2));
@@ -230,6 +244,7 @@ fn live_proxy_status_follows_every_move_and_catches_what_pod_specs_cannot() {
     );
     let stale = common::check(&report, "MC0609");
     assert!(stale["objects"].to_string().contains("pod/shop-canary/mute-"), "{stale:#}");
+    assert!(stale["objects"].to_string().contains("pod/shop-canary/picky-"), "a NACK is named too: {stale:#}");
     // Connections count as use: the old revision still serves drift's proxy (and the others').
     let revisions = json(&plane, "revtag", &["revisions"], 0);
     let connected = |rev: &str| {
