@@ -62,6 +62,7 @@ pub fn precheck(snapshot: &Snapshot, options: &Options) -> Report {
 
 pub fn verify(snapshot: &Snapshot, options: &Options) -> Report {
     let mesh = snapshot.mesh();
+    let live = live::Live::read(snapshot, &mesh);
     let findings = vec![
         istiods_available(&mesh),
         webhooks_have_ca_bundles(snapshot),
@@ -72,19 +73,14 @@ pub fn verify(snapshot: &Snapshot, options: &Options) -> Report {
         revisions_in_use(snapshot, &mesh),
         defaults::default_agrees(&catalogue::MC0606, snapshot),
         defaults::no_leftovers(&catalogue::MC0607, snapshot, &mesh),
-        live::connected_to_injector(&catalogue::MC0608, snapshot, &mesh),
-        live::in_sync(&catalogue::MC0609, snapshot, &mesh, options.stale_after),
+        live::connected_to_injector(&catalogue::MC0608, live.as_ref()),
+        live::in_sync(&catalogue::MC0609, live.as_ref(), options.stale_after),
     ];
     Report { findings, installation: Some(installation(snapshot, &mesh)) }
 }
 
 fn namespace_of(snapshot: &Snapshot, name: &str) -> NamespaceView {
-    snapshot
-        .namespaces
-        .iter()
-        .find(|n| n.name == name)
-        .cloned()
-        .unwrap_or_else(|| NamespaceView { name: name.to_string(), labels: Default::default() })
+    NamespaceView::find_in(&snapshot.namespaces, name)
 }
 
 /// `, managed by helm:istio-system/istiod-1-30-3`, or nothing when no installer left its marks.

@@ -70,8 +70,8 @@ pub async fn fetch(cluster: &Cluster, filter: &Filter) -> Result<Fetched> {
 
 pub fn decide(fetched: &Fetched, filter: &Filter) -> ProxyStatus {
     let wanted = |namespace: &str| filter.namespaces.is_empty() || filter.namespaces.iter().any(|n| n == namespace);
-    let pods: Vec<PodView> = fetched.pods.iter().filter(|p| wanted(&p.namespace)).cloned().collect();
-    let mut proxies = proxy_rows(&pods, &fetched.namespaces, &fetched.mesh, &fetched.live);
+    let pods = fetched.pods.iter().filter(|p| wanted(&p.namespace));
+    let mut proxies = proxy_rows(pods, &fetched.namespaces, &fetched.mesh, &fetched.live);
     // Connected proxies without a pod here are shown only when no pod filter narrows the view.
     proxies.retain(|r| wanted(&r.namespace) && (r.verdict != Verdict::External || filter.selector.is_none()));
     proxies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));

@@ -138,11 +138,7 @@ pub fn default_followers(mesh: &Mesh, gateways: &[GatewayView], namespaces: &[Na
         .iter()
         .filter(|g| g.is_injected_gateway())
         .filter(|g| {
-            let namespace = namespaces
-                .iter()
-                .find(|n| n.name == g.namespace)
-                .cloned()
-                .unwrap_or_else(|| NamespaceView { name: g.namespace.clone(), labels: Labels::new() });
+            let namespace = NamespaceView::find_in(namespaces, &g.namespace);
             matches!(pod_intended(&namespace, &g.template_labels, mesh), Intended::Sidecar { via, .. } if via == keys::DEFAULT_TAG)
         })
         .map(|g| format!("{}/{}", g.namespace, g.name))
@@ -241,11 +237,7 @@ pub async fn run(
     };
     let mesh = control_plane.mesh();
     let gateway = GatewayView::from(&deployment);
-    let own_namespace = namespaces
-        .iter()
-        .find(|n| n.name == namespace)
-        .cloned()
-        .unwrap_or_else(|| NamespaceView { name: namespace.clone(), labels: Labels::new() });
+    let own_namespace = NamespaceView::find_in(&namespaces, &namespace);
     let plan = plan(&mesh, &gateway, &own_namespace, target, take_ownership)?;
     for warning in &plan.warnings {
         eprintln!("kubectl-meshmigrate: warning: {warning}");
@@ -297,12 +289,9 @@ pub async fn run(
             rollouts: &rollouts,
         });
         report.not_on_target = Some(problems.into_iter().filter(|p| p.workload == report.plan.workload).collect());
-        let own: Vec<&str> = pods
-            .iter()
-            .filter(|p| crate::status::workload(p, &owners) == report.plan.workload)
-            .map(|p| p.name.as_str())
-            .collect();
-        let counted = |r: &meshkit::istio::ProxyRow| own.contains(&r.name.as_str());
+        let workload = [(namespace.clone(), report.plan.workload.clone())].into();
+        let own = crate::proxies::pods_of(&pods, &owners, &workload);
+        let counted = |r: &meshkit::istio::ProxyRow| own.contains(&(r.namespace.clone(), r.name.clone()));
         let deadline = std::time::Instant::now() + timeout;
         let namespaces = std::slice::from_ref(&own_namespace);
         report.proxies = Some(crate::proxies::await_proxies(&cluster, namespaces, &mesh, &counted, deadline).await?);

@@ -2,6 +2,7 @@
 //! revision that injected it and has ACKed what that istiod sent. Read from every istiod's
 //! `/debug/syncz` (one port-forward each), retried until `--timeout`.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use meshkit::cluster::Cluster;
@@ -66,6 +67,19 @@ impl ProxyCheck {
             table_text(&table)
         )
     }
+}
+
+/// `(namespace, pod)` of the pods `workloads` (`(namespace, deployment/web)`) own now: what a
+/// wait after their restart counts.
+pub fn pods_of(
+    pods: &[PodView],
+    replica_set_owners: &std::collections::BTreeMap<(String, String), String>,
+    workloads: &BTreeSet<(String, String)>,
+) -> BTreeSet<(String, String)> {
+    pods.iter()
+        .filter(|p| workloads.contains(&(p.namespace.clone(), crate::status::workload(p, replica_set_owners))))
+        .map(|p| (p.namespace.clone(), p.name.clone()))
+        .collect()
 }
 
 /// Decide: of the pods `counted` selects, which proxies serve the revision that injected them.

@@ -80,20 +80,11 @@ pub async fn follow(
     let mesh = Mesh::discover(&snapshot.istiods, &snapshot.webhooks, &snapshot.services)
         .with_injects(snapshot.injects.iter().cloned());
     let (pods, owners) = crate::scope::pods_and_owners(cluster, &names).await?;
-    let restarted: BTreeSet<String> = restarts.iter().map(|r| key(&r.namespace, &r.workload)).collect();
-    let own: BTreeSet<(String, String)> = pods
-        .iter()
-        .filter(|p| restarted.contains(&key(&p.namespace, &crate::status::workload(p, &owners))))
-        .map(|p| (p.namespace.clone(), p.name.clone()))
-        .collect();
+    let restarted = restarts.iter().map(|r| (r.namespace.clone(), r.workload.clone())).collect();
+    let own = crate::proxies::pods_of(&pods, &owners, &restarted);
     let counted = |r: &ProxyRow| own.contains(&(r.namespace.clone(), r.name.clone()));
-    let namespaces: Vec<NamespaceView> = names
-        .iter()
-        .map(|name| {
-            let found = snapshot.namespaces.iter().find(|n| n.name == *name).cloned();
-            found.unwrap_or_else(|| NamespaceView { name: name.clone(), ..NamespaceView::default() })
-        })
-        .collect();
+    let namespaces: Vec<NamespaceView> =
+        names.iter().map(|n| NamespaceView::find_in(&snapshot.namespaces, n)).collect();
     let proxies = crate::proxies::await_proxies(cluster, &namespaces, &mesh, &counted, deadline).await?;
     Ok(Followed { restarts, rollouts, proxies })
 }

@@ -86,12 +86,7 @@ pub fn users(revision: &str, snapshot: &Snapshot) -> Vec<String> {
         users.push(format!("{connected} proxy(ies) connected to its istiod now"));
     }
     for gateway in &snapshot.gateways {
-        let namespace = snapshot
-            .namespaces
-            .iter()
-            .find(|n| n.name == gateway.namespace)
-            .cloned()
-            .unwrap_or_else(|| NamespaceView { name: gateway.namespace.clone(), labels: Default::default() });
+        let namespace = NamespaceView::find_in(&snapshot.namespaces, &gateway.namespace);
         if let Intended::Sidecar { revision: Some(target), .. } =
             pod_intended(&namespace, &gateway.template_labels, mesh)
             && target == revision

@@ -198,6 +198,9 @@ pub fn decide(snapshot: &Snapshot, scope: &Scope) -> Vec<NamespaceStatus> {
             }
         }
     }
+    let views: Vec<NamespaceView> = namespaces.values().cloned().collect();
+    let live = snapshot.live.as_ref().filter(|l| l.complete());
+    let live_counts = live.map(|live| proxy_counts(&snapshot.pods, &views, &mesh, live));
     namespaces
         .into_values()
         .map(|ns| {
@@ -219,9 +222,7 @@ pub fn decide(snapshot: &Snapshot, scope: &Scope) -> Vec<NamespaceStatus> {
                     restart.insert(workload(pod, &snapshot.replica_set_owners));
                 }
             }
-            let owned: Vec<PodView> = pods.iter().map(|p| (*p).clone()).collect();
-            let live = snapshot.live.as_ref().filter(|l| l.complete());
-            let proxies = live.map(|live| proxy_count(&owned, &ns, &mesh, live));
+            let proxies = live_counts.as_ref().map(|c| c.get(&ns.name).copied().unwrap_or_default());
             NamespaceStatus {
                 proxies,
                 labels: ns
@@ -269,16 +270,25 @@ pub struct ProxyCount {
     pub total: usize,
 }
 
-pub fn proxy_count(pods: &[PodView], namespace: &NamespaceView, mesh: &Mesh, live: &LiveStatus) -> ProxyCount {
-    let rows = meshkit::istio::proxy_rows(pods, std::slice::from_ref(namespace), mesh, live);
-    let mine = rows.iter().filter(|r| r.namespace == namespace.name && r.verdict != meshkit::istio::Verdict::External);
-    mine.fold(ProxyCount::default(), |mut c, r| {
-        c.total += 1;
-        if r.intended.is_some() && r.revision == r.intended {
-            c.on_intended += 1;
+/// PROXIES per namespace, from one reading of every pod against the live status.
+pub fn proxy_counts(
+    pods: &[PodView],
+    namespaces: &[NamespaceView],
+    mesh: &Mesh,
+    live: &LiveStatus,
+) -> BTreeMap<String, ProxyCount> {
+    let mut counts: BTreeMap<String, ProxyCount> = BTreeMap::new();
+    for row in meshkit::istio::proxy_rows(pods, namespaces, mesh, live) {
+        if row.verdict == meshkit::istio::Verdict::External {
+            continue;
         }
-        c
-    })
+        let count = counts.entry(row.namespace.clone()).or_default();
+        count.total += 1;
+        if row.intended.is_some() && row.revision == row.intended {
+            count.on_intended += 1;
+        }
+    }
+    counts
 }
 
 /// `2/3`: connected to the intended revision, of all; `?` when not known.

@@ -131,5 +131,5 @@ fn counts_proxies_on_the_revision_the_labels_ask_for() {
         outcome: meshkit::istio::proxy_status::parse_syncz(syncz.as_bytes()),
     };
     let live = LiveStatus::from_readings(vec![reading], "2026-12-01T00:00:00Z".parse().unwrap());
-    assert_eq!(proxy_count(&pods, &shop, &mesh, &live), ProxyCount { on_intended: 2, total: 3 });
+    assert_eq!(proxy_counts(&pods, &[shop], &mesh, &live)["shop"], ProxyCount { on_intended: 2, total: 3 });
 }

@@ -154,7 +154,7 @@ fn measure(plane: &ControlPlane, proxies: usize, runs: usize) -> Result<String> 
          once and read raw in the same run ({:.1} MB in all). Median of {runs} runs (min–max); peak RSS of the \
          command. Release build, 2 shared cores; measured {}.\n",
         bytes as f64 / 1e6,
-        k8s_openapi_date()
+        today()
     );
     let _ = writeln!(text, "| proxies | ours | floor | ours ÷ floor | istiod reads | peak MiB |");
     let _ = writeln!(text, "|---|---|---|---|---|---|");
@@ -174,7 +174,7 @@ fn measure(plane: &ControlPlane, proxies: usize, runs: usize) -> Result<String> 
     Ok(text)
 }
 
-fn k8s_openapi_date() -> String {
+fn today() -> String {
     let out = Command::new("date").arg("+%F").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     out.unwrap_or_default()
 }

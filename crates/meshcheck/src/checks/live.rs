@@ -15,8 +15,17 @@ use crate::snapshot::Snapshot;
 /// istiod's push queue.
 pub const STALE_LIMIT: Duration = Duration::from_secs(60);
 
-fn rows(snapshot: &Snapshot, mesh: &Mesh, live: &LiveStatus) -> Vec<ProxyRow> {
-    proxy_rows(&snapshot.pods, &snapshot.namespaces, mesh, live)
+/// What both checks read: the live status, and every pod's verdict against it (decided once).
+pub struct Live<'a> {
+    status: &'a LiveStatus,
+    rows: Vec<ProxyRow>,
+}
+
+impl<'a> Live<'a> {
+    pub fn read(snapshot: &'a Snapshot, mesh: &Mesh) -> Option<Live<'a>> {
+        let status = snapshot.live.as_ref()?;
+        Some(Live { status, rows: proxy_rows(&snapshot.pods, &snapshot.namespaces, mesh, status) })
+    }
 }
 
 fn object(row: &ProxyRow) -> String {
@@ -24,13 +33,14 @@ fn object(row: &ProxyRow) -> String {
 }
 
 /// MC0608: every proxy connected to an istiod of the revision that injected it.
-pub fn connected_to_injector(check: &'static Check, snapshot: &Snapshot, mesh: &Mesh) -> Finding {
-    let Some(live) = &snapshot.live else { return Finding::skipped(check, "the live proxy status was not read") };
+pub fn connected_to_injector(check: &'static Check, live: Option<&Live>) -> Finding {
+    let Some(Live { status: live, rows }) = live else {
+        return Finding::skipped(check, "the live proxy status was not read");
+    };
     if live.read.is_empty() && !live.complete() {
         let why = live.unreadable_summary().unwrap_or_default();
         return Finding::skipped(check, format!("{why}; pod specs are all that is known"));
     }
-    let rows = rows(snapshot, mesh, live);
     let wrong: Vec<String> = rows
         .iter()
         .filter(|r| matches!(r.verdict, Verdict::WrongRevision { .. } | Verdict::NotConnected))
@@ -38,42 +48,35 @@ pub fn connected_to_injector(check: &'static Check, snapshot: &Snapshot, mesh: &
         .collect();
     let unknown = rows.iter().filter(|r| r.verdict == Verdict::Unknown).count();
     let external = rows.iter().filter(|r| r.verdict == Verdict::External).count();
-    let mut notes = Vec::new();
+    let mut message = if wrong.is_empty() {
+        let connected = rows.iter().filter(|r| r.istiod.is_some() && r.verdict != Verdict::External).count();
+        format!("{connected} proxy(ies) connected to the revision that injected them")
+    } else {
+        format!("{} proxy(ies) not connected to the revision that injected them", wrong.len())
+    };
     if unknown > 0 {
-        notes.push(format!("{unknown} not known: {}", live.unreadable_summary().unwrap_or_default()));
+        message.push_str(&format!("; {unknown} not known: {}", live.unreadable_summary().unwrap_or_default()));
     }
     if external > 0 {
-        notes.push(format!("{external} connected proxy(ies) have no pod here (VMs or other clusters)"));
+        message.push_str(&format!("; {external} connected proxy(ies) have no pod here (VMs or other clusters)"));
     }
-    if wrong.is_empty() {
-        let connected = rows.iter().filter(|r| r.istiod.is_some() && r.verdict != Verdict::External).count();
-        let mut message = format!("{connected} proxy(ies) connected to the revision that injected them");
-        for note in notes {
-            message.push_str("; ");
-            message.push_str(&note);
-        }
-        return Finding::pass_with(check, message);
-    }
-    let mut message = format!("{} proxy(ies) not connected to the revision that injected them", wrong.len());
-    for note in notes {
-        message.push_str("; ");
-        message.push_str(&note);
-    }
-    Finding::fail(check, message, wrong)
+    if wrong.is_empty() { Finding::pass_with(check, message) } else { Finding::fail(check, message, wrong) }
 }
 
 /// MC0609: no proxy STALE past `limit` ([`STALE_LIMIT`] by default), none rejecting its
 /// configuration.
-pub fn in_sync(check: &'static Check, snapshot: &Snapshot, mesh: &Mesh, limit: Option<Duration>) -> Finding {
+pub fn in_sync(check: &'static Check, live: Option<&Live>, limit: Option<Duration>) -> Finding {
     let limit = limit.unwrap_or(STALE_LIMIT).as_secs();
-    let Some(live) = &snapshot.live else { return Finding::skipped(check, "the live proxy status was not read") };
+    let Some(Live { status: live, rows }) = live else {
+        return Finding::skipped(check, "the live proxy status was not read");
+    };
     if live.read.is_empty() {
         return match live.unreadable_summary() {
             Some(why) => Finding::skipped(check, why),
             None => Finding::pass_with(check, "no istiod is running: no proxy holds configuration from one"),
         };
     }
-    let stuck: Vec<String> = rows(snapshot, mesh, live)
+    let stuck: Vec<String> = rows
         .iter()
         .filter(|r| match r.verdict {
             Verdict::Stale { seconds } => seconds >= limit,

@@ -24,6 +24,18 @@ pub struct NamespaceView {
     pub labels: Labels,
 }
 
+impl NamespaceView {
+    /// Namespace `name` as found in `namespaces`; lists of labelled namespaces leave the others
+    /// out, and a namespace not found there is unlabelled.
+    pub fn find_in(namespaces: &[NamespaceView], name: &str) -> NamespaceView {
+        namespaces
+            .iter()
+            .find(|n| n.name == name)
+            .cloned()
+            .unwrap_or_else(|| NamespaceView { name: name.to_string(), labels: Labels::new() })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ContainerView {
     pub name: String,

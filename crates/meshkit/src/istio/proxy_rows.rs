@@ -2,7 +2,7 @@
 //! Pure, over plain views, so `meshcheck proxy-status`, `verify` and `meshmigrate`'s waits share
 //! one reading of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -103,16 +103,27 @@ fn verdict(connection: Option<&Connection>, injected: Option<&str>, live: &LiveS
 
 /// A row per running pod with a proxy, then a row per connected proxy with no pod here.
 /// `namespaces` gives each pod's namespace labels (a namespace missing is unlabelled).
-pub fn proxy_rows(pods: &[PodView], namespaces: &[NamespaceView], mesh: &Mesh, live: &LiveStatus) -> Vec<ProxyRow> {
+pub fn proxy_rows<'a>(
+    pods: impl IntoIterator<Item = &'a PodView>,
+    namespaces: &[NamespaceView],
+    mesh: &Mesh,
+    live: &LiveStatus,
+) -> Vec<ProxyRow> {
+    let by_name: BTreeMap<&str, &NamespaceView> = namespaces.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut here: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut rows = Vec::new();
-    for pod in pods.iter().filter(|p| !p.finished && !p.terminating) {
+    for pod in pods {
+        here.insert((pod.namespace.as_str(), pod.name.as_str()));
+        if pod.finished || pod.terminating {
+            continue;
+        }
         let injected = match pod_injected(pod) {
             Injected::NotInjected => continue,
             Injected::Revision { revision } => Some(revision),
             Injected::Unknown => None,
         };
         let unlabelled = NamespaceView { name: pod.namespace.clone(), ..NamespaceView::default() };
-        let namespace = namespaces.iter().find(|n| n.name == pod.namespace).unwrap_or(&unlabelled);
+        let namespace = by_name.get(pod.namespace.as_str()).copied().unwrap_or(&unlabelled);
         let intended = pod_intended(namespace, &pod.labels, mesh).revision().map(str::to_string);
         let connections = live.of(&pod.namespace, &pod.name);
         // Prefer the stream to the injecting revision when a proxy briefly holds two.
@@ -123,7 +134,7 @@ pub fn proxy_rows(pods: &[PodView], namespaces: &[NamespaceView], mesh: &Mesh, l
         rows.push(row(pod.namespace.clone(), pod.name.clone(), first, connections, injected, intended, live));
     }
     for ((namespace, name), connections) in &live.connections {
-        if pods.iter().any(|p| p.namespace == *namespace && p.name == *name) {
+        if here.contains(&(namespace.as_str(), name.as_str())) {
             continue;
         }
         let mut external = row(namespace.clone(), name.clone(), connections.first(), connections, None, None, live);
