@@ -144,8 +144,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         Some("restart") => {
             let names = words[1..].to_vec();
             let scope = if names.is_empty() { Scope::All } else { Scope::Named(names) };
-            let wait = flags.wait.then(|| flags.timeout.unwrap_or(DEFAULT_TIMEOUT));
-            meshkit::cluster::block_on(crate::restart_run::run(&kube, output, &scope, flags.dry_run, wait))
+            let args = crate::restart_run::RestartArgs {
+                scope,
+                dry_run: flags.dry_run,
+                wait: flags.wait,
+                timeout: flags.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                max_concurrent: flags.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT),
+            };
+            meshkit::cluster::block_on(crate::restart_run::run(&kube, output, &args))
         }
         Some("status") => {
             let names = words[1..].to_vec();

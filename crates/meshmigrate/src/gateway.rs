@@ -216,7 +216,7 @@ pub async fn run(
     dry_run: meshkit::cli::DryRun,
     take_ownership: bool,
 ) -> Result<meshkit::Exit> {
-    use crate::rollout::{Rollout, rollout};
+    use crate::rollout::Rollout;
     use meshkit::cli::DryRun;
     let namespace = kube.namespace.clone().ok_or_else(|| {
         Error::usage("`kubectl meshmigrate gateway` needs -n NAMESPACE", "the namespace of the gateway Deployment")
@@ -261,18 +261,10 @@ pub async fn run(
                 apply(&cluster, &user, &report.plan).await?;
             }
             let deadline = std::time::Instant::now() + timeout;
-            let names = [namespace.clone()];
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let workloads = crate::rollout::fetch(&cluster, &names).await?;
-                let state =
-                    workloads.iter().find(|w| w.workload == report.plan.workload).map_or(Rollout::Complete, rollout);
-                let settled = !matches!(state, Rollout::Progressing { .. });
-                report.rollout = Some(state);
-                if settled || std::time::Instant::now() >= deadline {
-                    return Ok::<_, Error>(());
-                }
-            }
+            let key = (namespace.clone(), report.plan.workload.clone());
+            let mut rollouts = crate::waves_run::follow(&cluster, std::slice::from_ref(&key), deadline).await?;
+            report.rollout = rollouts.remove(&key);
+            Ok::<_, Error>(())
         }
         .await;
         let released = lock.release().await;

@@ -20,6 +20,8 @@ mod scope;
 mod spec;
 mod status;
 mod verify;
+mod waves;
+mod waves_run;
 
 use std::process::ExitCode;
 

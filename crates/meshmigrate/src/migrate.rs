@@ -2,7 +2,7 @@
 //! workloads) → apply under the run lock (relabel, restarts in bounded waves) → follow the
 //! rollouts → verify every pod → render.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
@@ -16,14 +16,15 @@ use serde::Serialize;
 
 use crate::journal::InjectionLabels;
 use crate::journal::{Action, Journal, State};
-use crate::progress::Progress;
 use crate::proxies::ProxyCheck;
 use crate::relabel::{self, Planned, plan_relabel, plan_rollback};
 use crate::restart::{Restart, RestartOutcome, RestartResult};
-use crate::rollout::{Rollout, WorkloadView, rollout};
+use crate::rollout::{Rollout, WorkloadView};
 use crate::scope::Selection;
 use crate::status::{Scope, Snapshot};
 use crate::verify::{NotOnTarget, VerifyInput};
+use crate::waves::Waves;
+use crate::waves_run::Pace;
 
 /// What the run changes namespaces to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +173,7 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
             } else {
                 continue;
             };
-            outcomes.push(RestartOutcome { restart, result, rollout: None });
+            outcomes.push(RestartOutcome::planned(restart, result));
         }
     }
     let mut report = Report {
@@ -262,6 +263,7 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
     })
 }
 
+/// Relabels, then restarts in waves (`waves_run`), following them to the end with `--wait`.
 async fn apply_and_follow(
     cluster: &Cluster,
     user: &str,
@@ -271,64 +273,20 @@ async fn apply_and_follow(
     report: &mut Report,
 ) -> Result<()> {
     relabel::apply(cluster, user, &report.namespaces, action).await?;
-    let deadline = Instant::now() + args.timeout;
-    let mut queue: VecDeque<usize> = VecDeque::new();
-    let mut in_flight: BTreeSet<usize> = BTreeSet::new();
-    for (i, o) in report.restarts.iter().enumerate() {
-        match o.result {
-            RestartResult::AlreadyRestarted => {
-                in_flight.insert(i);
-            }
-            _ => queue.push_back(i),
-        }
+    let mut waves = Waves::new(std::mem::take(&mut report.restarts));
+    let pace = Pace {
+        max_concurrent: args.max_concurrent,
+        deadline: Instant::now() + args.timeout,
+        follow_to_the_end: args.wait,
+    };
+    let start = async |wave: &[Restart]| crate::restart::apply(cluster, user, wave).await;
+    let driven = crate::waves_run::drive(cluster, names, &mut waves, &pace, start).await;
+    report.complete = waves.complete(args.wait);
+    if let Some(failed) = &waves.stopped_by {
+        eprintln!("kubectl-meshmigrate: stopped starting restarts: {failed}; fix it, then rerun to continue");
     }
-    let mut progress = Progress::new("rollouts", report.restarts.len());
-    loop {
-        let free = args.max_concurrent.saturating_sub(in_flight.len());
-        let batch: Vec<usize> = (0..free).map_while(|_| queue.pop_front()).collect();
-        if !batch.is_empty() {
-            let restarts: Vec<Restart> = batch.iter().map(|&i| report.restarts[i].restart.clone()).collect();
-            crate::restart::apply(cluster, user, &restarts).await?;
-            for &i in &batch {
-                report.restarts[i].result = RestartResult::Restarted;
-                let r = &report.restarts[i].restart;
-                progress.note(&format!("restarted {}/{}", r.namespace, r.workload));
-            }
-            in_flight.extend(batch);
-        }
-        let finished = in_flight.is_empty() || (queue.is_empty() && !args.wait);
-        if finished {
-            break;
-        }
-        if Instant::now() >= deadline {
-            report.complete = false;
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let workloads = crate::rollout::fetch(cluster, names).await?;
-        for i in in_flight.clone() {
-            let r = report.restarts[i].restart.clone();
-            let state = workloads
-                .iter()
-                .find(|w| w.namespace == r.namespace && w.workload == r.workload)
-                .map_or(Rollout::Complete, rollout);
-            let done = !matches!(state, Rollout::Progressing { .. });
-            if let Rollout::Stuck { .. } = state {
-                report.complete = false;
-            }
-            report.restarts[i].rollout = Some(state);
-            if done {
-                in_flight.remove(&i);
-                progress.done(&format!("{}/{} rolled out", r.namespace, r.workload));
-            }
-        }
-    }
-    progress.finish();
-    for i in queue {
-        report.restarts[i].result = RestartResult::NotStarted;
-        report.complete = false;
-    }
-    Ok(())
+    report.restarts = waves.outcomes;
+    driven
 }
 
 fn render(output: OutputArgs, report: &Report, dry_run: bool) -> Result<()> {
@@ -351,7 +309,9 @@ fn render(output: OutputArgs, report: &Report, dry_run: bool) -> Result<()> {
             text.push_str(&proxies.text(|t| renderer.table_text(t)));
         }
         if !report.complete {
-            text.push_str("\nIncomplete: rollouts above did not finish; rerun the same command to continue.\n");
+            text.push_str(
+                "\nIncomplete: restarts above did not all start or finish; rerun the same command to continue.\n",
+            );
         }
         text
     })

@@ -127,21 +127,6 @@ pub fn settle_pending(journal: &mut Journal, workloads: &[crate::rollout::Worklo
     changed
 }
 
-pub fn table(restarts: &[Restart], dry_run: bool) -> Table {
-    let mut table = Table::new(&["NAMESPACE", "WORKLOAD", "STALE PODS", "RESULT"]);
-    for r in restarts {
-        let result =
-            if dry_run { Cell::new("would restart (dry run)", Tone::Warn) } else { Cell::new("restarted", Tone::Good) };
-        table.push(vec![
-            Cell::from(r.namespace.as_str()),
-            Cell::from(r.workload.as_str()),
-            Cell::from(r.stale_pods.to_string()),
-            result,
-        ]);
-    }
-    table
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RestartResult {
@@ -149,7 +134,8 @@ pub enum RestartResult {
     Restarted,
     /// Restarted by an earlier run since the namespace moved: only followed.
     AlreadyRestarted,
-    /// The deadline came before its turn.
+    /// Not started: the deadline came first, a PodDisruptionBudget held it, or an earlier
+    /// rollout failed (`reason` says which).
     NotStarted,
 }
 
@@ -159,11 +145,20 @@ pub struct RestartOutcome {
     #[serde(flatten)]
     pub restart: Restart,
     pub result: RestartResult,
+    /// Why it was not started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<crate::rollout::Rollout>,
 }
 
-/// What happened to each restart of a `namespace --restart` run.
+impl RestartOutcome {
+    pub fn planned(restart: Restart, result: RestartResult) -> RestartOutcome {
+        RestartOutcome { restart, result, reason: None, rollout: None }
+    }
+}
+
+/// What happened to each restart of a run.
 pub fn outcome_table(outcomes: &[RestartOutcome]) -> Table {
     use crate::rollout::Rollout;
     let mut table = Table::new(&["NAMESPACE", "WORKLOAD", "STALE PODS", "RESTART", "ROLLOUT"]);
@@ -172,7 +167,9 @@ pub fn outcome_table(outcomes: &[RestartOutcome]) -> Table {
             RestartResult::WouldRestart => Cell::new("would restart (dry run)", Tone::Warn),
             RestartResult::Restarted => Cell::new("restarted", Tone::Good),
             RestartResult::AlreadyRestarted => Cell::new("already restarted", Tone::Dim),
-            RestartResult::NotStarted => Cell::new("not started (timeout)", Tone::Bad),
+            RestartResult::NotStarted => {
+                Cell::new(format!("not started: {}", o.reason.as_deref().unwrap_or("timeout")), Tone::Bad)
+            }
         };
         let rollout = match &o.rollout {
             None => Cell::new("-", Tone::Dim),

@@ -1,22 +1,38 @@
-//! `kubectl meshmigrate restart [--wait]`: fetch → decide (`restart::plan`) → apply under the
-//! run lock → render, or follow the rollouts and the new proxies first (`restart_wait`).
+//! `kubectl meshmigrate restart [--wait]`: fetch → decide (`restart::plan`) → apply in waves
+//! under the run lock (`waves_run`) → render, after following the new proxies with `--wait`
+//! (`restart_wait`).
 
-use meshkit::Result;
+use std::time::{Duration, Instant};
+
+use meshkit::cli::DryRun;
 use meshkit::cluster::Cluster;
+use meshkit::render::Renderer;
+use meshkit::{Exit, Result};
+
+use crate::restart::{RestartOutcome, RestartResult};
+use crate::status::Scope;
+use crate::waves::Waves;
+use crate::waves_run::Pace;
+
+pub struct RestartArgs {
+    pub scope: Scope,
+    pub dry_run: DryRun,
+    /// Follow the last wave and the new proxies (`--wait`).
+    pub wait: bool,
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+}
 
 /// `kubectl meshmigrate restart`: fetch the namespaces in scope, decide which workloads are
-/// stale, restart them under the run lock (or only check them, with a dry run), render.
+/// stale, restart them in waves under the run lock (or only check them, with a dry run), render.
 pub async fn run(
     kube: &meshkit::args::KubeArgs,
     output: meshkit::render::OutputArgs,
-    scope: &crate::status::Scope,
-    dry_run: meshkit::cli::DryRun,
-    wait: Option<std::time::Duration>,
-) -> Result<meshkit::Exit> {
-    use meshkit::cli::DryRun;
+    args: &RestartArgs,
+) -> Result<Exit> {
     let cluster = Cluster::connect(kube).await?;
-    let snapshot = crate::status::fetch(&cluster, scope).await?;
-    let (restarts, bare) = crate::restart::plan(&crate::status::decide(&snapshot, scope));
+    let snapshot = crate::status::fetch(&cluster, &args.scope).await?;
+    let (restarts, bare) = crate::restart::plan(&crate::status::decide(&snapshot, &args.scope));
     for pod in &bare {
         if pod.contains("/job/") {
             eprintln!(
@@ -26,23 +42,40 @@ pub async fn run(
             eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
         }
     }
-    if dry_run == DryRun::Server {
+    let planned = restarts.iter().cloned().map(|r| RestartOutcome::planned(r, RestartResult::WouldRestart));
+    let mut waves = Waves::new(planned.collect());
+    if args.dry_run == DryRun::Server {
         crate::restart::check_on_server(&cluster, &restarts).await?;
         eprintln!("kubectl-meshmigrate: the apiserver accepted every restart (server dry run); nothing was persisted");
     }
-    if !dry_run.is_dry() && !restarts.is_empty() {
-        let user = crate::relabel::whoami(&cluster).await;
-        let lock = crate::lock::acquire(&cluster, &user).await?;
-        let restarted = crate::restart::apply(&cluster, &user, &restarts).await;
-        let released = lock.release().await;
-        restarted?;
-        released?;
-        if let Some(timeout) = wait {
-            let followed = crate::restart_wait::follow(&cluster, &snapshot, restarts, timeout).await?;
-            followed.render(&meshkit::render::Renderer::new(output), false)?;
-            return Ok(followed.exit());
-        }
+    let renderer = Renderer::new(output);
+    if args.dry_run.is_dry() || restarts.is_empty() {
+        renderer.print(&waves.outcomes, || crate::restart::outcome_table(&waves.outcomes))?;
+        return Ok(Exit::Ok);
     }
-    meshkit::render::Renderer::new(output).print(&restarts, || crate::restart::table(&restarts, dry_run.is_dry()))?;
-    Ok(meshkit::Exit::Ok)
+    let deadline = Instant::now() + args.timeout;
+    apply(&cluster, args, deadline, &mut waves).await?;
+    if args.wait && waves.complete(true) {
+        let followed = crate::restart_wait::proxies(&cluster, &snapshot, waves, deadline).await?;
+        followed.render(&renderer)?;
+        return Ok(followed.exit());
+    }
+    renderer.print(&waves.outcomes, || crate::restart::outcome_table(&waves.outcomes))?;
+    if let Some(failed) = &waves.stopped_by {
+        eprintln!("kubectl-meshmigrate: stopped starting restarts: {failed}; fix it, then rerun to continue");
+    }
+    Ok(if waves.complete(args.wait) { Exit::Ok } else { Exit::Incomplete })
+}
+
+/// The restarts, in waves, under the run lock.
+async fn apply(cluster: &Cluster, args: &RestartArgs, deadline: Instant, waves: &mut Waves) -> Result<()> {
+    let user = crate::relabel::whoami(cluster).await;
+    let lock = crate::lock::acquire(cluster, &user).await?;
+    let namespaces: Vec<String> = waves.namespaces();
+    let pace = Pace { max_concurrent: args.max_concurrent, deadline, follow_to_the_end: args.wait };
+    let start = async |wave: &[crate::restart::Restart]| crate::restart::apply(cluster, &user, wave).await;
+    let driven = crate::waves_run::drive(cluster, &namespaces, waves, &pace, start).await;
+    let released = lock.release().await;
+    driven?;
+    released
 }

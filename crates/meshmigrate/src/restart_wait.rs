@@ -1,8 +1,8 @@
-//! `restart --wait`: after the restarts, follow their rollouts, then wait until every new pod's
+//! `restart --wait`: once the waves have rolled out (`waves_run`), wait until every new pod's
 //! proxy is connected, live, to an istiod of the revision that injected it and in sync.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use meshkit::cluster::Cluster;
 use meshkit::istio::{Mesh, NamespaceView, ProxyRow};
@@ -11,14 +11,15 @@ use meshkit::{Exit, Result};
 use serde::Serialize;
 
 use crate::proxies::ProxyCheck;
-use crate::restart::Restart;
-use crate::rollout::{Rollout, rollout};
+use crate::restart::RestartOutcome;
+use crate::rollout::Rollout;
 use crate::status::Snapshot;
+use crate::waves::Waves;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Followed {
-    pub restarts: Vec<Restart>,
+    pub restarts: Vec<RestartOutcome>,
     /// `namespace/workload` → how its rollout ended.
     pub rollouts: BTreeMap<String, Rollout>,
     pub proxies: ProxyCheck,
@@ -30,18 +31,9 @@ impl Followed {
         if self.rollouts.values().any(|r| *r != Rollout::Complete) { Exit::Incomplete } else { self.proxies.exit() }
     }
 
-    pub fn render(&self, renderer: &Renderer, dry_run: bool) -> Result<()> {
+    pub fn render(&self, renderer: &Renderer) -> Result<()> {
         renderer.print_human(self, |_| {
-            let mut text = renderer.table_text(&crate::restart::table(&self.restarts, dry_run));
-            for (workload, state) in &self.rollouts {
-                match state {
-                    Rollout::Complete => {}
-                    Rollout::Progressing { updated, desired } => text.push_str(&format!(
-                        "\nIncomplete: {workload} not rolled out in time ({updated}/{desired} updated)\n"
-                    )),
-                    Rollout::Stuck { reason } => text.push_str(&format!("\nIncomplete: {workload} stuck: {reason}\n")),
-                }
-            }
+            let mut text = renderer.table_text(&crate::restart::outcome_table(&self.restarts));
             text.push('\n');
             text.push_str(&self.proxies.text(|t| renderer.table_text(t)));
             text
@@ -49,44 +41,21 @@ impl Followed {
     }
 }
 
-/// Follows the rollouts of `restarts` until each has settled or `timeout` passed, then waits
-/// (in what is left of it) for their new pods' proxies.
-pub async fn follow(
-    cluster: &Cluster,
-    snapshot: &Snapshot,
-    restarts: Vec<Restart>,
-    timeout: Duration,
-) -> Result<Followed> {
-    let deadline = Instant::now() + timeout;
-    let names: Vec<String> =
-        restarts.iter().map(|r| r.namespace.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    let key = |namespace: &str, workload: &str| format!("{namespace}/{workload}");
-    let mut rollouts: BTreeMap<String, Rollout> = BTreeMap::new();
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let workloads = crate::rollout::fetch(cluster, &names).await?;
-        for r in &restarts {
-            let state = workloads
-                .iter()
-                .find(|w| w.namespace == r.namespace && w.workload == r.workload)
-                .map_or(Rollout::Complete, rollout);
-            rollouts.insert(key(&r.namespace, &r.workload), state);
-        }
-        let settled = rollouts.values().all(|s| !matches!(s, Rollout::Progressing { .. }));
-        if settled || Instant::now() >= deadline {
-            break;
-        }
-    }
+/// After the rollouts of `waves` ended, waits (until `deadline`) for their new pods' proxies.
+pub async fn proxies(cluster: &Cluster, snapshot: &Snapshot, waves: Waves, deadline: Instant) -> Result<Followed> {
+    let names = waves.namespaces();
+    let rollouts = waves.rollouts().into_iter().map(|((ns, workload), r)| (format!("{ns}/{workload}"), r)).collect();
     let mesh = Mesh::discover(&snapshot.istiods, &snapshot.webhooks, &snapshot.services)
         .with_injects(snapshot.injects.iter().cloned());
     let (pods, owners) = crate::scope::pods_and_owners(cluster, &names).await?;
-    let restarted = restarts.iter().map(|r| (r.namespace.clone(), r.workload.clone())).collect();
+    let restarted: BTreeSet<(String, String)> =
+        waves.outcomes.iter().map(|o| (o.restart.namespace.clone(), o.restart.workload.clone())).collect();
     let own = crate::proxies::pods_of(&pods, &owners, &restarted);
     let counted = |r: &ProxyRow| own.contains(&(r.namespace.clone(), r.name.clone()));
     let namespaces: Vec<NamespaceView> =
         names.iter().map(|n| NamespaceView::find_in(&snapshot.namespaces, n)).collect();
     let proxies = crate::proxies::await_proxies(cluster, &namespaces, &mesh, &counted, deadline).await?;
-    Ok(Followed { restarts, rollouts, proxies })
+    Ok(Followed { restarts: waves.outcomes, rollouts, proxies })
 }
 
 #[cfg(test)]

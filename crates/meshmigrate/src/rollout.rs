@@ -27,10 +27,15 @@ pub struct WorkloadView {
     pub available: i32,
     /// The Deployment's progress deadline passed (`ProgressDeadlineExceeded`).
     pub deadline_exceeded: bool,
+    /// The controller cannot create pods (a `ReplicaFailure` condition: quota, a webhook that
+    /// refuses them): its message.
+    pub replica_failure: Option<String>,
     /// StatefulSets: the template revision being rolled out differs from the one all pods run.
     pub revision_pending: bool,
     /// The pod template's restart stamp.
     pub restarted_at: Option<String>,
+    /// The pod template's labels (which PodDisruptionBudgets cover its pods).
+    pub pod_labels: meshkit::istio::Labels,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,6 +56,9 @@ pub fn rollout(w: &WorkloadView) -> Rollout {
     if w.deadline_exceeded {
         return Rollout::Stuck { reason: "progress deadline exceeded".into() };
     }
+    if let Some(message) = &w.replica_failure {
+        return Rollout::Stuck { reason: format!("pods cannot be created: {message}") };
+    }
     let done = w.observed_generation >= w.generation
         && w.updated >= w.desired
         && w.current <= w.updated
@@ -61,6 +69,23 @@ pub fn rollout(w: &WorkloadView) -> Rollout {
 
 fn restarted_at(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Option<String> {
     template.metadata.as_ref()?.annotations.as_ref()?.get(RESTARTED_AT).cloned()
+}
+
+/// The first line of a true `ReplicaFailure` condition's message, kept short.
+fn replica_failure<'a>(
+    conditions: impl Iterator<Item = (&'a String, &'a String, &'a Option<String>)>,
+) -> Option<String> {
+    conditions
+        .filter(|(kind, status, _)| *kind == "ReplicaFailure" && *status == "True")
+        .map(|(_, _, message)| {
+            let line = message.as_deref().unwrap_or("no message").lines().next().unwrap_or_default();
+            line.chars().take(200).collect()
+        })
+        .next()
+}
+
+fn pod_labels(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> meshkit::istio::Labels {
+    template.and_then(|t| t.metadata.as_ref()?.labels.clone()).unwrap_or_default()
 }
 
 fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
@@ -89,8 +114,12 @@ impl From<&Deployment> for WorkloadView {
                 .iter()
                 .flatten()
                 .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")),
+            replica_failure: replica_failure(
+                status.conditions.iter().flatten().map(|c| (&c.type_, &c.status, &c.message)),
+            ),
             revision_pending: false,
             restarted_at: spec.and_then(|s| restarted_at(&s.template)),
+            pod_labels: pod_labels(spec.map(|s| &s.template)),
         }
     }
 }
@@ -110,8 +139,10 @@ impl From<&StatefulSet> for WorkloadView {
             current: status.replicas,
             available: status.available_replicas.unwrap_or(0),
             deadline_exceeded: false,
+            replica_failure: None,
             revision_pending: status.update_revision.is_some() && status.update_revision != status.current_revision,
             restarted_at: spec.and_then(|s| restarted_at(&s.template)),
+            pod_labels: pod_labels(spec.map(|s| &s.template)),
         }
     }
 }
@@ -129,8 +160,10 @@ impl From<&DaemonSet> for WorkloadView {
             current: status.current_number_scheduled,
             available: status.number_available.unwrap_or(0),
             deadline_exceeded: false,
+            replica_failure: None,
             revision_pending: false,
             restarted_at: d.spec.as_ref().and_then(|s| restarted_at(&s.template)),
+            pod_labels: pod_labels(d.spec.as_ref().map(|s| &s.template)),
         }
     }
 }

@@ -23,7 +23,7 @@ const TIMEOUT: FlagSpec = FlagSpec {
     long: "timeout",
     short: None,
     value: Some(Values::Nothing),
-    about: "how long --wait follows the rollouts (default 10m; 0: no limit)",
+    about: "how long restarts may wait their turn and --wait follows (default 10m; 0: no limit)",
 };
 const MAX_CONCURRENT: FlagSpec = FlagSpec {
     long: "max-concurrent",
@@ -71,12 +71,13 @@ pub static SPEC: Spec = Spec {
             usage: "NAMESPACE…|-l SELECTOR --to REV|TAG",
             description: "\
 Move namespaces to a revision or tag: record their injection labels in the journal, remove
-istio-injection, set istio.io/rev. --restart rolls the workloads whose pods would be stale, at most
---max-concurrent at a time; --wait follows the rollouts and then reports every pod without the
-sidecar its namespace asks for, and why. System namespaces need --force. Restarting, or selecting
-by label, asks first (--yes answers for scripts). Changes are made under a run lock (the Lease
-meshmigrate-lock in the Istio namespace): a second run refuses and names the holder. Exit 7: --wait
-stopped before every rollout finished; rerunning the same command continues.",
+istio-injection, set istio.io/rev. --restart rolls the workloads whose pods would be stale, in
+waves of at most --max-concurrent, as `restart` does; --wait follows the rollouts and then reports
+every pod without the sidecar its namespace asks for, and why. System namespaces need --force.
+Restarting, or selecting by label, asks first (--yes answers for scripts). Changes are made under a
+run lock (the Lease meshmigrate-lock in the Istio namespace): a second run refuses and names the
+holder. Exit 7: a restart was held or stopped, or --wait stopped before every rollout finished;
+rerunning the same command continues.",
             examples: &[
                 "kubectl meshmigrate namespace shop --to prod-canary --restart --wait",
                 "kubectl meshmigrate namespace -l team=shop --to prod-canary --restart --wait --yes",
@@ -168,19 +169,24 @@ way; and a release with uninstall hooks or kinds it does not know is left to `he
         CommandSpec {
             name: "restart",
             about: "restart only the workloads whose pods are stale",
-            flags: &[WAIT, TIMEOUT, DRY_RUN, OUTPUT],
+            flags: &[WAIT, TIMEOUT, MAX_CONCURRENT, DRY_RUN, OUTPUT],
             args: Values::Namespaces,
             usage: "[NAMESPACE…]",
             description: "\
 Restart only the workloads whose pods are stale (as `kubectl rollout restart`), each recorded in
-the journal first. Without NAMESPACE: every mesh namespace. --wait follows the rollouts, then
-waits until every new pod's proxy is connected, live, to an istiod of the revision that injected
-it and in sync, bounded by --timeout; with -o json it then prints the restarts, how each rollout
-ended and the proxies, as one object.",
+the journal first. Without NAMESPACE: every mesh namespace. Restarts start in waves of at most
+--max-concurrent, the next as a rollout of the last ends. A workload whose PodDisruptionBudget allows
+no disruption now (or covers a rollout still going) waits for it, saying so, until --timeout; once
+a rollout fails (pods cannot be created, or its progress deadline passed) no new restart starts.
+Either ends with exit 7, and rerunning continues. Jobs' pods are replaced on their next run.
+--wait follows the last wave too, then waits until every new pod's proxy is connected, live, to an
+istiod of the revision that injected it and in sync; with -o json it then prints the restarts, how
+each rollout ended and the proxies, as one object.",
             examples: &[
                 "kubectl meshmigrate restart",
                 "kubectl meshmigrate restart shop --dry-run",
                 "kubectl meshmigrate restart shop --wait --timeout 5m",
+                "kubectl meshmigrate restart --max-concurrent 2",
             ],
             exits: MOVE_EXITS,
             ..CommandSpec::BARE
