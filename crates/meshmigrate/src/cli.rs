@@ -201,6 +201,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             };
             meshkit::cluster::block_on(crate::retire_run::run(&kube, output, &args))
         }
+        Some("explain") => {
+            let [_, word] = words.as_slice() else {
+                return Err(Error::usage(
+                    format!("`{NAME} explain` needs one POD (with -n) or NAMESPACE"),
+                    format!("see `{NAME} explain --help`"),
+                ));
+            };
+            let subject = crate::explain::Subject::parse(word, kube.namespace.as_deref())?;
+            meshkit::cluster::block_on(crate::explain::run(&kube, output, &subject))
+        }
         Some("log") => meshkit::cluster::block_on(crate::relabel::log(&kube, output)),
         _ => unreachable!("meshkit::cli parses only the commands in the spec"),
     }

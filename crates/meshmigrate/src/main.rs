@@ -1,6 +1,7 @@
 //! `kubectl meshmigrate`: move the data plane between Istio revisions.
 
 mod cli;
+mod explain;
 mod gateway;
 mod journal;
 mod lock;

@@ -214,6 +214,27 @@ label or an injected pod.",
             exits: READ_EXITS,
             ..CommandSpec::BARE
         },
+        CommandSpec {
+            name: "explain",
+            about: "why a pod or a namespace's pods are injected, by which revision, and whether stale",
+            flags: &[OUTPUT],
+            args: Values::Namespaces,
+            usage: "POD -n NAMESPACE | NAMESPACE",
+            description: "\
+Explain injection as the apiserver decides it, like `istioctl x check-inject` and more: every
+injector webhook's namespace and object selectors evaluated against the namespace's and the pod's
+labels. For a pod: the revision that injected it, the one that injects it next and through which
+webhook and label (namespace or pod, tag → revision), the opt-outs that apply (istio-injection
+disabled, sidecar.istio.io/inject=false as a label or an annotation, kube-system), whether it is
+stale and why, and each injector's answer. For a namespace: what a new pod with no labels gets,
+then the same for every pod in it. Two injectors selecting one pod is shown as an error.",
+            examples: &[
+                "kubectl meshmigrate explain web-7d4b9c-x2x9z -n shop",
+                "kubectl meshmigrate explain shop -o json",
+            ],
+            exits: &[Exit::Ok, Exit::Usage, Exit::Unreachable, Exit::Forbidden, Exit::NotFound],
+            ..CommandSpec::BARE
+        },
         meshkit::complete::COMPLETION,
     ],
 };

@@ -1,9 +1,13 @@
-//! Tier C: restarts that respect the workload, on real istiod injecting through real admission.
-//! A PodDisruptionBudget that allows no disruption holds its workload's restart back, visibly,
-//! until the timeout; a rollout that fails stops new waves; a rerun converges.
+//! Tier C, on real istiod injecting through real admission: `meshmigrate explain` agrees with
+//! what admission did for every namespace/pod label combination, and with `istioctl x
+//! check-inject`; restarts respect the workload: a PodDisruptionBudget that allows no
+//! disruption holds its workload's restart back, visibly, until the timeout; a rollout that fails
+//! stops new waves; a rerun converges.
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use meshtest::{ControlPlane, NEW_ISTIO, OLD_ISTIO, Options, RealFixture, run};
@@ -56,16 +60,126 @@ fn rolled_out(plane: &ControlPlane, names: &[&str]) {
     }
 }
 
+/// Label combinations the standard fixture lacks: a pod-level revision in an unlabelled
+/// namespace, a pod with no labels there, opt-outs by label and by annotation, and a namespace
+/// with both the legacy label and a revision.
+fn extra_pods(new: &str) -> String {
+    let pod = |ns: &str, name: &str, meta: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}{meta}}}\n\
+             spec: {{containers: [{{name: web, image: nginx:1.27}}]}}\n"
+        )
+    };
+    let mut manifest = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: explain-plain}}\n---\napiVersion: v1\nkind: Namespace\n\
+         metadata: {{name: explain-both, labels: {{istio-injection: enabled, istio.io/rev: {new}}}}}\n"
+    );
+    manifest.push_str(&pod("explain-plain", "by-pod-rev", &format!(", labels: {{istio.io/rev: {new}}}")));
+    manifest.push_str(&pod("explain-plain", "nothing", ""));
+    manifest.push_str(&pod("shop-canary", "opt-out-label", ", labels: {sidecar.istio.io/inject: 'false'}"));
+    manifest.push_str(&pod("shop-canary", "opt-out-annotation", ", annotations: {sidecar.istio.io/inject: 'false'}"));
+    manifest.push_str(&pod("explain-both", "web", ""));
+    manifest
+}
+
+/// The revision real istiod recorded in a pod's `sidecar.istio.io/status`, if it injected it.
+fn injected_by(pod: &Value) -> Option<String> {
+    let status = pod["metadata"]["annotations"]["sidecar.istio.io/status"].as_str()?;
+    let status: Value = serde_json::from_str(status).unwrap();
+    Some(status["revision"].as_str().unwrap().to_string())
+}
+
+/// `(configuration, revision)` of every injector `istioctl x check-inject` says would inject.
+fn istioctl_selects(plane: &ControlPlane, namespace: &str, pod: &str) -> BTreeSet<(String, String)> {
+    let istioctl = meshtest::Tools::ensure().unwrap().istioctl().unwrap();
+    let out = Command::new(&istioctl)
+        .args(["x", "check-inject", pod, "-n", namespace])
+        .env("KUBECONFIG", &plane.kubeconfig)
+        .env("HOME", &plane.dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "istioctl x check-inject {pod} -n {namespace}: {text}");
+    // The mark may come wrapped in colour codes.
+    let selects: BTreeSet<(String, String)> = text
+        .lines()
+        .filter_map(|line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [webhook, revision, mark, ..] if mark.contains('✔') => Some((webhook.to_string(), revision.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert!(text.contains("WEBHOOK"), "{text}");
+    eprintln!("istioctl x check-inject {pod} -n {namespace}: {selects:?}");
+    selects
+}
+
+fn explain_matches_admission_and_istioctl(plane: &ControlPlane, new: &str) {
+    plane.apply(&extra_pods(new)).unwrap();
+    let namespaces = [
+        "shop-legacy",
+        "shop-stable",
+        "shop-tagged",
+        "shop-plain",
+        "shop-off",
+        "shop-canary",
+        "istio-ingress",
+        "explain-plain",
+        "explain-both",
+    ];
+    plane
+        .kubectl_ok(&["wait", "--for=condition=Ready", "pods", "--all", "-n", "explain-plain", "--timeout=90s"])
+        .unwrap();
+    let mut checked = 0;
+    for ns in namespaces {
+        let (answer, _) = json(plane, "meshmigrate", &["explain", ns], 0);
+        let pods = plane.get_json(&["pods", "-n", ns]).unwrap();
+        for pod in pods["items"].as_array().unwrap().iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()) {
+            let name = pod["metadata"]["name"].as_str().unwrap();
+            let ours = answer["pods"].as_array().unwrap().iter().find(|e| e["pod"] == name);
+            let ours = ours.unwrap_or_else(|| panic!("{ns}/{name} missing: {answer:#}"));
+            // Nothing changed since these pods were admitted: the next injection is the last one.
+            assert_eq!(ours["injects"].as_str().map(str::to_string), injected_by(pod), "{ns}/{name}: {ours:#}");
+            assert_eq!(ours["state"], "upToDate", "{ns}/{name}: {ours:#}");
+            assert_eq!(ours["conflict"], false, "{ns}/{name}");
+            let selecting: BTreeSet<(String, String)> = ours["webhooks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|w| w["selects"] == true)
+                .map(|w| (w["configuration"].as_str().unwrap().into(), w["revision"].as_str().unwrap().into()))
+                .collect();
+            assert_eq!(selecting, istioctl_selects(plane, ns, name), "{ns}/{name}: explain and check-inject disagree");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "{checked} pods explained");
+    let (annotated, _) = json(plane, "meshmigrate", &["explain", "opt-out-annotation", "-n", "shop-canary"], 0);
+    assert_eq!(annotated["optOuts"], serde_json::json!(["pod annotation sidecar.istio.io/inject=false"]));
+    let (by_pod, _) = json(plane, "meshmigrate", &["explain", "pod/by-pod-rev", "-n", "explain-plain"], 0);
+    assert!(by_pod["via"].as_str().unwrap().starts_with(&format!("pod label istio.io/rev={new}")), "{by_pod:#}");
+    let (tagged, _) = json(plane, "meshmigrate", &["explain", "shop-canary"], 0);
+    assert!(tagged["newPod"]["via"].as_str().unwrap().contains(&format!("(tag prod-canary → {new}")), "{tagged:#}");
+    let (code, _, err) = plugin(plane, "meshmigrate", &["explain", "no-such-pod", "-n", "shop-canary"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("pod shop-canary/no-such-pod does not exist"), "{err}");
+}
+
 #[test]
-fn restarts_wait_for_their_budget_stop_after_a_failed_rollout_and_resume() {
+fn explain_agrees_with_admission_and_restarts_respect_the_workload() {
     let plane = ControlPlane::start(&Options { nodes: 1, real_istio: true, ..Default::default() }).unwrap();
     RealFixture::install(&plane, 2).unwrap();
     let (old, new) = (OLD_ISTIO.revision(), NEW_ISTIO.revision());
+    explain_matches_admission_and_istioctl(&plane, &new);
     plane.apply(&waves_namespace(&old)).unwrap();
     rolled_out(&plane, &["alpha", "beta", "guarded"]);
 
     // The namespace moves by hand: all three workloads' pods are stale now.
     plane.kubectl_ok(&["label", "namespace", "waves", &format!("istio.io/rev={new}"), "--overwrite"]).unwrap();
+    let (explained, _) = json(&plane, "meshmigrate", &["explain", "waves"], 0);
+    for pod in explained["pods"].as_array().unwrap() {
+        assert_eq!(pod["state"], "stale", "{pod:#}");
+        assert_eq!(pod["staleReason"], format!("revision moved {old} → {new}"), "{pod:#}");
+    }
     let before = generation(&plane, "guarded");
     let started = Instant::now();
     let (report, err) = json(&plane, "meshmigrate", &["restart", "waves", "--timeout", "6s"], 7);
@@ -82,7 +196,9 @@ fn restarts_wait_for_their_budget_stop_after_a_failed_rollout_and_resume() {
         assert_eq!(outcome(&report, other)["result"], "restarted", "the budget holds only its own: {report:#}");
     }
     rolled_out(&plane, &["alpha", "beta"]);
-    for pod in plane.get_json(&["pods", "-n", "waves", "-l", "app in (alpha,beta)"]).unwrap()["items"].as_array().unwrap() {
+    for pod in
+        plane.get_json(&["pods", "-n", "waves", "-l", "app in (alpha,beta)"]).unwrap()["items"].as_array().unwrap()
+    {
         if pod["metadata"]["deletionTimestamp"].is_null() {
             assert_eq!(pod["metadata"]["annotations"]["istio.io/rev"], new.as_str(), "real istiod injected the canary");
         }
@@ -96,7 +212,8 @@ fn restarts_wait_for_their_budget_stop_after_a_failed_rollout_and_resume() {
         .apply("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: full, namespace: waves}\nspec: {hard: {pods: \"3\"}}\n")
         .unwrap();
     let beta = generation(&plane, "beta");
-    let (report, err) = json(&plane, "meshmigrate", &["restart", "waves", "--max-concurrent", "1", "--timeout", "90s"], 7);
+    let (report, err) =
+        json(&plane, "meshmigrate", &["restart", "waves", "--max-concurrent", "1", "--timeout", "90s"], 7);
     let alpha = outcome(&report, "deployment/alpha");
     assert_eq!(alpha["result"], "restarted", "{report:#}");
     assert_eq!(alpha["rollout"]["state"], "stuck", "{report:#}");

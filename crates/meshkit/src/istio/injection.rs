@@ -18,9 +18,6 @@ use serde::Serialize;
 
 use super::{Labels, Mesh, NamespaceView, PodView, keys};
 
-/// Namespaces the auto-injection webhook never selects.
-const AUTO_INJECT_EXCLUDED: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "local-path-storage"];
-
 /// What a namespace's labels ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "mode", rename_all = "camelCase")]
@@ -69,6 +66,16 @@ pub enum NoSidecar {
     PodOptOut,
     /// Nothing selects it.
     NotSelected,
+    /// istiod's handler skips it although a webhook selects it: a `sidecar.istio.io/inject=false`
+    /// annotation (without the label, which wins), or a namespace it never injects.
+    HandlerSkips,
+}
+
+/// Whether istiod's injection handler skips this pod whatever its webhooks select.
+pub fn handler_skips(namespace: &str, pod: &PodView) -> bool {
+    keys::NEVER_INJECTED_NAMESPACES.contains(&namespace)
+        || (!pod.labels.contains_key(keys::SIDECAR_INJECT)
+            && pod.annotations.get(keys::SIDECAR_INJECT).map(String::as_str) == Some("false"))
 }
 
 /// The sidecar a pod should have, from the labels alone.
@@ -109,7 +116,7 @@ pub fn pod_intended(namespace: &NamespaceView, pod_labels: &Labels, mesh: &Mesh)
             let opted_in = pod_labels.get(keys::SIDECAR_INJECT).map(String::as_str) == Some("true");
             let auto_injected = mesh.auto_inject
                 && !pod_labels.contains_key(keys::SIDECAR_INJECT)
-                && !AUTO_INJECT_EXCLUDED.contains(&namespace.name.as_str());
+                && !keys::NEVER_INJECTED_NAMESPACES.contains(&namespace.name.as_str());
             match pod_labels.get(keys::REV) {
                 Some(rev) => sidecar(rev),
                 None if opted_in || auto_injected => sidecar(keys::DEFAULT_TAG),
@@ -198,7 +205,12 @@ pub enum PodRevisionState {
 }
 
 pub fn pod_state(namespace: &NamespaceView, pod: &PodView, mesh: &Mesh) -> PodRevisionState {
-    let intended = pod_intended(namespace, &pod.labels, mesh);
+    let intended = match pod_intended(namespace, &pod.labels, mesh) {
+        Intended::Sidecar { .. } if handler_skips(&namespace.name, pod) => {
+            Intended::None { reason: NoSidecar::HandlerSkips }
+        }
+        other => other,
+    };
     let injected = pod_injected(pod);
     let wanted = match &intended {
         Intended::Sidecar { revision: None, .. } => return PodRevisionState::Unresolved,
@@ -301,7 +313,7 @@ mod tests {
                 sel().with("istio-injection", DoesNotExist, &[]).with("istio.io/rev", DoesNotExist, &[]).with(
                     "kubernetes.io/metadata.name",
                     NotIn,
-                    &AUTO_INJECT_EXCLUDED,
+                    &keys::NEVER_INJECTED_NAMESPACES,
                 ),
                 sel().with("sidecar.istio.io/inject", DoesNotExist, &[]).with("istio.io/rev", DoesNotExist, &[]),
             ));

@@ -6,6 +6,7 @@
 pub mod apis;
 pub mod defaults;
 pub mod deprecated;
+pub mod explain;
 mod injection;
 pub mod injects;
 mod mesh;
@@ -20,8 +21,8 @@ pub mod tag_objects;
 mod version;
 
 pub use injection::{
-    Injected, Intended, NamespaceInjection, OptOut, PodRevisionState, namespace_injection, pod_injected, pod_intended,
-    pod_opt_out, pod_state,
+    Injected, Intended, NamespaceInjection, OptOut, PodRevisionState, handler_skips, namespace_injection, pod_injected,
+    pod_intended, pod_opt_out, pod_state,
 };
 pub use mesh::{Mesh, Revision, Tag, TagTarget};
 pub use objects::{
@@ -50,6 +51,10 @@ pub mod keys {
     /// The tag whose revision is the cluster's default.
     pub const DEFAULT_TAG: &str = "default";
     pub const PROXY_CONTAINER: &str = "istio-proxy";
+    /// Namespaces istiod's injection handler never injects, whatever selects them (and which the
+    /// auto-injection entry excludes).
+    pub const NEVER_INJECTED_NAMESPACES: [&str; 4] =
+        ["kube-system", "kube-public", "kube-node-lease", "local-path-storage"];
     pub const DISCOVERY_CONTAINER: &str = "discovery";
     /// The selector Istio writes into an injector's entries to switch it off.
     pub const DEACTIVATED: (&str, &str) = ("istio.io/deactivated", "never-match");

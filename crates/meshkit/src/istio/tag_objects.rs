@@ -20,9 +20,6 @@ pub const DEFAULT_ISTIO_NAMESPACE: &str = "istio-system";
 /// Who we are in `managedFields` and in the `app.kubernetes.io/managed-by` label.
 pub const MANAGER: &str = "kubectl-revtag";
 
-/// Namespaces the auto-injection entry never selects.
-const AUTO_INJECT_EXCLUDED: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "local-path-storage"];
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagObjects {
     pub webhook: MutatingWebhookConfiguration,
@@ -166,7 +163,7 @@ pub fn build(
                 selector(vec![
                     requirement(keys::INJECTION, "DoesNotExist", &[]),
                     requirement(keys::REV, "DoesNotExist", &[]),
-                    requirement("kubernetes.io/metadata.name", "NotIn", &AUTO_INJECT_EXCLUDED),
+                    requirement("kubernetes.io/metadata.name", "NotIn", &keys::NEVER_INJECTED_NAMESPACES),
                 ]),
                 selector(vec![
                     requirement(keys::SIDECAR_INJECT, "DoesNotExist", &[]),
