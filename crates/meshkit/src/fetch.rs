@@ -10,7 +10,7 @@ use kube::Api;
 
 use crate::cluster::Cluster;
 use crate::error::Result;
-use crate::istio::injects::Injects;
+use crate::istio::injects::{Injects, RevisionConfig};
 use crate::istio::proxy_status::{IstiodReading, LiveStatus, parse_syncz};
 use crate::istio::{IstiodView, Mesh, NamespaceView, ServiceView, WebhookConfigView, keys};
 use crate::kube::portforward;
@@ -60,8 +60,8 @@ pub async fn injects(cluster: &Cluster) -> Result<Vec<Injects>> {
     let ns = &cluster.istio_namespace;
     let api: Api<ConfigMap> = Api::namespaced(cluster.client(), ns);
     let what = format!("list configmaps in namespace {ns}");
-    match cluster.list_map(&api, Some(keys::REV), &what, Injects::from_config_map).await {
-        Ok(found) => Ok(found.into_iter().flatten().collect()),
+    match cluster.list_map(&api, Some(keys::REV), &what, RevisionConfig::from_config_map).await {
+        Ok(found) => Ok(RevisionConfig::merge(found.into_iter().flatten())),
         Err(crate::Error::Forbidden { .. }) => Ok(Vec::new()),
         Err(e) => Err(e),
     }

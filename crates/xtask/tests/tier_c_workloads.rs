@@ -167,7 +167,7 @@ fn explain_matches_admission_and_istioctl(plane: &ControlPlane, new: &str) {
 #[test]
 fn explain_agrees_with_admission_and_restarts_respect_the_workload() {
     let plane = ControlPlane::start(&Options { nodes: 1, real_istio: true, ..Default::default() }).unwrap();
-    RealFixture::install(&plane, 2).unwrap();
+    let fixture = RealFixture::install(&plane, 2).unwrap();
     let (old, new) = (OLD_ISTIO.revision(), NEW_ISTIO.revision());
     explain_matches_admission_and_istioctl(&plane, &new);
     plane.apply(&waves_namespace(&old)).unwrap();
@@ -228,6 +228,44 @@ fn explain_agrees_with_admission_and_restarts_respect_the_workload() {
     plane.kubectl_ok(&["delete", "resourcequota", "full", "-n", "waves"]).unwrap();
     let (report, err) = json(&plane, "meshmigrate", &["restart", "waves", "--wait", "--timeout", "3m"], 0);
     assert_eq!(report["rollouts"]["waves/deployment/beta"]["state"], "complete", "{report:#}\n{err}");
+    let (status, _) = json(&plane, "meshmigrate", &["status", "waves"], 0);
+    assert_eq!(status[0]["stalePods"], serde_json::json!([]), "{status:#}");
+
+    // The template changes in place: the old revision's release turns the Istio CNI on. Its pods
+    // carry istio-init, which real istiod no longer injects; status says so, and a restart gets
+    // istio-validation from it.
+    let discovery = fixture.old_charts.join("istio-control/istio-discovery");
+    let out = meshtest::helm_command(&plane)
+        .args(["upgrade", &format!("istiod-{old}"), discovery.to_str().unwrap(), "-n", "istio-system"])
+        .args(["--reuse-values", "--set", "pilot.cni.enabled=true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, _) = json(&plane, "meshmigrate", &["status", "waves"], 0);
+    let why = format!("injected with istio-init; revision {old} now uses the Istio CNI");
+    let reasons = status[0]["staleReasons"].as_object().unwrap();
+    assert_eq!(reasons.len(), 3, "{status:#}");
+    assert!(reasons.values().all(|r| r == &Value::from(why.clone())), "{status:#}");
+    let start = Instant::now();
+    loop {
+        let (report, err) = json(&plane, "meshmigrate", &["restart", "waves", "--wait", "--timeout", "3m"], 0);
+        rolled_out(&plane, &["alpha", "beta", "guarded"]);
+        let pods = plane.get_json(&["pods", "-n", "waves"]).unwrap();
+        let inits: Vec<String> = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .flat_map(|p| p["spec"]["initContainers"].as_array().unwrap().iter())
+            .filter(|c| c["name"] != "istio-proxy")
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        // istiod reads the changed injector ConfigMap a moment after Helm wrote it.
+        if inits.iter().all(|name| name == "istio-validation") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "{inits:?}\n{report:#}\n{err}");
+    }
     let (status, _) = json(&plane, "meshmigrate", &["status", "waves"], 0);
     assert_eq!(status[0]["stalePods"], serde_json::json!([]), "{status:#}");
 }

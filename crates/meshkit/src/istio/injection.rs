@@ -226,8 +226,10 @@ pub fn pod_state(namespace: &NamespaceView, pod: &PodView, mesh: &Mesh) -> PodRe
     };
     match (injected.revision(), wanted) {
         (now, wanted) if now == wanted => {
-            let by_image = now.and_then(|r| mesh.injects.get(r)).and_then(|i| super::injects::stale_image(pod, i));
-            by_image.map_or(PodRevisionState::UpToDate, stale)
+            let injects = now.and_then(|r| mesh.injects.get(r));
+            let changed = injects
+                .and_then(|i| super::injects::stale_image(pod, i).or_else(|| super::injects::stale_template(pod, i)));
+            changed.map_or(PodRevisionState::UpToDate, stale)
         }
         (Some(now), Some(wanted)) => stale(format!("revision moved {now} → {wanted}")),
         (None, Some(wanted)) => stale(format!("no sidecar; its labels ask for one from {wanted}")),
