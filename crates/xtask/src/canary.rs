@@ -230,6 +230,11 @@ pub fn upgrade(s: &Session) -> Result<()> {
         0,
     )?;
     s.step(
+        "why a pod is stale: which webhook injects its namespace now, through which label and tag",
+        "kubectl meshmigrate explain shop-tagged",
+        0,
+    )?;
+    s.step(
         "restart what is now stale (namespaces on the default and on prod-stable)",
         "kubectl meshmigrate restart",
         0,
