@@ -146,6 +146,7 @@ mod tests {
                 tag: "1.30.4".into(),
                 image: "proxyv2".into(),
                 variant: String::new(),
+                ..Default::default()
             }],
             pods: vec![pod("1-30-3", "1.30.3"), pod("1-30-3", "1.30.3"), pod("1-30-3", "1.30.4")],
             ..Default::default()

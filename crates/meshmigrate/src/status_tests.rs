@@ -60,6 +60,7 @@ fn a_proxy_older_than_its_revision_injects_now_is_stale_with_its_reason() {
         tag: "1.30.4".into(),
         image: "proxyv2".into(),
         variant: String::new(),
+        ..Default::default()
     }];
     let rows = decide(&snap, &Scope::Named(vec!["legacy".into()]));
     let legacy = rows.iter().find(|r| r.namespace == "legacy").unwrap();
