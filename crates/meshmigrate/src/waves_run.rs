@@ -1,15 +1,20 @@
-//! Drives `waves`: each second, fetch the workloads and PodDisruptionBudgets of the namespaces
-//! involved (one list per kind), let `Waves` decide, send the restarts it started.
+//! Drives `waves` on watches: the workloads and PodDisruptionBudgets of the namespaces involved
+//! are watched (one watcher per kind and namespace, or per kind for the cluster), and `Waves`
+//! decides again after each burst of events; the restarts it starts are sent from here.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::Api;
 use meshkit::cluster::Cluster;
+use meshkit::kube::watch::{Change, Mirror, watch};
 use meshkit::{Error, Result};
 
 use crate::progress::Progress;
 use crate::restart::Restart;
+use crate::rollout::WorkloadView;
+use crate::scope::PER_NAMESPACE_LISTS;
 use crate::waves::{Budget, Event, Waves};
 
 pub struct Pace {
@@ -19,46 +24,86 @@ pub struct Pace {
     pub follow_to_the_end: bool,
 }
 
-/// The budgets of `namespaces`, as `rollout::fetch` lists workloads. Without the right to list
-/// them the restarts go on unheld, and stderr says so once.
-async fn budgets(cluster: &Cluster, namespaces: &[String], warned: &mut bool) -> Result<Vec<Budget>> {
-    let client = cluster.client();
-    let listed = if namespaces.len() <= crate::scope::PER_NAMESPACE_LISTS {
-        let mut all = Vec::new();
-        for ns in namespaces {
-            let api = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns);
-            match cluster
-                .list_map(&api, None, &format!("list poddisruptionbudgets in {ns}"), |p: &PodDisruptionBudget| {
-                    Budget::from(p)
-                })
-                .await
-            {
-                Ok(found) => all.extend(found),
-                Err(e) => return forbidden_or(e, warned),
+enum Seen {
+    Workload(Change<WorkloadView>),
+    Budget(Change<Budget>),
+    /// The budgets may not be read (RBAC).
+    BudgetsForbidden(Error),
+}
+
+/// Everything the waves watch, as it is now.
+struct Watched {
+    workloads: Mirror<WorkloadView>,
+    budgets: Mirror<Budget>,
+    /// The budgets' stream numbers.
+    budget_streams: std::ops::Range<usize>,
+    warned: bool,
+}
+
+impl Watched {
+    fn ready(&self) -> bool {
+        self.workloads.ready() && self.budgets.ready()
+    }
+
+    fn take(&mut self, seen: Result<Seen>) -> Result<()> {
+        match seen {
+            Ok(Seen::Workload(change)) => self.workloads.apply(change),
+            Ok(Seen::Budget(change)) => self.budgets.apply(change),
+            // Without the right to read budgets the restarts go on unheld, and stderr says so once.
+            Ok(Seen::BudgetsForbidden(e)) => {
+                if !self.warned {
+                    eprintln!("kubectl-meshmigrate: warning: {e}; restarts are not held for PodDisruptionBudgets");
+                    self.warned = true;
+                }
+                for stream in self.budget_streams.clone() {
+                    self.budgets.give_up(stream);
+                }
             }
+            // As a failed request would: the run stops (an unreachable apiserver is exit 3) and
+            // a rerun continues from the journal.
+            Err(e) => return Err(e),
         }
-        Ok(all)
-    } else {
-        let api = Api::<PodDisruptionBudget>::all(client);
-        cluster.list_map(&api, None, "list poddisruptionbudgets", |p: &PodDisruptionBudget| Budget::from(p)).await
-    };
-    match listed {
-        Ok(all) => Ok(all.into_iter().filter(|b| namespaces.contains(&b.namespace)).collect()),
-        Err(e) => forbidden_or(e, warned),
+        Ok(())
     }
 }
 
-fn forbidden_or(e: Error, warned: &mut bool) -> Result<Vec<Budget>> {
-    if !matches!(e, Error::Forbidden { .. }) {
-        return Err(e);
-    }
-    if !*warned {
-        eprintln!(
-            "kubectl-meshmigrate: warning: cannot list PodDisruptionBudgets ({e}); restarts are not held for them"
-        );
-        *warned = true;
-    }
-    Ok(Vec::new())
+/// The watches of the workloads and budgets of `namespaces`, merged into one stream.
+fn watch_all(
+    cluster: &Cluster,
+    namespaces: &[String],
+) -> (futures::stream::SelectAll<futures::stream::BoxStream<'static, Result<Seen>>>, Watched) {
+    let per = PER_NAMESPACE_LISTS;
+    let mut workload_streams = watch(cluster, namespaces, per, 0, "watch deployments", |d: &Deployment| d.into());
+    let next = workload_streams.len();
+    workload_streams.extend(watch(cluster, namespaces, per, next, "watch statefulsets", |s: &StatefulSet| s.into()));
+    let next = workload_streams.len();
+    workload_streams.extend(watch(cluster, namespaces, per, next, "watch daemonsets", |d: &DaemonSet| d.into()));
+    let budget_streams =
+        watch(cluster, namespaces, per, 0, "watch poddisruptionbudgets", |p: &PodDisruptionBudget| Budget::from(p));
+    let watched = Watched {
+        workloads: Mirror::new(workload_streams.len()),
+        budgets: Mirror::new(budget_streams.len()),
+        budget_streams: 0..budget_streams.len(),
+        warned: false,
+    };
+    let all = workload_streams.into_iter().map(|s| s.map(|c| c.map(Seen::Workload)).boxed()).chain(
+        budget_streams.into_iter().map(|s| {
+            // A forbidden budget watch is said once and then ends, not retried.
+            s.scan(false, |refused, c| {
+                let item = match c {
+                    _ if *refused => None,
+                    Err(e @ Error::Forbidden { .. }) => {
+                        *refused = true;
+                        Some(Ok(Seen::BudgetsForbidden(e)))
+                    }
+                    other => Some(other.map(Seen::Budget)),
+                };
+                futures::future::ready(item)
+            })
+            .boxed()
+        }),
+    );
+    (futures::stream::select_all(all), watched)
 }
 
 /// Runs the waves to their end or the deadline; `start` sends one wave's restarts.
@@ -70,18 +115,29 @@ pub async fn drive(
     mut start: impl AsyncFnMut(&[Restart]) -> Result<()>,
 ) -> Result<()> {
     let mut progress = Progress::new("rollouts", waves.outcomes.len());
-    let mut warned = false;
+    let (mut events, mut watched) = watch_all(cluster, namespaces);
+    let deadline = tokio::time::Instant::from_std(pace.deadline);
     loop {
-        let (workloads, budgets) =
-            tokio::try_join!(crate::rollout::fetch(cluster, namespaces), budgets(cluster, namespaces, &mut warned))?;
-        let mut events = waves.observe(&workloads);
-        let wave = waves.next_wave(pace.max_concurrent, &workloads, &budgets);
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Err(_) | Ok(None) => break,
+            Ok(Some(seen)) => watched.take(seen)?,
+        }
+        // Take the whole burst before deciding.
+        while let Some(Some(seen)) = events.next().now_or_never() {
+            watched.take(seen)?;
+        }
+        if !watched.ready() {
+            continue;
+        }
+        let workloads = watched.workloads.views();
+        let mut happened = waves.observe(&workloads);
+        let wave = waves.next_wave(pace.max_concurrent, &workloads, &watched.budgets.views());
         let restarts = waves.started(&wave);
         if !restarts.is_empty() {
             start(&restarts).await?;
         }
-        events.extend(wave);
-        for event in events {
+        happened.extend(wave);
+        for event in happened {
             match event {
                 Event::Held { workload, why } => progress.note(&format!("waiting to restart {workload}: {why}")),
                 Event::Started { workload } => progress.note(&format!("restarted {workload}")),
@@ -91,10 +147,9 @@ pub async fn drive(
                 }
             }
         }
-        if waves.is_done(pace.follow_to_the_end) || Instant::now() >= pace.deadline {
+        if waves.is_done(pace.follow_to_the_end) {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     progress.finish();
     waves.close();

@@ -3,3 +3,4 @@
 
 pub mod label_selector;
 pub mod portforward;
+pub mod watch;
