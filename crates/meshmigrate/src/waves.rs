@@ -67,6 +67,11 @@ pub struct Waves {
     /// Why the last check held each queued restart back (stderr says it once per change).
     #[serde(skip)]
     held: BTreeMap<usize, String>,
+    /// The generation each restart started from: a watch may still show the workload as it was
+    /// before the patch (events of other workloads can come first), and that view says nothing
+    /// about the new rollout.
+    #[serde(skip)]
+    started_from: BTreeMap<usize, i64>,
     /// The failed rollout that stopped new waves.
     pub stopped_by: Option<String>,
 }
@@ -83,6 +88,7 @@ impl Waves {
             queue: VecDeque::new(),
             in_flight: BTreeSet::new(),
             held: BTreeMap::new(),
+            started_from: BTreeMap::new(),
             stopped_by: None,
         };
         for (i, o) in waves.outcomes.iter().enumerate() {
@@ -117,10 +123,13 @@ impl Waves {
         let mut events = Vec::new();
         for i in self.in_flight.clone() {
             let r = &self.outcomes[i].restart;
-            let state = workloads
-                .iter()
-                .find(|w| w.namespace == r.namespace && w.workload == r.workload)
-                .map_or(Rollout::Complete, rollout);
+            let view = workloads.iter().find(|w| w.namespace == r.namespace && w.workload == r.workload);
+            if let (Some(w), Some(from)) = (view, self.started_from.get(&i))
+                && w.generation <= *from
+            {
+                continue;
+            }
+            let state = view.map_or(Rollout::Complete, rollout);
             match &state {
                 Rollout::Complete => {
                     self.in_flight.remove(&i);
@@ -187,6 +196,9 @@ impl Waves {
                     busy.extend(covering.iter().map(|b| (b.namespace.clone(), b.name.clone())));
                     events.push(Event::Started { workload: label(r) });
                     self.outcomes[i].result = RestartResult::Restarted;
+                    if let Some(generation) = view(&self.outcomes[i].restart).map(|w| w.generation) {
+                        self.started_from.insert(i, generation);
+                    }
                     self.in_flight.insert(i);
                     free -= 1;
                 }

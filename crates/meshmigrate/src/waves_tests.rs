@@ -52,16 +52,21 @@ fn waves_fill_free_slots_in_order_and_follow_to_the_end() {
     let wave = waves.next_wave(2, &views, &[]);
     assert_eq!(started(&wave), ["shop/deployment/a", "shop/deployment/b"]);
     assert_eq!(waves.started(&wave).len(), 2);
+    assert!(waves.observe(&views).is_empty(), "a view from before the patch proves nothing (found at scale)");
+    assert!(started(&waves.next_wave(2, &views, &[])).is_empty(), "both still in flight");
     views[0] = rolling(&views[0]);
     views[1] = rolling(&views[1]);
     assert!(waves.observe(&views).is_empty(), "both still rolling");
     assert!(started(&waves.next_wave(2, &views, &[])).is_empty(), "no free slot");
-    views[0] = workload("shop", names[0], names[0]);
+    views[0] = WorkloadView { generation: 3, observed_generation: 3, ..workload("shop", names[0], names[0]) };
     assert_eq!(waves.observe(&views), [Event::RolledOut { workload: "shop/deployment/a".into() }]);
     assert_eq!(started(&waves.next_wave(2, &views, &[])), ["shop/deployment/c"]);
     assert!(waves.is_done(false), "everything started");
     assert!(!waves.is_done(true), "b and c still rolling");
-    views = names.iter().map(|n| workload("shop", n, n)).collect();
+    views = names
+        .iter()
+        .map(|n| WorkloadView { generation: 3, observed_generation: 3, ..workload("shop", n, n) })
+        .collect();
     waves.observe(&views);
     assert!(waves.is_done(true));
     waves.close();
@@ -109,7 +114,7 @@ fn one_restart_at_a_time_under_a_budget() {
     views[0] = rolling(&views[0]);
     waves.observe(&views);
     assert!(started(&waves.next_wave(5, &views, &budgets)).is_empty(), "still rolling");
-    views[0] = workload("shop", "deployment/web", "web");
+    views[0] = WorkloadView { generation: 3, observed_generation: 3, ..workload("shop", "deployment/web", "web") };
     waves.observe(&views);
     assert_eq!(started(&waves.next_wave(5, &views, &budgets)), ["shop/deployment/web-v2"]);
 }

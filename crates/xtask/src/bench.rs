@@ -155,7 +155,9 @@ fn measure(kubeconfig: &Path, args: &[&str]) -> Result<(BTreeMap<String, String>
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     if !out.status.success() {
-        bail!("kubectl-meshmigrate {} failed: {stderr}", args.join(" "));
+        // The report says why (pods off target, proxies not proven): show it too.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        bail!("kubectl-meshmigrate {} failed: {stderr}\nits report:\n{stdout}", args.join(" "));
     }
     Ok((figures, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
