@@ -171,16 +171,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
             let Some(target) = flags.to else {
                 return Err(Error::usage(format!("`{NAME} gateway` needs --to REV|TAG"), "e.g. --to prod-canary"));
             };
-            let timeout = flags.timeout.unwrap_or(DEFAULT_TIMEOUT);
-            meshkit::cluster::block_on(crate::gateway::run(
-                &kube,
-                output,
-                name,
-                &target,
-                timeout,
-                flags.dry_run,
-                flags.take_ownership,
-            ))
+            let args = crate::gateway::GatewayArgs {
+                name: name.clone(),
+                target,
+                timeout: flags.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                dry_run: flags.dry_run,
+                take_ownership: flags.take_ownership,
+            };
+            meshkit::cluster::block_on(crate::gateway::run(&kube, output, &args))
         }
         Some("retire") => {
             let [_, revision] = words.as_slice() else {

@@ -207,17 +207,25 @@ pub struct GatewayReport {
     pub default_followers: Vec<String>,
 }
 
+/// `gateway NAME -n NS --to T`, parsed.
+pub struct GatewayArgs {
+    pub name: String,
+    pub target: String,
+    pub timeout: std::time::Duration,
+    pub dry_run: meshkit::cli::DryRun,
+    pub take_ownership: bool,
+}
+
 pub async fn run(
     kube: &meshkit::args::KubeArgs,
     output: meshkit::render::OutputArgs,
-    name: &str,
-    target: &str,
-    timeout: std::time::Duration,
-    dry_run: meshkit::cli::DryRun,
-    take_ownership: bool,
+    args: &GatewayArgs,
 ) -> Result<meshkit::Exit> {
     use crate::rollout::Rollout;
     use meshkit::cli::DryRun;
+    let GatewayArgs { name, target, timeout, dry_run, take_ownership } = args;
+    let (name, target, timeout, dry_run, take_ownership) =
+        (name.as_str(), target.as_str(), *timeout, *dry_run, *take_ownership);
     let namespace = kube.namespace.clone().ok_or_else(|| {
         Error::usage("`kubectl meshmigrate gateway` needs -n NAMESPACE", "the namespace of the gateway Deployment")
     })?;

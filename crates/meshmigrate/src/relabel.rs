@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use crate::journal::{Action, Entry, InjectionLabels, Journal, State};
 
-/// Namespaces a relabel refuses unless forced (the Istio namespace is added at run time).
-const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+/// Namespaces a relabel refuses unless forced: those istiod never injects (a label there does
+/// nothing) and, at run time, the Istio namespace.
+const SYSTEM_NAMESPACES: [&str; 4] = meshkit::istio::keys::NEVER_INJECTED_NAMESPACES;
 
 pub fn labels_of(ns: &NamespaceView) -> InjectionLabels {
     InjectionLabels {

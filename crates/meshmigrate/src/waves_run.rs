@@ -117,18 +117,31 @@ pub async fn drive(
     let mut progress = Progress::new("rollouts", waves.outcomes.len());
     let (mut events, mut watched) = watch_all(cluster, namespaces);
     let deadline = tokio::time::Instant::from_std(pace.deadline);
+    // At most one decision a second: the waves then start restarts together, and the journal
+    // is written once per wave rather than once per finished rollout.
+    let (mut changed, mut next_decision) = (false, tokio::time::Instant::now());
     loop {
-        match tokio::time::timeout_at(deadline, events.next()).await {
-            Err(_) | Ok(None) => break,
-            Ok(Some(seen)) => watched.take(seen)?,
+        let wake = if changed { next_decision.min(deadline) } else { deadline };
+        match tokio::time::timeout_at(wake, events.next()).await {
+            Ok(None) => break,
+            Ok(Some(seen)) => {
+                watched.take(seen)?;
+                while let Some(Some(seen)) = events.next().now_or_never() {
+                    watched.take(seen)?;
+                }
+                changed = true;
+            }
+            Err(_) => {}
         }
-        // Take the whole burst before deciding.
-        while let Some(Some(seen)) = events.next().now_or_never() {
-            watched.take(seen)?;
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break;
         }
-        if !watched.ready() {
+        if !changed || now < next_decision || !watched.ready() {
             continue;
         }
+        changed = false;
+        next_decision = now + std::time::Duration::from_secs(1);
         let workloads = watched.workloads.views();
         let mut happened = waves.observe(&workloads);
         let wave = waves.next_wave(pace.max_concurrent, &workloads, &watched.budgets.views());
