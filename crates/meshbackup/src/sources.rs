@@ -32,7 +32,7 @@ const GATEWAY_API_GROUPS: &[&str] = &["gateway.networking.k8s.io", "gateway.netw
 
 /// Whether custom resources of this API group belong in a backup.
 pub fn is_mesh_group(group: &str) -> bool {
-    group == "istio.io" || group.ends_with(".istio.io") || GATEWAY_API_GROUPS.contains(&group)
+    meshkit::istio::apis::is_istio_group(group) || GATEWAY_API_GROUPS.contains(&group)
 }
 
 /// One list request (or one per selector) feeding the backup.

@@ -258,7 +258,9 @@ impl Snapshot {
         let (nodes, crds, releases, operators) = extras;
         let istio_crds: Partial<Vec<CrdView>> = crds
             .as_ref()
-            .map(|crds| crds.iter().filter(|c| c.spec.group.ends_with("istio.io")).map(crd_view).collect())
+            .map(|crds| {
+                crds.iter().filter(|c| meshkit::istio::apis::is_istio_group(&c.spec.group)).map(crd_view).collect()
+            })
             .map_err(Clone::clone);
         let istio_objects = match &istio_crds {
             Ok(crds) if needs.inventory => partial(written_objects(cluster, crds).await)?,

@@ -12,6 +12,12 @@ const REMOVED_GROUPS: &[(&str, &str)] = &[
     ("policy.istio.io", "1.8"),
 ];
 
+/// Whether `group` is one of Istio's API groups (`istio.io` or a subgroup such as
+/// `networking.istio.io`); a group merely ending in the letters, like `notistio.io`, is not.
+pub fn is_istio_group(group: &str) -> bool {
+    group == "istio.io" || group.ends_with(".istio.io")
+}
+
 /// The Istio release that removed `group`, if it is one of the removed groups.
 pub fn removed_in(group: &str) -> Option<&'static str> {
     REMOVED_GROUPS.iter().find(|(g, _)| *g == group).map(|(_, release)| *release)
@@ -133,6 +139,13 @@ pub fn parse_bundle_version(raw: &str) -> Option<(u64, u64, u64)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn istio_groups_are_istio_io_and_its_subgroups() {
+        assert!(is_istio_group("istio.io") && is_istio_group("networking.istio.io"));
+        assert!(!is_istio_group("notistio.io") && !is_istio_group("gateway.networking.k8s.io"));
+    }
+
     use super::*;
 
     fn v(text: &str) -> IstioVersion {
