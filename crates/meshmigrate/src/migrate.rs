@@ -282,9 +282,6 @@ async fn apply_and_follow(
     let start = async |wave: &[Restart]| crate::restart::apply(cluster, user, wave).await;
     let driven = crate::waves_run::drive(cluster, names, &mut waves, &pace, start).await;
     report.complete = waves.complete(args.wait);
-    if let Some(failed) = &waves.stopped_by {
-        eprintln!("kubectl-meshmigrate: stopped starting restarts: {failed}; fix it, then rerun to continue");
-    }
     report.restarts = waves.outcomes;
     driven
 }

@@ -61,9 +61,6 @@ pub async fn run(
         return Ok(followed.exit());
     }
     renderer.print(&waves.outcomes, || crate::restart::outcome_table(&waves.outcomes))?;
-    if let Some(failed) = &waves.stopped_by {
-        eprintln!("kubectl-meshmigrate: stopped starting restarts: {failed}; fix it, then rerun to continue");
-    }
     Ok(if waves.complete(args.wait) { Exit::Ok } else { Exit::Incomplete })
 }
 

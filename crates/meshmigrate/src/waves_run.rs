@@ -166,6 +166,9 @@ pub async fn drive(
     }
     progress.finish();
     waves.close();
+    if let Some(failed) = &waves.stopped_by {
+        eprintln!("kubectl-meshmigrate: stopped starting restarts: {failed}; fix it, then rerun to continue");
+    }
     Ok(())
 }
 
@@ -175,9 +178,8 @@ pub async fn follow(
     workloads: &[(String, String)],
     deadline: Instant,
 ) -> Result<std::collections::BTreeMap<(String, String), crate::rollout::Rollout>> {
-    let namespaces: Vec<String> =
-        workloads.iter().map(|(ns, _)| ns.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let mut waves = Waves::following(workloads);
+    let namespaces = waves.namespaces();
     let pace = Pace { max_concurrent: workloads.len(), deadline, follow_to_the_end: true };
     drive(cluster, &namespaces, &mut waves, &pace, async |_: &[Restart]| Ok(())).await?;
     Ok(waves.rollouts())
