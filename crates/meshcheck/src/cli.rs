@@ -4,17 +4,18 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use meshkit::args::{KubeArgs, parse_duration};
-use meshkit::cli::{Matches, Parsed};
+use meshkit::cli::{Matches, Start};
 use meshkit::cluster::Cluster;
 use meshkit::istio::IstioVersion;
 use meshkit::render::{OutputArgs, Renderer};
 use meshkit::{Error, Exit, Result};
 
+use crate::checks::catalogue;
+use crate::checks::report::FailOn;
 use crate::checks::{self, Options};
-use crate::report::FailOn;
 use crate::snapshot::{Needs, Snapshot};
 use crate::spec::SPEC;
-use crate::{catalogue, manifest, manifest_settings, version};
+use crate::{manifest_run, version};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -26,8 +27,6 @@ pub enum Command {
         files: Vec<String>,
         offline: bool,
     },
-    /// Prints `docs/checks.md` (used to regenerate it; not listed).
-    Catalogue,
     /// One check's documentation.
     Explain {
         code: String,
@@ -44,32 +43,8 @@ pub struct Invocation {
     pub wait: Option<Duration>,
 }
 
-#[derive(Debug)]
-pub enum Request {
-    Help(String),
-    Version,
-    Run(Box<Invocation>),
-}
-
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
-    let args: Vec<OsString> = args.into_iter().collect();
-    // Not a user command (it regenerates docs/checks.md), so not in the spec.
-    if args.first().and_then(|a| a.to_str()) == Some("catalogue") {
-        let invocation = Invocation {
-            kube: KubeArgs::default(),
-            output: OutputArgs::default(),
-            command: Command::Catalogue,
-            options: Options::default(),
-            fail_on: FailOn::default(),
-            wait: None,
-        };
-        return Ok(Request::Run(Box::new(invocation)));
-    }
-    let m = match meshkit::cli::parse(&SPEC, args)? {
-        Parsed::Help(text) => return Ok(Request::Help(text)),
-        Parsed::Version => return Ok(Request::Version),
-        Parsed::Run(m) => m,
-    };
+/// The command a parsed command line asks for, its arguments checked.
+pub fn invocation(m: Box<Matches>) -> Result<Invocation> {
     let mut options = Options::default();
     if let Some(raw) = m.value("to-version") {
         let parsed = IstioVersion::parse(raw).filter(|v| v.major == 1).ok_or_else(|| {
@@ -137,66 +112,34 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
         }
     };
     let Matches { kube, output, .. } = *m;
-    Ok(Request::Run(Box::new(Invocation { kube, output, command, options, fail_on, wait })))
+    Ok(Invocation { kube, output, command, options, fail_on, wait })
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
-    let args: Vec<OsString> = args.into_iter().collect();
-    if let Some(done) = meshkit::complete::dispatch(&SPEC, &args) {
-        return done;
+    let mut args = args.into_iter().peekable();
+    // Not a user command (it regenerates docs/checks.md), so not in the spec.
+    if args.peek().and_then(|a| a.to_str()) == Some("catalogue") {
+        meshkit::render::print_text(&crate::checks::docs::markdown());
+        return Ok(Exit::Ok);
     }
-    let invocation = match parse(args)? {
-        Request::Help(text) => {
-            meshkit::render::print_text(&text);
-            return Ok(Exit::Ok);
-        }
-        Request::Version => {
-            meshkit::render::print_text(&format!("kubectl-meshcheck {}\n", env!("CARGO_PKG_VERSION")));
-            return Ok(Exit::Ok);
-        }
-        Request::Run(invocation) => *invocation,
+    let m = match meshkit::cli::start(&SPEC, args)? {
+        Start::Done(code) => return Ok(code),
+        Start::Run(m) => m,
     };
-    if invocation.command == Command::Catalogue {
-        meshkit::render::print_text(&catalogue::markdown());
-        return Ok(Exit::Ok);
-    }
-    if let Command::Explain { code } = &invocation.command {
-        let check = catalogue::find(code).expect("checked when parsed");
-        meshkit::render::print_text(&catalogue::explain(check));
-        return Ok(Exit::Ok);
-    }
-    if let Command::Manifest { files, offline } = &invocation.command {
-        // Read and parse first: bad input fails before any cluster is contacted.
-        let mut objects = Vec::new();
-        for file in files {
-            let (name, text) = if file == "-" {
-                let mut text = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
-                ("<stdin>".to_string(), text)
-            } else {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| Error::usage(format!("cannot read {file}: {e}"), "check the path"))?;
-                (file.clone(), text)
-            };
-            objects.extend(manifest::parse(&name, &text)?);
+    let invocation = invocation(m)?;
+    match &invocation.command {
+        Command::Explain { code } => {
+            let check = catalogue::find(code).expect("checked when parsed");
+            meshkit::render::print_text(&crate::checks::docs::explain(check));
+            Ok(Exit::Ok)
         }
-        let mut report = manifest::review(&objects, invocation.options.to_version.as_ref());
-        if *offline {
-            report.findings.push(manifest_settings::cni(&objects, None));
-        } else {
-            let findings = meshkit::cluster::block_on(async {
-                let cluster = Cluster::connect(&invocation.kube).await?;
-                let namespace = invocation.kube.namespace.clone().unwrap_or_else(|| "default".into());
-                let cni = manifest_settings::cni(&objects, Some(manifest_settings::cni_in_cluster(&cluster).await?));
-                Ok::<_, Error>([cni, manifest::dry_run(&cluster, &objects, &namespace).await])
-            })?;
-            report.findings.extend(findings);
+        Command::Manifest { files, offline } => {
+            let Invocation { kube, output, options, fail_on, .. } = &invocation;
+            let review = manifest_run::Review { files, offline: *offline, to_version: options.to_version.as_ref() };
+            manifest_run::run(kube, Renderer::new(*output), *fail_on, &review)
         }
-        let renderer = Renderer::new(invocation.output);
-        renderer.print_human(&report.document(invocation.fail_on), |color| report.text(invocation.fail_on, color))?;
-        return Ok(report.exit(invocation.fail_on));
+        _ => meshkit::cluster::block_on(execute(invocation)),
     }
-    meshkit::cluster::block_on(execute(invocation))
 }
 
 async fn execute(invocation: Invocation) -> Result<Exit> {
@@ -246,13 +189,18 @@ async fn execute(invocation: Invocation) -> Result<Exit> {
 mod tests {
     use super::*;
 
-    fn parse_str(args: &[&str]) -> Result<Request> {
-        parse(args.iter().map(OsString::from))
+    use meshkit::cli::Parsed;
+
+    fn parse_str(args: &[&str]) -> Result<Invocation> {
+        match meshkit::cli::parse(&SPEC, args.iter().map(OsString::from))? {
+            Parsed::Run(m) => invocation(m),
+            other => panic!("expected a command, got {other:?}"),
+        }
     }
 
     #[test]
     fn flags_and_commands() {
-        let Request::Run(inv) = parse_str(&[
+        let inv = parse_str(&[
             "precheck",
             "--to-version",
             "1.31",
@@ -262,15 +210,13 @@ mod tests {
             "--wait",
             "30s",
         ])
-        .unwrap() else {
-            panic!()
-        };
+        .unwrap();
         assert_eq!(inv.command, Command::Precheck);
         assert_eq!(inv.options.to_version.unwrap().to_string(), "1.31.0");
         assert_eq!(inv.options.revision.as_deref(), Some("1-31-1"));
         assert_eq!(inv.fail_on, FailOn::Warning);
         assert_eq!(inv.wait, Some(Duration::from_secs(30)));
-        assert!(matches!(parse_str(&[]).unwrap(), Request::Help(_)));
+        assert!(matches!(meshkit::cli::parse(&SPEC, Vec::<OsString>::new()).unwrap(), Parsed::Help(_)));
     }
 
     #[test]

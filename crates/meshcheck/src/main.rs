@@ -1,13 +1,12 @@
 //! `kubectl meshcheck`: precheck before an Istio upgrade, verify after it, versions and skew.
 
-mod catalogue;
 mod checks;
 mod cli;
 mod located;
 mod manifest;
+mod manifest_run;
 mod manifest_settings;
 mod proxy_status;
-mod report;
 mod snapshot;
 mod spec;
 mod version;

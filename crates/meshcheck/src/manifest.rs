@@ -7,9 +7,9 @@ use meshkit::istio::IstioVersion;
 use meshkit::{Error, Result};
 use serde_json::Value;
 
-use crate::catalogue::{self, Check};
+use crate::checks::report::{Finding, Report};
+use crate::checks::{Check, catalogue};
 pub use crate::located::Located;
-use crate::report::{Finding, Report};
 
 /// Istio's own images; their hub and tag must agree.
 const ISTIO_IMAGES: [&str; 4] = ["pilot", "proxyv2", "install-cni", "ztunnel"];
@@ -195,7 +195,7 @@ pub async fn dry_run(cluster: &meshkit::cluster::Cluster, objects: &[Located], d
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Outcome;
+    use crate::checks::report::Outcome;
 
     const MANIFEST: &str = "\
 # rendered by helm

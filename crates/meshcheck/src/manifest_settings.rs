@@ -8,9 +8,9 @@ use meshkit::cluster::Cluster;
 use meshkit::istio::apis;
 use serde_json::Value;
 
-use crate::catalogue::{self, Check};
+use crate::checks::report::Finding;
+use crate::checks::{Check, catalogue};
 use crate::located::Located;
-use crate::report::Finding;
 
 /// The label Istio's CNI chart puts on its node agent DaemonSet.
 const CNI_SELECTOR: &str = "k8s-app=istio-cni-node";
@@ -95,7 +95,7 @@ pub fn removed_fields(objects: &[Located]) -> Finding {
                 Err(e) => found.push(format!("{} data.mesh is not valid YAML: {e}", located.describe())),
             }
         }
-        let annotation = &object["spec"]["template"]["metadata"]["annotations"]["proxy.istio.io/config"];
+        let annotation = &object["spec"]["template"]["metadata"]["annotations"][meshkit::istio::keys::PROXY_CONFIG];
         if let Some(proxy) = annotation.as_str().and_then(|text| serde_saphyr::from_str::<Value>(text).ok()) {
             found.extend(
                 apis::removed_proxy_config_fields(&proxy)
@@ -110,8 +110,8 @@ pub fn removed_fields(objects: &[Located]) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::report::Outcome;
     use crate::manifest::parse;
-    use crate::report::Outcome;
 
     fn injector(cni: bool) -> String {
         format!(

@@ -324,8 +324,12 @@ impl Snapshot {
         })
     }
 
+    /// This control plane's mesh: injector configurations of another control plane in the
+    /// cluster are left out of it (the overlap checks still see them in `mutating`).
     pub fn mesh(&self) -> Mesh {
-        Mesh::discover(&self.istiods, &self.mutating, &self.services).with_injects(self.injects.iter().cloned())
+        let ours: Vec<WebhookConfigView> =
+            self.mutating.iter().filter(|w| w.belongs_to(&self.istio_namespace)).cloned().collect();
+        Mesh::discover(&self.istiods, &ours, &self.services).with_injects(self.injects.iter().cloned())
     }
 }
 

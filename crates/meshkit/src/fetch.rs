@@ -41,7 +41,11 @@ pub async fn istiods(cluster: &Cluster) -> Result<Vec<IstiodView>> {
 #[derive(Debug, Clone, Default)]
 pub struct ControlPlane {
     pub istiods: Vec<IstiodView>,
+    /// Injector configurations of this control plane (see [`WebhookConfigView::belongs_to`]).
     pub webhooks: Vec<WebhookConfigView>,
+    /// Revision-labelled injector configurations of another control plane in the cluster: not
+    /// part of this mesh, but the apiserver calls them too.
+    pub foreign_webhooks: Vec<WebhookConfigView>,
     pub services: Vec<ServiceView>,
     /// What each revision injects now; empty when the injector ConfigMaps may not be read.
     pub injects: Vec<Injects>,
@@ -83,7 +87,8 @@ pub async fn control_plane(cluster: &Cluster) -> Result<ControlPlane> {
         cluster.list_map(&services, Some(keys::REV), &list_services, |s: &Service| ServiceView::from(s)),
         injects(cluster),
     )?;
-    Ok(ControlPlane { istiods, webhooks, services, injects })
+    let (webhooks, foreign_webhooks) = webhooks.into_iter().partition(|w| w.belongs_to(ns));
+    Ok(ControlPlane { istiods, webhooks, foreign_webhooks, services, injects })
 }
 
 /// istiod's debug port: `/debug/syncz` there answers requests that arrive on the pod's loopback,

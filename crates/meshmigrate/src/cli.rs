@@ -76,11 +76,10 @@ impl Flags {
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
-    let args: Vec<OsString> = args.into_iter().collect();
-    if let Some(done) = meshkit::complete::dispatch(&SPEC, &args) {
-        return done;
-    }
-    let Some(m) = meshkit::cli::parse(&SPEC, args)?.into_matches(SPEC.plugin) else { return Ok(Exit::Ok) };
+    let m = match meshkit::cli::start(&SPEC, args)? {
+        meshkit::cli::Start::Done(code) => return Ok(code),
+        meshkit::cli::Start::Run(m) => m,
+    };
     let m = *m;
     let flags = Flags::read(&m)?;
     let mut words = vec![m.command.name.to_string()];

@@ -101,7 +101,7 @@ async fn fetch(cluster: &Cluster, subject: &Subject) -> Result<Fetched> {
         namespace: NamespaceView::from(&namespace),
         pods,
         mesh: control_plane.mesh(),
-        webhooks: control_plane.webhooks,
+        webhooks: control_plane.webhooks.into_iter().chain(control_plane.foreign_webhooks).collect(),
     })
 }
 

@@ -30,7 +30,7 @@ pub struct GatewayView {
 
 impl GatewayView {
     pub fn is_injected_gateway(&self) -> bool {
-        self.template_annotations.get("inject.istio.io/templates").is_some_and(|t| t.split(',').any(|t| t == "gateway"))
+        meshkit::istio::asks_for_gateway_template(&self.template_annotations)
     }
 }
 

@@ -150,7 +150,7 @@ pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Res
         let ((pods, owners), fetched) =
             tokio::try_join!(crate::scope::pods_and_owners(&cluster, &names), crate::rollout::fetch(&cluster, &names))?;
         workloads = fetched;
-        let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects } = control_plane.clone();
+        let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects, .. } = control_plane.clone();
         let snapshot = Snapshot {
             istiods,
             webhooks,

@@ -44,7 +44,7 @@ pub enum Scope {
 
 pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
     let client = cluster.client();
-    let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects } =
+    let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects, .. } =
         meshkit::fetch::control_plane(cluster).await?;
     let (namespaces, pods, replica_sets) = match scope {
         Scope::All => {

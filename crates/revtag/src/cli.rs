@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 
 use meshkit::args::KubeArgs;
-use meshkit::cli::{Matches, Parsed};
+use meshkit::cli::{Matches, Start};
 use meshkit::cluster::Cluster;
 use meshkit::render::{OutputArgs, Renderer};
 use meshkit::{Error, Exit, Result};
@@ -12,14 +12,6 @@ use meshkit::{Error, Exit, Result};
 use crate::commands::{self, Command};
 use crate::spec::SPEC;
 use crate::tag::{SetRequest, validate_tag};
-
-/// What the user asked for.
-#[derive(Debug, PartialEq)]
-pub enum Request {
-    Help(String),
-    Version,
-    Run(Box<Invocation>),
-}
 
 #[derive(Debug, PartialEq)]
 pub struct Invocation {
@@ -52,12 +44,8 @@ fn set_request(m: &Matches) -> Result<SetRequest> {
     })
 }
 
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
-    let m = match meshkit::cli::parse(&SPEC, args)? {
-        Parsed::Help(text) => return Ok(Request::Help(text)),
-        Parsed::Version => return Ok(Request::Version),
-        Parsed::Run(m) => m,
-    };
+/// The command a parsed command line asks for, its arguments checked.
+pub fn invocation(m: Box<Matches>) -> Result<Invocation> {
     let command = match m.command.name {
         "list" => {
             m.at_most(0, "no arguments")?;
@@ -89,29 +77,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Request> {
         },
     };
     let Matches { kube, output, .. } = *m;
-    Ok(Request::Run(Box::new(Invocation { kube, output, command })))
+    Ok(Invocation { kube, output, command })
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
-    let args: Vec<OsString> = args.into_iter().collect();
-    if let Some(done) = meshkit::complete::dispatch(&SPEC, &args) {
-        return done;
-    }
-    match parse(args)? {
-        Request::Help(text) => {
-            meshkit::render::print_text(&text);
-            Ok(Exit::Ok)
-        }
-        Request::Version => {
-            meshkit::render::print_text(&format!("kubectl-revtag {}\n", env!("CARGO_PKG_VERSION")));
-            Ok(Exit::Ok)
-        }
-        Request::Run(invocation) => meshkit::cluster::block_on(async {
-            let Invocation { kube, output, command } = *invocation;
-            let cluster = Cluster::connect(&kube).await?;
-            commands::run(&cluster, &kube, Renderer::new(output), command).await
-        }),
-    }
+    let m = match meshkit::cli::start(&SPEC, args)? {
+        Start::Done(code) => return Ok(code),
+        Start::Run(m) => m,
+    };
+    let Invocation { kube, output, command } = invocation(m)?;
+    meshkit::cluster::block_on(async {
+        let cluster = Cluster::connect(&kube).await?;
+        commands::run(&cluster, &kube, Renderer::new(output), command).await
+    })
 }
 
 #[cfg(test)]
@@ -120,25 +98,30 @@ mod tests {
     use crate::tag::DryRun;
     use meshkit::render::Format;
 
-    fn parse_str(args: &[&str]) -> Result<Request> {
-        parse(args.iter().map(OsString::from))
-    }
+    use meshkit::cli::Parsed;
 
-    fn command(args: &[&str]) -> Command {
-        match parse_str(args).unwrap() {
-            Request::Run(invocation) => invocation.command,
+    fn parse_str(args: &[&str]) -> Result<Invocation> {
+        match meshkit::cli::parse(&SPEC, args.iter().map(OsString::from))? {
+            Parsed::Run(m) => invocation(m),
             other => panic!("expected a command, got {other:?}"),
         }
     }
 
+    fn help(args: &[&str]) -> String {
+        match meshkit::cli::parse(&SPEC, args.iter().map(OsString::from)).unwrap() {
+            Parsed::Help(text) => text,
+            other => panic!("expected help, got {other:?}"),
+        }
+    }
+
+    fn command(args: &[&str]) -> Command {
+        parse_str(args).unwrap().command
+    }
+
     #[test]
     fn global_flags_go_before_or_after_the_command() {
-        let Request::Run(invocation) =
-            parse_str(&["--context=a", "list", "-o", "json", "--istio-namespace", "mesh"]).unwrap()
-        else {
-            panic!("expected list")
-        };
-        let Invocation { kube, output, command } = *invocation;
+        let Invocation { kube, output, command } =
+            parse_str(&["--context=a", "list", "-o", "json", "--istio-namespace", "mesh"]).unwrap();
         assert_eq!(command, Command::List);
         assert_eq!(kube.context.as_deref(), Some("a"));
         assert_eq!(kube.istio_namespace(), "mesh");
@@ -150,13 +133,11 @@ mod tests {
         assert_eq!(command(&["show"]), Command::List);
         assert_eq!(command(&["ls"]), Command::List);
         assert!(matches!(command(&["rm", "x"]), Command::Remove { .. }));
-        let Request::Help(text) = parse_str(&["list", "--help"]).unwrap() else { panic!() };
+        let text = help(&["list", "--help"]);
         assert!(text.contains("kubectl revtag list [flags]") && text.contains("--kubeconfig"));
-        let Request::Help(text) = parse_str(&["set", "-h"]).unwrap() else { panic!() };
-        assert!(text.contains("--overwrite"));
-        let Request::Help(text) = parse_str(&[]).unwrap() else { panic!() };
-        assert!(text.contains("Commands:"));
-        assert_eq!(parse_str(&["--version"]).unwrap(), Request::Version);
+        assert!(help(&["set", "-h"]).contains("--overwrite"));
+        assert!(help(&[]).contains("Commands:"));
+        assert!(matches!(meshkit::cli::parse(&SPEC, [OsString::from("--version")]).unwrap(), Parsed::Version));
     }
 
     #[test]

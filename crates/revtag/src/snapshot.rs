@@ -84,20 +84,9 @@ impl Snapshot {
         })
     }
 
-    /// Injector configurations of this control plane: those calling a Service in our Istio
-    /// namespace (or a URL), so a second control plane elsewhere does not leak in.
+    /// Injector configurations of this control plane (see [`WebhookConfigView::belongs_to`]).
     pub fn webhooks(&self) -> Vec<WebhookConfigView> {
-        let prefix = format!("{}/", self.istio_namespace);
-        self.mutating
-            .iter()
-            .map(WebhookConfigView::from)
-            .filter(|w| {
-                let mut injectors = w.injectors().peekable();
-                injectors.peek().is_none()
-                    || injectors
-                        .any(|e| e.url.is_some() || e.service.as_deref().is_some_and(|s| s.starts_with(&prefix)))
-            })
-            .collect()
+        self.mutating.iter().map(WebhookConfigView::from).filter(|w| w.belongs_to(&self.istio_namespace)).collect()
     }
 
     pub fn mesh(&self) -> Mesh {

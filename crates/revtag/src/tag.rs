@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use meshkit::cluster::Cluster;
 use meshkit::install::handover::{self, Handover};
-use meshkit::istio::tag_objects::{self, DEFAULT_VALIDATOR, MANAGER, TagObjects, TagSpec};
+use meshkit::istio::tag_objects::{self, CanonicalInjectorError, DEFAULT_VALIDATOR, MANAGER, TagObjects, TagSpec};
 use meshkit::istio::{NamespaceInjection, WebhookConfigView, injection_overlaps, keys, namespace_injection};
 use meshkit::{Error, Result};
 use serde::Serialize;
@@ -70,38 +70,15 @@ pub fn plan_set(snapshot: &Snapshot, request: &SetRequest, for_generate: bool) -
         return Err(Error::not_found(format!("revision {revision:?} is not installed"), hint));
     }
     let webhooks = snapshot.webhooks();
-    let canonical: Vec<&MutatingWebhookConfiguration> = snapshot
-        .mutating
-        .iter()
-        .filter(|m| {
-            let labels = m.metadata.labels.as_ref();
-            labels.and_then(|l| l.get(keys::REV)).map(String::as_str) == Some(revision)
-                && !labels.is_some_and(|l| l.contains_key(keys::TAG))
-                && webhooks.iter().any(|w| Some(&w.name) == m.metadata.name.as_ref())
-        })
-        .collect();
-    let canonical = match canonical.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(Error::not_found(
-                format!(
-                    "revision {revision} has no injector webhook (a MutatingWebhookConfiguration labelled istio.io/rev={revision} without istio.io/tag)"
-                ),
+    let canonical = tag_objects::canonical_injector(&snapshot.mutating, revision, &snapshot.istio_namespace).map_err(
+        |e| match e {
+            CanonicalInjectorError::Missing { .. } => Error::not_found(
+                e.to_string(),
                 "its istiod install looks incomplete; reinstall the revision before tagging it",
-            ));
-        }
-        several => {
-            let names: Vec<&str> = several.iter().filter_map(|m| m.metadata.name.as_deref()).collect();
-            return Err(Error::refused(
-                format!(
-                    "revision {revision} has {} injector webhooks ({}); cannot tell which to copy",
-                    names.len(),
-                    names.join(", ")
-                ),
-                "delete the stray one, then retry",
-            ));
-        }
-    };
+            ),
+            CanonicalInjectorError::Several { .. } => Error::refused(e.to_string(), "delete the stray one, then retry"),
+        },
+    )?;
     let previous = mesh.tags.get(tag).map(|t| t.revision.clone());
     let mut warnings = Vec::new();
     if let Some(previous) = previous.as_deref().filter(|p| *p != revision) {

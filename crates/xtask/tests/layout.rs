@@ -20,6 +20,9 @@ const ISTIO_LITERALS: &[&str] = &[
     "\"security.istio.io/tlsMode",
     "\"service.istio.io/canonical-name",
     "\"istio.io/dataplane-mode",
+    "\"inject.istio.io/templates",
+    "\"proxy.istio.io/config",
+    "\"istio.io/deactivated",
 ];
 
 /// Every `.rs` file under `dir`.

@@ -1,13 +1,13 @@
 //! The default revision's three deciders agree, and no revision left webhooks behind.
 
-use meshkit::istio::Mesh;
 use meshkit::istio::defaults::{DefaultDeciders, leftovers};
 
-use crate::catalogue::Check;
-use crate::report::Finding;
-use crate::snapshot::Snapshot;
+use super::Context;
+use super::check::Check;
+use crate::checks::report::Finding;
 
-pub fn default_agrees(check: &'static Check, snapshot: &Snapshot) -> Finding {
+pub fn default_agrees(check: &'static Check, cx: &Context) -> Finding {
+    let snapshot = cx.snapshot;
     let deciders = DefaultDeciders::read(&snapshot.istio_namespace, &snapshot.mutating, &snapshot.validating);
     let told = deciders.disagreements();
     if told.is_empty() {
@@ -19,8 +19,9 @@ pub fn default_agrees(check: &'static Check, snapshot: &Snapshot) -> Finding {
     Finding::fail(check, "they disagree on the default revision", told)
 }
 
-pub fn no_leftovers(check: &'static Check, snapshot: &Snapshot, mesh: &Mesh) -> Finding {
-    let found = leftovers(mesh, &snapshot.mutating, &snapshot.validating, &snapshot.services);
+pub fn no_leftovers(check: &'static Check, cx: &Context) -> Finding {
+    let snapshot = cx.snapshot;
+    let found = leftovers(cx.mesh, &snapshot.mutating, &snapshot.validating, &snapshot.services);
     if found.is_empty() {
         return Finding::pass(check);
     }

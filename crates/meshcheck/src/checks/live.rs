@@ -6,8 +6,9 @@ use std::time::Duration;
 use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{Mesh, ProxyRow, Verdict, proxy_rows};
 
-use crate::catalogue::Check;
-use crate::report::Finding;
+use super::Context;
+use super::check::Check;
+use crate::checks::report::Finding;
 use crate::snapshot::Snapshot;
 
 /// How long a proxy may leave a push unacknowledged before verify calls it stuck, unless
@@ -33,8 +34,8 @@ fn object(row: &ProxyRow) -> String {
 }
 
 /// MC0608: every proxy connected to an istiod of the revision that injected it.
-pub fn connected_to_injector(check: &'static Check, live: Option<&Live>) -> Finding {
-    let Some(Live { status: live, rows }) = live else {
+pub fn connected_to_injector(check: &'static Check, cx: &Context) -> Finding {
+    let Some(Live { status: live, rows }) = cx.live else {
         return Finding::skipped(check, "the live proxy status was not read");
     };
     if live.read.is_empty() && !live.complete() {
@@ -65,9 +66,9 @@ pub fn connected_to_injector(check: &'static Check, live: Option<&Live>) -> Find
 
 /// MC0609: no proxy STALE past `limit` ([`STALE_LIMIT`] by default), none rejecting its
 /// configuration.
-pub fn in_sync(check: &'static Check, live: Option<&Live>, limit: Option<Duration>) -> Finding {
-    let limit = limit.unwrap_or(STALE_LIMIT).as_secs();
-    let Some(Live { status: live, rows }) = live else {
+pub fn in_sync(check: &'static Check, cx: &Context) -> Finding {
+    let limit = cx.options.stale_after.unwrap_or(STALE_LIMIT).as_secs();
+    let Some(Live { status: live, rows }) = cx.live else {
         return Finding::skipped(check, "the live proxy status was not read");
     };
     if live.read.is_empty() {

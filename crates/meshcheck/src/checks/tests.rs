@@ -6,19 +6,20 @@ use meshkit::istio::{ContainerView, IstiodView, PodView, ServiceView, WebhookCon
 use serde_json::json;
 
 use super::*;
-use crate::report::Outcome;
+use crate::checks::report::Outcome;
+use meshkit::istio::IstioVersion;
 use meshkit::istio::proxy_status::{IstiodReading, LiveStatus, parse_syncz};
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-fn istiod(rev: &str, version: &str, ready: i32) -> IstiodView {
+pub(super) fn istiod(rev: &str, version: &str, ready: i32) -> IstiodView {
     IstiodView { ready_replicas: ready, ..meshkit::testing::istiod(rev, version) }
 }
 
 /// An injector as Istio renders it: for a revision (`tag == None`) or a tag of `revision`.
-fn injector(revision: &str, tag: Option<&str>) -> WebhookConfigView {
+pub(super) fn injector(revision: &str, tag: Option<&str>) -> WebhookConfigView {
     let canonical: MutatingWebhookConfiguration = serde_json::from_value(json!({
         "metadata": {"name": format!("istio-sidecar-injector-{revision}"), "labels": {"istio.io/rev": revision}},
         "webhooks": [{"name": "rev.namespace.sidecar-injector.istio.io", "sideEffects": "None", "admissionReviewVersions": ["v1"],
@@ -34,7 +35,7 @@ fn injector(revision: &str, tag: Option<&str>) -> WebhookConfigView {
     WebhookConfigView::from(&webhook)
 }
 
-fn pod(namespace: &str, name: &str, injected: Option<(&str, &str)>) -> PodView {
+pub(super) fn pod(namespace: &str, name: &str, injected: Option<(&str, &str)>) -> PodView {
     let mut pod = PodView {
         namespace: namespace.into(),
         name: name.into(),
@@ -49,11 +50,11 @@ fn pod(namespace: &str, name: &str, injected: Option<(&str, &str)>) -> PodView {
     pod
 }
 
-fn ns(name: &str, pairs: &[(&str, &str)]) -> NamespaceView {
+pub(super) fn ns(name: &str, pairs: &[(&str, &str)]) -> NamespaceView {
     NamespaceView { name: name.into(), labels: labels(pairs) }
 }
 
-fn healthy() -> Snapshot {
+pub(super) fn healthy() -> Snapshot {
     Snapshot {
         istio_namespace: "istio-system".into(),
         kubernetes: Some((1, 35)),
@@ -89,51 +90,7 @@ fn healthy() -> Snapshot {
     }
 }
 
-/// What istiods report: `(istiod pod, its revision, proxy ID, whether it ACKed)`.
-fn live(connections: &[(&str, &str, &str, bool)]) -> LiveStatus {
-    let readings = connections
-        .iter()
-        .map(|(istiod, revision, proxy, acked)| {
-            let acked = if *acked { "n" } else { "" };
-            let body = format!(
-                r#"[{{"proxy":"{proxy}","resources":{{"type.googleapis.com/envoy.config.cluster.v3.Cluster":
-                    {{"sent":"n","acked":"{acked}","sentTime":"2026-12-01T00:00:00Z"}}}}}}]"#
-            );
-            IstiodReading {
-                pod: istiod.to_string(),
-                revision: revision.to_string(),
-                outcome: parse_syncz(body.as_bytes()),
-            }
-        })
-        .collect();
-    LiveStatus::from_readings(readings, "2026-12-01T00:05:00Z".parse().unwrap())
-}
-
-#[test]
-fn live_proxy_status_turns_verify_red() {
-    let mut snap = healthy();
-    // b's pod was injected by 1-31-1, its proxy talks to 1-30-3's istiod; a never ACKed.
-    snap.live =
-        Some(live(&[("istiod-1-30-3-x", "1-30-3", "a.legacy", false), ("istiod-1-30-3-x", "1-30-3", "b.apps", true)]));
-    let (result, objects) = outcome(&verify(&snap, &Options::default()), "MC0608");
-    assert_eq!(result, Outcome::Error);
-    assert_eq!(objects, ["pod/apps/b: connected to 1-30-3, injected by 1-31-1"]);
-    let (result, objects) = outcome(&verify(&snap, &Options::default()), "MC0609");
-    assert_eq!((result, objects), (Outcome::Error, vec!["pod/legacy/a: STALE for 5m".to_string()]));
-    let patient = Options { stale_after: Some(std::time::Duration::from_secs(600)), ..Default::default() };
-    assert_eq!(outcome(&verify(&snap, &patient), "MC0609").0, Outcome::Pass);
-    // A proxy nobody lists is disconnected, unless an istiod could not be read.
-    snap.live = Some(live(&[("istiod-1-30-3-x", "1-30-3", "a.legacy", true)]));
-    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0608").1, ["pod/apps/b: not connected to any istiod"]);
-    let mut partial = live(&[("istiod-1-30-3-x", "1-30-3", "a.legacy", true)]);
-    partial.unreadable.push(("istiod-1-31-1-x".into(), "not allowed to create pods/portforward".into()));
-    snap.live = Some(partial);
-    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0608").0, Outcome::Pass, "unknown is not red");
-    snap.live = Some(LiveStatus { unreadable: vec![("all".into(), "refused".into())], ..LiveStatus::default() });
-    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0608").0, Outcome::Skipped);
-}
-
-fn outcome(report: &Report, code: &str) -> (Outcome, Vec<String>) {
+pub(super) fn outcome(report: &Report, code: &str) -> (Outcome, Vec<String>) {
     let finding = report.findings.iter().find(|f| f.check.code == code).unwrap_or_else(|| panic!("{code} did not run"));
     (finding.outcome, finding.objects.clone())
 }
@@ -219,44 +176,6 @@ fn data_plane_versions_and_orphans() {
     );
     assert_eq!(outcome(&report, "MC0503").1, ["pod/apps/orphan (injected by 1-28-0)"]);
     assert_eq!(outcome(&report, "MC0504"), (Outcome::Warning, vec!["pod/apps/bare".to_string()]));
-}
-
-#[test]
-fn verify_finds_an_unready_control_plane() {
-    let mut snap = healthy();
-    snap.istiods[1].ready_replicas = 0;
-    snap.mutating[1].webhooks.iter_mut().for_each(|w| w.has_ca_bundle = false);
-    snap.ready_endpoints.remove("istiod-1-31-1");
-    let report = verify(&snap, &Options::default());
-    assert_eq!(outcome(&report, "MC0601").1, ["deployment/istio-system/istiod-1-31-1 (0/1 ready)"]);
-    assert_eq!(outcome(&report, "MC0602").1, ["mutatingwebhookconfiguration/istio-sidecar-injector-1-31-1"]);
-    let (result, objects) = outcome(&report, "MC0603");
-    assert_eq!(result, Outcome::Error);
-    assert_eq!(
-        objects,
-        ["service/istio-system/istiod-1-31-1 (called by istio-revision-tag-canary, istio-sidecar-injector-1-31-1)"]
-    );
-}
-
-#[test]
-fn verify_lists_stale_pods_and_unused_revisions() {
-    let mut snap = healthy();
-    snap.pods.push(pod("apps", "stale", Some(("1-30-3", "1.30.3"))));
-    snap.mutating.retain(|w| w.name != "istio-revision-tag-canary");
-    snap.namespaces.retain(|n| n.name != "apps");
-    snap.pods.retain(|p| p.name != "b");
-    snap.pods.retain(|p| p.name != "stale");
-    snap.namespaces.push(ns("apps", &[("istio.io/rev", "1-31-1")]));
-    snap.pods.push(pod("apps", "stale", Some(("1-30-3", "1.30.3"))));
-    let report = verify(&snap, &Options::default());
-    assert_eq!(outcome(&report, "MC0604").1, ["pod/apps/stale: revision moved 1-30-3 → 1-31-1"]);
-    assert_eq!(outcome(&report, "MC0605").0, Outcome::Pass, "1-31-1 is used by the apps namespace");
-    snap.namespaces.retain(|n| n.name != "apps");
-    snap.pods.retain(|p| p.namespace != "apps");
-    assert_eq!(
-        outcome(&verify(&snap, &Options::default()), "MC0605"),
-        (Outcome::Warning, vec!["revision/1-31-1".to_string()])
-    );
 }
 
 #[test]
@@ -455,35 +374,6 @@ fn deprecated_annotations_on_pods() {
 }
 
 #[test]
-fn a_default_validator_left_on_the_old_revision_is_reported_by_precheck_and_verify() {
-    let mut snap = healthy();
-    let mut validator = injector("1-31-1", None);
-    validator.name = "istiod-default-validator".into();
-    snap.validating.push(validator);
-    let precheck = precheck(&snap, &Options::default());
-    let (result, told) = outcome(&precheck, "MC0305");
-    assert_eq!(result, Outcome::Error);
-    assert!(told[0].starts_with("the default tag says 1-30-3"), "{told:?}");
-    assert!(told[1].starts_with("istiod-default-validator says 1-31-1"), "{told:?}");
-    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0606").0, Outcome::Error);
-}
-
-#[test]
-fn webhooks_of_an_uninstalled_revision_are_found_and_fail_closed_ones_are_errors() {
-    let mut snap = healthy();
-    snap.mutating.push(injector("1-29-0", None));
-    let (result, objects) = outcome(&verify(&snap, &Options::default()), "MC0607");
-    assert_eq!(result, Outcome::Error);
-    assert_eq!(
-        objects,
-        [
-            "mutatingwebhookconfiguration/istio-sidecar-injector-1-29-0 (revision 1-29-0, failurePolicy Fail: blocks what it selects)"
-        ]
-    );
-    assert_eq!(outcome(&precheck(&snap, &Options::default()), "MC0306").0, Outcome::Error);
-}
-
-#[test]
 fn istios_own_pods_are_not_flagged_for_annotations_their_charts_set() {
     let mut snap = healthy();
     let with = |mut pod: PodView, labels_: &[(&str, &str)], annotations: &[(&str, &str)]| {
@@ -510,12 +400,22 @@ fn istios_own_pods_are_not_flagged_for_annotations_their_charts_set() {
     );
 }
 
-#[test]
-fn finished_pods_are_never_stale_and_pin_no_revision() {
-    let mut snap = healthy();
-    snap.namespaces.push(ns("batch", &[("istio.io/rev", "1-31-1")]));
-    let mut done = pod("batch", "job-1", Some(("1-30-3", "1.30.3")));
-    done.finished = true;
-    snap.pods.push(done);
-    assert_eq!(outcome(&verify(&snap, &Options::default()), "MC0604").0, Outcome::Pass);
+/// What istiods report: `(istiod pod, its revision, proxy ID, whether it ACKed)`.
+pub(super) fn live(connections: &[(&str, &str, &str, bool)]) -> LiveStatus {
+    let readings = connections
+        .iter()
+        .map(|(istiod, revision, proxy, acked)| {
+            let acked = if *acked { "n" } else { "" };
+            let body = format!(
+                r#"[{{"proxy":"{proxy}","resources":{{"type.googleapis.com/envoy.config.cluster.v3.Cluster":
+                    {{"sent":"n","acked":"{acked}","sentTime":"2026-12-01T00:00:00Z"}}}}}}]"#
+            );
+            IstiodReading {
+                pod: istiod.to_string(),
+                revision: revision.to_string(),
+                outcome: parse_syncz(body.as_bytes()),
+            }
+        })
+        .collect();
+    LiveStatus::from_readings(readings, "2026-12-01T00:05:00Z".parse().unwrap())
 }

@@ -49,17 +49,30 @@ pub enum DryRun {
     Server,
 }
 
-impl Parsed {
-    /// Prints help or the version (every plugin shares the workspace's version) and gives
-    /// `None`; for a command, its matches.
-    pub fn into_matches(self, plugin: &str) -> Option<Box<Matches>> {
-        match self {
-            Parsed::Help(text) => crate::render::print_text(&text),
-            Parsed::Version => crate::render::print_text(&format!("kubectl-{plugin} {}\n", env!("CARGO_PKG_VERSION"))),
-            Parsed::Run(m) => return Some(m),
-        }
-        None
+/// Where a plugin's command line leads: answered already, or a command to run.
+#[derive(Debug)]
+pub enum Start {
+    /// Completion, help or the version was printed: exit with this.
+    Done(crate::error::Exit),
+    Run(Box<Matches>),
+}
+
+/// The prologue every plugin shares: `__complete` and `completion`, help (`--help`, `-h`,
+/// `help <command>`, no command), `--version` (every plugin has the workspace's version), or the
+/// parsed command to run.
+pub fn start(spec: &'static Spec, args: impl IntoIterator<Item = OsString>) -> Result<Start> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(done) = crate::complete::dispatch(spec, &args) {
+        return done.map(Start::Done);
     }
+    match parse(spec, args)? {
+        Parsed::Help(text) => crate::render::print_text(&text),
+        Parsed::Version => {
+            crate::render::print_text(&format!("kubectl-{} {}\n", spec.plugin, env!("CARGO_PKG_VERSION")))
+        }
+        Parsed::Run(m) => return Ok(Start::Run(m)),
+    }
+    Ok(Start::Done(crate::error::Exit::Ok))
 }
 
 impl DryRun {

@@ -20,10 +20,8 @@ pub const DEPRECATED_ANNOTATIONS: &[(&str, &str)] = &[
 /// about their annotations is not the user's to act on.
 pub fn set_by_istio_charts(pod: &super::PodView) -> bool {
     pod.labels.get(super::keys::APP).is_some_and(|app| app == "istiod")
-        || pod.annotations.get(INJECT_TEMPLATES).is_some_and(|t| t.split(',').any(|t| t == "gateway"))
+        || super::injection::asks_for_gateway_template(&pod.annotations)
 }
-
-const INJECT_TEMPLATES: &str = "inject.istio.io/templates";
 
 /// The deprecated annotations among `annotations` for an object of `kind`.
 pub fn deprecated_annotations<'a>(kind: &str, annotations: impl IntoIterator<Item = &'a String>) -> Vec<&'a str> {

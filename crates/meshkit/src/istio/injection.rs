@@ -169,6 +169,12 @@ impl Injected {
     }
 }
 
+/// Whether pods with these annotations are injected with the gateway template: the Deployments
+/// of Istio's gateway chart, and any other injected gateway.
+pub fn asks_for_gateway_template(annotations: &Labels) -> bool {
+    annotations.get(keys::INJECT_TEMPLATES).is_some_and(|t| t.split(',').any(|t| t.trim() == keys::GATEWAY_TEMPLATE))
+}
+
 pub fn pod_injected(pod: &PodView) -> Injected {
     if let Some(rev) = pod.annotations.get(keys::REV).filter(|r| !r.is_empty()) {
         return Injected::Revision { revision: rev.clone() };

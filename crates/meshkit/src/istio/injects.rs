@@ -39,7 +39,6 @@ pub struct Injects {
 }
 
 /// The pod annotation that overrides the mesh's proxy config (`image.imageType` among others).
-const PROXY_CONFIG_ANNOTATION: &str = "proxy.istio.io/config";
 /// The pod annotation that picks a native or a classic sidecar.
 const NATIVE_SIDECAR_ANNOTATION: &str = "sidecar.istio.io/nativeSidecar";
 const MESH_CONFIG_MAP: &str = "istio";
@@ -105,7 +104,7 @@ fn revision_of(config: &ConfigMap, suffix: &str) -> String {
 
 /// The `image.imageType` a pod's own `proxy.istio.io/config` sets, if it sets one.
 fn pod_image_type(pod: &PodView) -> Option<String> {
-    let config: Value = serde_saphyr::from_str(pod.annotations.get(PROXY_CONFIG_ANNOTATION)?).ok()?;
+    let config: Value = serde_saphyr::from_str(pod.annotations.get(keys::PROXY_CONFIG)?).ok()?;
     Some(config["image"]["imageType"].as_str()?.to_string()).filter(|t| !t.is_empty())
 }
 

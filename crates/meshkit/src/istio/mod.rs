@@ -21,8 +21,8 @@ pub mod tag_objects;
 mod version;
 
 pub use injection::{
-    Injected, Intended, NamespaceInjection, OptOut, PodRevisionState, handler_skips, namespace_injection, pod_injected,
-    pod_intended, pod_opt_out, pod_state,
+    Injected, Intended, NamespaceInjection, OptOut, PodRevisionState, asks_for_gateway_template, handler_skips,
+    namespace_injection, pod_injected, pod_intended, pod_opt_out, pod_state,
 };
 pub use mesh::{Mesh, Revision, Tag, TagTarget};
 pub use objects::{
@@ -64,6 +64,12 @@ pub mod keys {
     /// lists of injected pods select on it. Not `security.istio.io/tlsMode`: the gateway template
     /// does not set that one, so gateway pods would be missed (found with real istiod).
     pub const INJECTED_POD_LABEL: &str = "service.istio.io/canonical-name";
+    /// Pod annotation naming the injection templates istiod applies (`gateway` for gateways).
+    pub const INJECT_TEMPLATES: &str = "inject.istio.io/templates";
+    /// The injection template of gateways (the gateway chart's Deployments ask for it).
+    pub const GATEWAY_TEMPLATE: &str = "gateway";
+    /// Pod annotation holding the proxy's own `ProxyConfig` overrides.
+    pub const PROXY_CONFIG: &str = "proxy.istio.io/config";
     /// Selects istiod Deployments (their revision is in `istio.io/rev`).
     pub const ISTIOD_SELECTOR: &str = "app=istiod";
     /// Secrets holding the mesh's CA: a plugged-in CA, else the one istiod generated. Losing them

@@ -4,7 +4,8 @@ use meshkit::Exit;
 use meshkit::render::{Tone, paint};
 use serde::Serialize;
 
-use crate::catalogue::{CHECKS, Check, Level};
+use super::catalogue::CHECKS;
+use super::check::{Check, Level};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -217,7 +218,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue;
+    use crate::checks::catalogue;
 
     fn report() -> Report {
         Report {

@@ -1,43 +1,9 @@
-//! Every check, once: its stable code, category, level, description, hint and docs anchor.
-//! `docs/checks.md` is generated from this list (a test keeps the two in sync).
+//! Every check, once: its stable code, where it runs, category, level, description, hint and the
+//! function that runs it. A code that is not here is a compile error where it is used;
+//! `docs/checks.md` and `kubectl meshcheck explain CODE` are generated from this list.
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Warning,
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    Precheck,
-    Verify,
-    Manifest,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Check {
-    pub code: &'static str,
-    pub stage: Stage,
-    pub category: &'static str,
-    /// How bad a failure is; some checks also report milder findings as warnings.
-    pub level: Level,
-    pub description: &'static str,
-    pub hint: &'static str,
-}
-
-impl Check {
-    /// The anchor of this check in `docs/checks.md`.
-    pub fn anchor(&self) -> String {
-        self.code.to_ascii_lowercase()
-    }
-}
-
-use Level::*;
-use Stage::*;
+use super::check::{Check, Level::*, Run, Stage::*};
+use super::{apis, control_plane, data_plane, defaults, injection, install, live};
 
 /// Every check, by its code: a code that is not here is a compile error where it is used.
 pub static MC0101: Check = Check {
@@ -47,6 +13,7 @@ pub static MC0101: Check = Check {
     level: Error,
     description: "Kubernetes version is within the target Istio's supported range",
     hint: "upgrade Kubernetes (or pick an Istio version that supports it) before upgrading Istio",
+    run: Run::Cluster(&[Precheck], install::kubernetes_version),
 };
 
 pub static MC0201: Check = Check {
@@ -56,6 +23,7 @@ pub static MC0201: Check = Check {
     level: Error,
     description: "you may create, update, patch and delete what an upgrade changes",
     hint: "ask a cluster admin for the missing permissions, or run the upgrade as a user who has them",
+    run: Run::Cluster(&[Precheck], install::permissions),
 };
 
 pub static MC0301: Check = Check {
@@ -65,6 +33,7 @@ pub static MC0301: Check = Check {
     level: Error,
     description: "the target revision name is not already installed",
     hint: "pick a new revision name for the canary, e.g. the version with dots as dashes",
+    run: Run::Cluster(&[Precheck], install::revision_name_free),
 };
 
 pub static MC0302: Check = Check {
@@ -74,6 +43,7 @@ pub static MC0302: Check = Check {
     level: Error,
     description: "every revision tag points at an installed revision",
     hint: "point the tag at an installed revision (kubectl revtag set TAG --revision REV --overwrite) or remove it",
+    run: Run::Cluster(&[Precheck, Verify], install::tags_resolve),
 };
 
 pub static MC0303: Check = Check {
@@ -83,6 +53,7 @@ pub static MC0303: Check = Check {
     level: Error,
     description: "every namespace label names an installed revision or tag",
     hint: "relabel the namespace (kubectl meshmigrate namespace NS --to REV) or install the revision it names",
+    run: Run::Cluster(&[Precheck, Verify], install::namespaces_resolve),
 };
 
 pub static MC0304: Check = Check {
@@ -92,6 +63,7 @@ pub static MC0304: Check = Check {
     level: Warning,
     description: "no IstioOperator resources are left from the removed in-cluster operator",
     hint: "the in-cluster operator is gone since Istio 1.24: save and delete leftover IstioOperator resources so no tool acts on them",
+    run: Run::Cluster(&[Precheck], install::no_operator_leftovers),
 };
 
 pub static MC0305: Check = Check {
@@ -101,6 +73,7 @@ pub static MC0305: Check = Check {
     level: Error,
     description: "the default tag, the default validator and any legacy injector name the same default revision",
     hint: "point them at one revision: `kubectl revtag set default --revision REV --overwrite`; where istio-base is a Helm release, `helm upgrade istio-base istio/base --reuse-values --set defaultRevision=REV` moves the validator",
+    run: Run::Cluster(&[Precheck], defaults::default_agrees),
 };
 
 pub static MC0306: Check = Check {
@@ -110,6 +83,7 @@ pub static MC0306: Check = Check {
     level: Error,
     description: "no webhook or tag Service is left from a revision whose istiod is gone",
     hint: "back them up (kubectl meshbackup create) and delete them: `kubectl revtag remove TAG` for a tag, `kubectl meshmigrate retire REV` for a revision; failurePolicy Fail ones refuse every pod or config write they select",
+    run: Run::Cluster(&[Precheck], defaults::no_leftovers),
 };
 
 pub static MC0401: Check = Check {
@@ -119,6 +93,7 @@ pub static MC0401: Check = Check {
     level: Warning,
     description: "no namespace carries both istio-injection and istio.io/rev",
     hint: "remove one of the two labels: istio-injection wins and istio.io/rev is silently ignored",
+    run: Run::Cluster(&[Precheck], injection::both_injection_labels),
 };
 
 pub static MC0402: Check = Check {
@@ -128,6 +103,7 @@ pub static MC0402: Check = Check {
     level: Error,
     description: "no two injector webhooks would inject the same pod",
     hint: "remove or retarget one of the overlapping webhooks (kubectl revtag remove TAG)",
+    run: Run::Cluster(&[Precheck], injection::no_overlaps),
 };
 
 pub static MC0403: Check = Check {
@@ -137,6 +113,7 @@ pub static MC0403: Check = Check {
     level: Error,
     description: "every injector webhook's Service exists",
     hint: "reinstall the revision whose istiod Service is gone, or remove its webhooks",
+    run: Run::Cluster(&[Precheck], injection::injector_services_exist),
 };
 
 pub static MC0404: Check = Check {
@@ -146,6 +123,7 @@ pub static MC0404: Check = Check {
     level: Error,
     description: "Gateway API CRDs serve the versions Istio needs",
     hint: "install a Gateway API release whose CRDs serve v1 (and still v1beta1) for Gateway, GatewayClass, HTTPRoute, GRPCRoute and ReferenceGrant",
+    run: Run::Cluster(&[Precheck], apis::gateway_api_versions),
 };
 
 pub static MC0405: Check = Check {
@@ -155,6 +133,7 @@ pub static MC0405: Check = Check {
     level: Error,
     description: "every version Istio objects are stored as is served by their CRD and by the target Istio",
     hint: "migrate the stored objects to a served version (read and write them back), then trim status.storedVersions",
+    run: Run::Cluster(&[Precheck], apis::stored_versions_served),
 };
 
 pub static MC0406: Check = Check {
@@ -164,6 +143,7 @@ pub static MC0406: Check = Check {
     level: Warning,
     description: "no pod uses an annotation Istio has deprecated",
     hint: "move the setting to its replacement (for sidecar.istio.io/inject, the label of the same name) in the workload's pod template",
+    run: Run::Cluster(&[Precheck], apis::no_deprecated_annotations),
 };
 
 pub static MC0407: Check = Check {
@@ -173,6 +153,7 @@ pub static MC0407: Check = Check {
     level: Warning,
     description: "Gateway API CRD bundle versions meet the target Istio's minimum",
     hint: "install a Gateway API release at or above the version named (kubectl apply the standard or experimental bundle) before upgrading; istiod ignores older CRDs and every route of their kind",
+    run: Run::Cluster(&[Precheck], apis::gateway_api_bundle_minimums),
 };
 
 pub static MC0408: Check = Check {
@@ -182,6 +163,7 @@ pub static MC0408: Check = Check {
     level: Warning,
     description: "Istio objects are written with current API versions, and no removed Istio API group lingers",
     hint: "change apiVersion to v1 in the manifests, Helm charts or tools that write these objects (same schema), and re-apply; delete CRDs of removed groups once nothing needs their objects",
+    run: Run::Cluster(&[Precheck], apis::no_superseded_api_versions),
 };
 
 pub static MC0501: Check = Check {
@@ -191,6 +173,7 @@ pub static MC0501: Check = Check {
     level: Error,
     description: "no proxy is newer than the control plane that injected it",
     hint: "restart those workloads onto a control plane at least as new as their proxy",
+    run: Run::Cluster(&[Precheck], data_plane::proxies_not_newer),
 };
 
 pub static MC0502: Check = Check {
@@ -200,6 +183,7 @@ pub static MC0502: Check = Check {
     level: Warning,
     description: "no proxy lags its control plane by more than Istio supports (two minors)",
     hint: "restart those workloads so they get a current proxy before going further",
+    run: Run::Cluster(&[Precheck], data_plane::proxies_within_skew),
 };
 
 pub static MC0503: Check = Check {
@@ -209,6 +193,7 @@ pub static MC0503: Check = Check {
     level: Error,
     description: "no pod was injected by a revision that is no longer installed",
     hint: "restart those workloads onto an installed revision",
+    run: Run::Cluster(&[Precheck], data_plane::injected_by_installed_revisions),
 };
 
 pub static MC0504: Check = Check {
@@ -218,6 +203,7 @@ pub static MC0504: Check = Check {
     level: Warning,
     description: "pods in injected namespaces have a proxy",
     hint: "restart those workloads (they started before injection was enabled, or injection failed)",
+    run: Run::Cluster(&[Precheck], data_plane::injected_namespaces_have_proxies),
 };
 
 pub static MC0505: Check = Check {
@@ -227,6 +213,7 @@ pub static MC0505: Check = Check {
     level: Warning,
     description: "some node has room for a second istiod",
     hint: "free up or add a node that can hold istiod's requests before installing the canary",
+    run: Run::Cluster(&[Precheck], data_plane::room_for_istiod),
 };
 
 pub static MC0601: Check = Check {
@@ -236,6 +223,7 @@ pub static MC0601: Check = Check {
     level: Error,
     description: "istiod of every revision is available",
     hint: "look at the istiod Deployment's events and pods (kubectl -n istio-system describe deployment istiod-REV)",
+    run: Run::Cluster(&[Verify], control_plane::istiods_available),
 };
 
 pub static MC0602: Check = Check {
@@ -245,6 +233,7 @@ pub static MC0602: Check = Check {
     level: Error,
     description: "injector and validating webhooks carry a caBundle",
     hint: "istiod patches the caBundle when it starts; check that the revision's istiod is running",
+    run: Run::Cluster(&[Verify], control_plane::webhooks_have_ca_bundles),
 };
 
 pub static MC0603: Check = Check {
@@ -254,6 +243,7 @@ pub static MC0603: Check = Check {
     level: Error,
     description: "every webhook's Service has ready endpoints",
     hint: "without ready istiod endpoints, pod creation fails (failurePolicy Fail); check the istiod pods",
+    run: Run::Cluster(&[Verify], control_plane::webhook_services_ready),
 };
 
 pub static MC0604: Check = Check {
@@ -263,6 +253,7 @@ pub static MC0604: Check = Check {
     level: Warning,
     description: "every pod runs the sidecar its labels ask for",
     hint: "restart the listed workloads (kubectl meshmigrate restart NS)",
+    run: Run::Cluster(&[Verify], control_plane::pods_on_intended_revision),
 };
 
 pub static MC0605: Check = Check {
@@ -272,6 +263,7 @@ pub static MC0605: Check = Check {
     level: Warning,
     description: "every installed revision is still in use",
     hint: "an unused revision can be retired (kubectl meshmigrate retire REV)",
+    run: Run::Cluster(&[Verify], control_plane::revisions_in_use),
 };
 
 pub static MC0606: Check = Check {
@@ -281,6 +273,7 @@ pub static MC0606: Check = Check {
     level: Error,
     description: "the default tag, the default validator and any legacy injector name the same default revision",
     hint: MC0305.hint,
+    run: Run::Cluster(&[Verify], defaults::default_agrees),
 };
 
 pub static MC0607: Check = Check {
@@ -290,6 +283,7 @@ pub static MC0607: Check = Check {
     level: Error,
     description: "no webhook or tag Service is left from a revision whose istiod is gone",
     hint: MC0306.hint,
+    run: Run::Cluster(&[Verify], defaults::no_leftovers),
 };
 
 pub static MC0608: Check = Check {
@@ -300,6 +294,7 @@ pub static MC0608: Check = Check {
     description: "every proxy is connected, live, to an istiod of the revision that injected it",
     hint: "see `kubectl meshcheck proxy-status`; restart a pod whose proxy is on another revision's istiod, \
            and check the discovery address of one that is not connected",
+    run: Run::Cluster(&[Verify], live::connected_to_injector),
 };
 
 pub static MC0609: Check = Check {
@@ -309,6 +304,7 @@ pub static MC0609: Check = Check {
     level: Error,
     description: "no proxy has rejected its configuration or left it unacknowledged longer than --stale-after (1m)",
     hint: "a STALE or rejecting proxy runs old configuration: read its istio-proxy logs, then restart it",
+    run: Run::Cluster(&[Verify], live::in_sync),
 };
 
 pub static MC0801: Check = Check {
@@ -318,6 +314,7 @@ pub static MC0801: Check = Check {
     level: Error,
     description: "Istio images share one hub and one tag, matching the target version",
     hint: "render the manifest again with one hub and tag (e.g. --set hub=… --set tag=1.Y.Z)",
+    run: Run::Manifest,
 };
 
 pub static MC0802: Check = Check {
@@ -327,6 +324,7 @@ pub static MC0802: Check = Check {
     level: Warning,
     description: "control-plane containers do not run as root",
     hint: "keep runAsNonRoot: true and non-zero runAsUser/runAsGroup (Istio's defaults); only istio-cni needs root",
+    run: Run::Manifest,
 };
 
 pub static MC0803: Check = Check {
@@ -336,6 +334,7 @@ pub static MC0803: Check = Check {
     level: Warning,
     description: "istiod Services are ClusterIP",
     hint: "istiod serves the mesh inside the cluster; expose it only on purpose (multi-cluster) and through a gateway",
+    run: Run::Manifest,
 };
 
 pub static MC0804: Check = Check {
@@ -345,6 +344,7 @@ pub static MC0804: Check = Check {
     level: Error,
     description: "the apiserver accepts every object (server-side dry run)",
     hint: "fix the object the apiserver rejects; the message is the apiserver's",
+    run: Run::Manifest,
 };
 
 pub static MC0805: Check = Check {
@@ -354,6 +354,7 @@ pub static MC0805: Check = Check {
     level: Warning,
     description: "the revision's injector and the istio-cni node agent agree",
     hint: "set pilot.cni.enabled to match whether istio-cni runs (install the istio-cni chart first, or render with CNI off)",
+    run: Run::Manifest,
 };
 
 pub static MC0806: Check = Check {
@@ -363,6 +364,7 @@ pub static MC0806: Check = Check {
     level: Warning,
     description: "no mesh or proxy config field newer Istio removed",
     hint: "drop the field (it is ignored) or move to its replacement in the upgrade notes before rendering again",
+    run: Run::Manifest,
 };
 
 /// Every check, in catalogue order.
@@ -375,88 +377,4 @@ pub static CHECKS: &[&Check] = &[
 /// The check with this code.
 pub fn find(code: &str) -> Option<&'static Check> {
     CHECKS.iter().find(|c| c.code == code).copied()
-}
-
-/// `kubectl meshcheck explain CODE`: the check's documentation, as in `docs/checks.md`.
-pub fn explain(c: &Check) -> String {
-    let stage = match c.stage {
-        Precheck => "precheck",
-        Verify => "verify",
-        Manifest => "manifest",
-    };
-    let level = serde_json::to_value(c.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    format!(
-        "{} ({stage}, {}, {level})\n\n{}.\n\nWhat to do: {}.\n",
-        c.code,
-        c.category,
-        capitalise(c.description),
-        c.hint
-    )
-}
-
-/// `docs/checks.md`, generated.
-pub fn markdown() -> String {
-    let mut out = String::from(
-        "# meshcheck checks\n\n<!-- Generated from crates/meshcheck/src/catalogue.rs by `kubectl-meshcheck catalogue`; do not edit. -->\n\n",
-    );
-    for stage in [Precheck, Verify, Manifest] {
-        out.push_str(&format!(
-            "## {}\n\n| code | category | level | check |\n|---|---|---|---|\n",
-            match stage {
-                Precheck => "precheck",
-                Verify => "verify",
-                Manifest => "manifest",
-            }
-        ));
-        for c in CHECKS.iter().filter(|c| c.stage == stage) {
-            out.push_str(&format!(
-                "| [{}](#{}) | {} | {} | {} |\n",
-                c.code,
-                c.anchor(),
-                c.category,
-                serde_json::to_value(c.level).unwrap().as_str().unwrap(),
-                c.description
-            ));
-        }
-        out.push('\n');
-    }
-    for c in CHECKS {
-        out.push_str(&format!("### {}\n\n{}.\n\nWhat to do: {}.\n\n", c.code, capitalise(c.description), c.hint));
-    }
-    out
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_are_unique_and_well_formed() {
-        let mut codes: Vec<&str> = CHECKS.iter().map(|c| c.code).collect();
-        codes.sort();
-        let before = codes.len();
-        codes.dedup();
-        assert_eq!(codes.len(), before, "duplicate codes");
-        assert!(
-            CHECKS.iter().all(|c| c.code.len() == 6
-                && c.code.starts_with("MC")
-                && c.code[2..].bytes().all(|b| b.is_ascii_digit()))
-        );
-        assert!(CHECKS.iter().all(|c| !c.description.ends_with('.') && !c.hint.ends_with('.')));
-    }
-
-    #[test]
-    fn docs_are_generated_from_the_catalogue() {
-        let committed = include_str!("../../../docs/checks.md");
-        assert_eq!(
-            committed,
-            markdown(),
-            "docs/checks.md is stale: run `cargo run -p meshcheck -- catalogue > docs/checks.md`"
-        );
-    }
 }
