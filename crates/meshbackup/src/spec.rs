@@ -2,7 +2,7 @@
 //! the usage errors all come from here (see `meshkit::cli`).
 
 use meshkit::Exit;
-use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
+use meshkit::spec::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values, YES};
 
 const FILE_EXITS: &[Exit] = &[Exit::Ok, Exit::Usage, Exit::Invalid];
 
@@ -110,6 +110,6 @@ without persisting it.",
             ],
             ..CommandSpec::BARE
         },
-        meshkit::complete::COMPLETION,
+        meshkit::spec::COMPLETION,
     ],
 };

@@ -6,6 +6,7 @@ mod located;
 mod manifest;
 mod manifest_run;
 mod manifest_settings;
+mod permissions;
 mod proxy_status;
 mod snapshot;
 mod spec;

@@ -1,24 +1,22 @@
-//! Fetch: one paginated, label-selected list per kind, sent together; plus the access reviews
-//! for the permissions an upgrade needs.
+//! Fetch: one paginated, label-selected list per kind, sent together; plus the review of the
+//! permissions an upgrade needs (`crate::permissions`).
 
 use std::collections::BTreeMap;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use meshkit::cluster::Cluster;
 use meshkit::istio::injects::Injects;
 use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{IstiodView, Mesh, NamespaceView, PodView, Requests, ServiceView, WebhookConfigView, keys};
 use meshkit::quantity;
 use meshkit::{Error, Result};
-use serde::Serialize;
 
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -39,7 +37,7 @@ pub struct Snapshot {
     pub namespaces: Vec<NamespaceView>,
     pub pods: Vec<PodView>,
     /// `None` when permissions were not asked for or the review API could not be used.
-    pub permissions: Option<Vec<Permission>>,
+    pub permissions: Option<Vec<crate::permissions::Permission>>,
     /// Data only some checks need is `Err(reason)` when we may not read it: those checks are
     /// skipped with the reason instead of failing the whole run.
     pub nodes: Partial<Vec<NodeView>>,
@@ -102,51 +100,6 @@ pub struct CrdView {
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Permission {
-    pub verb: &'static str,
-    pub group: &'static str,
-    pub resource: &'static str,
-    /// `None` for cluster-scoped resources.
-    pub namespace: Option<String>,
-    pub allowed: bool,
-}
-
-impl Permission {
-    pub fn describe(&self) -> String {
-        let resource =
-            if self.group.is_empty() { self.resource.to_string() } else { format!("{}.{}", self.resource, self.group) };
-        match &self.namespace {
-            Some(ns) => format!("{} {resource} in namespace {ns}", self.verb),
-            None => format!("{} {resource}", self.verb),
-        }
-    }
-}
-
-const WRITE: &[&str] = &["create", "update", "patch", "delete"];
-const WRITE_RBAC: &[&str] = &["create", "update", "patch", "delete", "escalate", "bind"];
-
-/// What installing a revision next to another, moving tags and retiring the old one changes.
-const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", WRITE),
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", WRITE),
-    ("apiextensions.k8s.io", "customresourcedefinitions", &["create", "update", "patch"]),
-    ("rbac.authorization.k8s.io", "clusterroles", WRITE_RBAC),
-    ("rbac.authorization.k8s.io", "clusterrolebindings", WRITE),
-    ("", "namespaces", &["get", "create", "patch"]),
-];
-const NAMESPACE_PERMISSIONS: &[(&str, &str, &[&str])] = &[
-    ("apps", "deployments", WRITE),
-    ("", "services", WRITE),
-    ("", "configmaps", WRITE),
-    ("", "serviceaccounts", WRITE),
-    ("", "secrets", &["get", "create"]),
-    ("rbac.authorization.k8s.io", "roles", WRITE_RBAC),
-    ("rbac.authorization.k8s.io", "rolebindings", WRITE),
-    ("policy", "poddisruptionbudgets", WRITE),
-    ("autoscaling", "horizontalpodautoscalers", WRITE),
-];
-
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Needs {
     pub permissions: bool,
@@ -196,7 +149,7 @@ impl Snapshot {
         let what = |kind: &str| format!("list {kind} in namespace {ns}");
         let (list_services, list_slices) = (what("services"), what("endpointslices"));
         let permissions =
-            async { if needs.permissions { Ok(Some(review_permissions(cluster).await?)) } else { Ok(None) } };
+            async { if needs.permissions { Ok(Some(crate::permissions::review(cluster).await?)) } else { Ok(None) } };
         let nodes_api: Api<Node> = Api::all(client.clone());
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -414,55 +367,4 @@ fn written_object(crd: &str, meta: &ObjectMeta) -> WrittenObject {
         name: meta.name.clone().unwrap_or_default(),
         written,
     }
-}
-
-/// One SelfSubjectAccessReview per verb and resource, sixteen at a time.
-async fn review_permissions(cluster: &Cluster) -> Result<Vec<Permission>> {
-    let mut wanted = Vec::new();
-    for (group, resource, verbs) in CLUSTER_PERMISSIONS {
-        for verb in *verbs {
-            wanted.push(Permission { verb, group, resource, namespace: None, allowed: false });
-        }
-    }
-    for (group, resource, verbs) in NAMESPACE_PERMISSIONS {
-        for verb in *verbs {
-            wanted.push(Permission {
-                verb,
-                group,
-                resource,
-                namespace: Some(cluster.istio_namespace.clone()),
-                allowed: false,
-            });
-        }
-    }
-    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client());
-    let reviews = stream::iter(wanted.into_iter().map(|mut p| {
-        let api = api.clone();
-        async move {
-            let review = SelfSubjectAccessReview {
-                spec: SelfSubjectAccessReviewSpec {
-                    resource_attributes: Some(ResourceAttributes {
-                        verb: Some(p.verb.into()),
-                        group: Some(p.group.into()),
-                        resource: Some(p.resource.into()),
-                        namespace: p.namespace.clone(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            let answer =
-                cluster.call("create selfsubjectaccessreviews", api.create(&PostParams::default(), &review)).await?;
-            p.allowed = answer.status.is_some_and(|s| s.allowed);
-            Ok::<_, Error>(p)
-        }
-    }))
-    .buffer_unordered(16)
-    .collect::<Vec<_>>()
-    .await;
-    let mut permissions = reviews.into_iter().collect::<Result<Vec<_>>>()?;
-    permissions
-        .sort_by(|a, b| (a.namespace.is_some(), a.resource, a.verb).cmp(&(b.namespace.is_some(), b.resource, b.verb)));
-    Ok(permissions)
 }

@@ -2,7 +2,7 @@
 //! usage errors all come from here (see `meshkit::cli`).
 
 use meshkit::Exit;
-use meshkit::complete::{CommandSpec, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values};
+use meshkit::spec::{CommandSpec, FlagSpec, NO_HEADERS, OUTPUT, Spec, Values};
 
 const TO_VERSION: FlagSpec = FlagSpec {
     long: "to-version",
@@ -161,6 +161,6 @@ and a server-side dry run of every object (skipped with --offline).",
             exits: &[Exit::Ok, Exit::Usage],
             ..CommandSpec::BARE
         },
-        meshkit::complete::COMPLETION,
+        meshkit::spec::COMPLETION,
     ],
 };

@@ -22,6 +22,7 @@ pub mod istio;
 pub mod kube;
 pub mod quantity;
 pub mod render;
+pub mod spec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -2,7 +2,7 @@
 //! the usage errors all come from here (see `meshkit::cli`).
 
 use meshkit::Exit;
-use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, TAKE_OWNERSHIP, Values, YES};
+use meshkit::spec::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, TAKE_OWNERSHIP, Values, YES};
 
 const FORCE: FlagSpec = FlagSpec { long: "force", short: None, value: None, about: "allow system namespaces" };
 const TO: FlagSpec =
@@ -235,6 +235,6 @@ then the same for every pod in it. Two injectors selecting one pod is shown as a
             exits: &[Exit::Ok, Exit::Usage, Exit::Unreachable, Exit::Forbidden, Exit::NotFound],
             ..CommandSpec::BARE
         },
-        meshkit::complete::COMPLETION,
+        meshkit::spec::COMPLETION,
     ],
 };

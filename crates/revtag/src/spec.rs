@@ -2,7 +2,7 @@
 //! usage errors all come from here (see `meshkit::cli`).
 
 use meshkit::Exit;
-use meshkit::complete::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, TAKE_OWNERSHIP, Values, YES};
+use meshkit::spec::{CommandSpec, DRY_RUN, FlagSpec, NO_HEADERS, OUTPUT, Spec, TAKE_OWNERSHIP, Values, YES};
 
 const REVISION: FlagSpec = FlagSpec {
     long: "revision",
@@ -132,6 +132,6 @@ Print the objects `set` would write for TAG as multi-document YAML (or a JSON Li
             examples: &["kubectl revtag generate prod-canary --revision 1-31-1 | kubectl apply -f -"],
             exits: READ_EXITS,
         },
-        meshkit::complete::COMPLETION,
+        meshkit::spec::COMPLETION,
     ],
 };

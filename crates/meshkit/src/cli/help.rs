@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::args::GLOBAL_FLAGS_HELP;
-use crate::complete::{CommandSpec, FlagSpec, Spec, Values};
 use crate::error::Exit;
+use crate::spec::{CommandSpec, FlagSpec, Spec, Values};
 
 /// `REVISION`, `FILE`, `table|json|yaml` …: how a flag's value is shown.
 fn value_name(flag: &FlagSpec) -> String {

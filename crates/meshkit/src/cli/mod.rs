@@ -11,9 +11,9 @@ use std::ffi::OsString;
 use lexopt::{Parser, ValueExt};
 
 use crate::args::{Flag, KubeArgs, next_arg};
-use crate::complete::{CommandSpec, FlagSpec, GLOBAL_FLAGS, Spec, Values};
 use crate::error::{Error, Result};
 use crate::render::{Format, OutputArgs};
+use crate::spec::{CommandSpec, FlagSpec, GLOBAL_FLAGS, Spec, Values};
 
 mod help;
 

@@ -1,6 +1,6 @@
 use super::*;
-use crate::complete::{DRY_RUN, OUTPUT, YES};
 use crate::error::Exit;
+use crate::spec::{DRY_RUN, OUTPUT, YES};
 
 const TO: FlagSpec = FlagSpec { long: "to", short: None, value: Some(Values::RevisionsOrTags), about: "where to" };
 const WAIT: FlagSpec = FlagSpec { long: "wait", short: None, value: None, about: "follow the rollouts" };

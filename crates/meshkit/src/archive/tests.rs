@@ -1,5 +1,12 @@
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
 use serde_json::json;
 
+use super::read::read_entry;
+use super::write::append;
 use super::*;
 
 fn header() -> Header {
