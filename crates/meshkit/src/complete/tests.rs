@@ -1,4 +1,5 @@
 use super::*;
+use crate::spec::{DRY_RUN, OUTPUT, YES, flag};
 
 const SPEC: Spec = Spec {
     plugin: "demo",
