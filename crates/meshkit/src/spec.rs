@@ -66,7 +66,12 @@ pub struct Spec {
     pub commands: &'static [CommandSpec],
 }
 
-pub(crate) const fn flag(long: &'static str, short: Option<char>, value: Option<Values>, about: &'static str) -> FlagSpec {
+pub(crate) const fn flag(
+    long: &'static str,
+    short: Option<char>,
+    value: Option<Values>,
+    about: &'static str,
+) -> FlagSpec {
     FlagSpec { long, short, value, about }
 }
 

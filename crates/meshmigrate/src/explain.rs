@@ -18,6 +18,14 @@ pub enum Subject {
 }
 
 impl Subject {
+    /// `explain POD -n NS | NS`.
+    pub fn from_matches(m: &meshkit::cli::Matches) -> Result<Subject> {
+        let [word] = m.args.as_slice() else {
+            return Err(m.usage("needs one POD (with -n) or NAMESPACE".into()));
+        };
+        Subject::parse(word, m.kube.namespace.as_deref())
+    }
+
     /// `pod/NAME` or `NAME` with -n: a pod; `namespace/NAME`, `ns/NAME` or `NAME` alone: a namespace.
     pub fn parse(word: &str, namespace: Option<&str>) -> Result<Subject> {
         let (kind, name) = word.split_once('/').map_or((None, word), |(k, n)| (Some(k), n));

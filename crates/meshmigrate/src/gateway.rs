@@ -216,6 +216,19 @@ pub struct GatewayArgs {
     pub take_ownership: bool,
 }
 
+impl GatewayArgs {
+    /// `gateway NAME -n NS --to REV|TAG`.
+    pub fn from_matches(m: &meshkit::cli::Matches) -> Result<GatewayArgs> {
+        Ok(GatewayArgs {
+            name: crate::flags::exactly_one(m, "NAME")?,
+            target: crate::flags::target(m)?,
+            timeout: crate::flags::timeout(m)?,
+            dry_run: m.dry_run()?,
+            take_ownership: m.has("take-ownership"),
+        })
+    }
+}
+
 pub async fn run(
     kube: &meshkit::args::KubeArgs,
     output: meshkit::render::OutputArgs,

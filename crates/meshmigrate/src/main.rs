@@ -2,6 +2,7 @@
 
 mod cli;
 mod explain;
+mod flags;
 mod gateway;
 mod journal;
 mod lock;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use meshkit::args::KubeArgs;
+use meshkit::cli::Matches;
 use meshkit::cluster::Cluster;
 use meshkit::confirm::{Answer, confirm};
 use meshkit::istio::NamespaceView;
@@ -107,160 +108,259 @@ pub fn stale_after(snapshot: &Snapshot, plan: &[Planned]) -> (Vec<Restart>, Vec<
     crate::restart::plan(&crate::status::decide(&moved, &Scope::Named(names)))
 }
 
+impl MigrateArgs {
+    /// `namespace NS…|-l SELECTOR --to REV|TAG`.
+    pub fn for_move(m: &Matches) -> Result<MigrateArgs> {
+        let selector = m.value("selector").map(str::to_string);
+        if let Some(selector) = &selector {
+            meshkit::args::check_selector(selector)?;
+        }
+        let selection = match (m.args.is_empty(), selector) {
+            (false, None) => Selection::Named(m.args.clone()),
+            (true, Some(selector)) => Selection::Selector(selector),
+            (false, Some(_)) => return Err(Error::usage("name namespaces or pass -l SELECTOR, not both", m.see())),
+            (true, None) => return Err(m.usage("needs at least one NAMESPACE or -l SELECTOR".into())),
+        };
+        let target = crate::flags::target(m)?;
+        MigrateArgs::read(m, Goal::Move { selection, target })
+    }
+
+    /// `rollback NS…|--all`.
+    pub fn for_rollback(m: &Matches) -> Result<MigrateArgs> {
+        if m.args.is_empty() != m.has("all") {
+            return Err(m.usage("needs NAMESPACE… or --all (not both)".into()));
+        }
+        MigrateArgs::read(m, Goal::Rollback { names: m.args.clone() })
+    }
+
+    fn read(m: &Matches, goal: Goal) -> Result<MigrateArgs> {
+        Ok(MigrateArgs {
+            goal,
+            restart: m.has("restart"),
+            wait: m.has("wait"),
+            timeout: crate::flags::timeout(m)?,
+            max_concurrent: crate::flags::max_concurrent(m)?,
+            dry_run: m.dry_run()?,
+            force: m.has("force"),
+            yes: m.has("yes"),
+        })
+    }
+}
+
 pub async fn run(kube: &KubeArgs, output: OutputArgs, args: &MigrateArgs) -> Result<Exit> {
     let cluster = Cluster::connect(kube).await?;
-    let (control_plane, journal) = tokio::try_join!(meshkit::fetch::control_plane(&cluster), Journal::read(&cluster))?;
-    let mesh = control_plane.mesh();
-    let (plan, target, action) = match &args.goal {
-        Goal::Move { selection, target } => {
-            let namespaces = crate::scope::namespaces(&cluster, selection).await?;
-            let plan = plan_relabel(&mesh, &namespaces, target, &cluster.istio_namespace, args.force)?;
-            (plan, Some(target.clone()), Action::Relabel)
+    let fetched = fetch(&cluster, args).await?;
+    let mut report = decide(&fetched, args, &cluster.istio_namespace)?;
+    if args.dry_run.is_dry() {
+        if args.dry_run == meshkit::cli::DryRun::Server {
+            check_on_server(&cluster, &report).await?;
         }
-        Goal::Rollback { names } => {
-            let all = names.is_empty();
-            let mut names = if all { journal.undoable_namespaces() } else { names.clone() };
-            if all && !names.is_empty() {
-                // --all: a journaled namespace deleted since has nothing left to roll back.
-                let existing = crate::scope::existing(&cluster).await?;
-                let (kept, gone): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| existing.contains(n));
-                for name in gone {
-                    eprintln!("kubectl-meshmigrate: skipping namespace {name}: it no longer exists");
-                }
-                names = kept;
-            }
-            if names.is_empty() {
-                return Err(Error::not_found(
-                    "nothing to roll back: the journal has no move that is not rolled back yet",
-                    "`kubectl meshmigrate log` shows what is recorded",
-                ));
-            }
-            let namespaces = crate::scope::namespaces(&cluster, &Selection::Named(names)).await?;
-            (plan_rollback(&journal, &namespaces)?, None, Action::Rollback)
-        }
-    };
-    let target_revision = target.as_deref().and_then(|t| mesh.resolve(t)).map(str::to_string);
-    let namespaces: Vec<NamespaceView> =
-        plan.iter().map(|p| NamespaceView { name: p.namespace.clone(), labels: from_labels(&p.from) }).collect();
-    let names: Vec<String> = namespaces.iter().map(|n| n.name.clone()).collect();
+        render(output, &report, true)?;
+        return Ok(Exit::Ok);
+    }
+    ask(args, &report)?;
+    let deadline = Instant::now() + args.timeout;
+    apply(&cluster, args, &fetched, &mut report).await?;
+    if args.wait {
+        check_pods_and_proxies(&cluster, &fetched.mesh, &mut report, deadline).await?;
+    }
+    render(output, &report, false)?;
+    Ok(report.exit())
+}
 
-    let mut outcomes = Vec::new();
-    let mut workloads = Vec::new();
+/// What the run decides on: the control plane, the journal, the namespaces it moves or rolls
+/// back and, to restart or wait, their pods and workloads.
+struct Fetched {
+    control_plane: meshkit::fetch::ControlPlane,
+    mesh: meshkit::istio::Mesh,
+    journal: Journal,
+    namespaces: Vec<NamespaceView>,
+    pods: Vec<meshkit::istio::PodView>,
+    replica_set_owners: BTreeMap<(String, String), String>,
+    workloads: Vec<WorkloadView>,
+}
+
+async fn fetch(cluster: &Cluster, args: &MigrateArgs) -> Result<Fetched> {
+    let (control_plane, journal) = tokio::try_join!(meshkit::fetch::control_plane(cluster), Journal::read(cluster))?;
+    let selection = match &args.goal {
+        Goal::Move { selection, .. } => selection.clone(),
+        Goal::Rollback { names } => Selection::Named(rollback_names(cluster, &journal, names).await?),
+    };
+    let namespaces = crate::scope::namespaces(cluster, &selection).await?;
+    let names: Vec<String> = namespaces.iter().map(|n| n.name.clone()).collect();
+    let ((pods, replica_set_owners), workloads) = if args.restart || args.wait {
+        tokio::try_join!(crate::scope::pods_and_owners(cluster, &names), crate::rollout::fetch(cluster, &names))?
+    } else {
+        Default::default()
+    };
+    let mesh = control_plane.mesh();
+    Ok(Fetched { control_plane, mesh, journal, namespaces, pods, replica_set_owners, workloads })
+}
+
+/// `rollback NS…` as named; `--all`: every journaled namespace with a move to undo that still
+/// exists.
+async fn rollback_names(cluster: &Cluster, journal: &Journal, names: &[String]) -> Result<Vec<String>> {
+    let mut names = if names.is_empty() { journal.undoable_namespaces() } else { return Ok(names.to_vec()) };
+    if !names.is_empty() {
+        let existing = crate::scope::existing(cluster).await?;
+        let (kept, gone): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| existing.contains(n));
+        for name in gone {
+            eprintln!("kubectl-meshmigrate: skipping namespace {name}: it no longer exists");
+        }
+        names = kept;
+    }
+    if names.is_empty() {
+        return Err(Error::not_found(
+            "nothing to roll back: the journal has no move that is not rolled back yet",
+            "`kubectl meshmigrate log` shows what is recorded",
+        ));
+    }
+    Ok(names)
+}
+
+/// Decide, on plain data: the label changes, and the workloads whose pods they make stale (those
+/// an earlier run already restarted are not restarted again).
+fn decide(fetched: &Fetched, args: &MigrateArgs, istio_namespace: &str) -> Result<Report> {
+    let (plan, target) = match &args.goal {
+        Goal::Move { target, .. } => {
+            let plan = plan_relabel(&fetched.mesh, &fetched.namespaces, target, istio_namespace, args.force)?;
+            (plan, Some(target.clone()))
+        }
+        Goal::Rollback { .. } => (plan_rollback(&fetched.journal, &fetched.namespaces)?, None),
+    };
+    let mut restarts = Vec::new();
     if args.restart || args.wait {
-        let ((pods, owners), fetched) =
-            tokio::try_join!(crate::scope::pods_and_owners(&cluster, &names), crate::rollout::fetch(&cluster, &names))?;
-        workloads = fetched;
-        let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects, .. } = control_plane.clone();
+        let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects, .. } = fetched.control_plane.clone();
         let snapshot = Snapshot {
             istiods,
             webhooks,
             services,
             injects,
-            namespaces: namespaces.clone(),
-            pods,
-            replica_set_owners: owners,
+            namespaces: fetched.namespaces.clone(),
+            pods: fetched.pods.clone(),
+            replica_set_owners: fetched.replica_set_owners.clone(),
             live: None,
         };
-        let (restarts, bare) = stale_after(&snapshot, &plan);
+        let (stale, bare) = stale_after(&snapshot, &plan);
         for pod in &bare {
             eprintln!("kubectl-meshmigrate: warning: {pod} will be stale and has no controller to restart it");
         }
-        for restart in restarts {
-            let result = if already_restarted(&restart, &plan, &journal, &workloads) {
+        for restart in stale {
+            let result = if already_restarted(&restart, &plan, &fetched.journal, &fetched.workloads) {
                 RestartResult::AlreadyRestarted
             } else if args.restart {
                 RestartResult::WouldRestart
             } else {
                 continue;
             };
-            outcomes.push(RestartOutcome::planned(restart, result));
+            restarts.push(RestartOutcome::planned(restart, result));
         }
     }
-    let mut report = Report {
-        target: target.clone(),
-        target_revision: target_revision.clone(),
+    Ok(Report {
+        target_revision: target.as_deref().and_then(|t| fetched.mesh.resolve(t)).map(str::to_string),
+        target,
         namespaces: plan,
-        restarts: outcomes,
+        restarts,
         not_on_target: None,
         proxies: None,
         complete: true,
-    };
-    if args.dry_run == meshkit::cli::DryRun::Server {
-        relabel::check_on_server(&cluster, &report.namespaces).await?;
-        let restarts: Vec<Restart> = report
-            .restarts
-            .iter()
-            .filter(|o| o.result == RestartResult::WouldRestart)
-            .map(|o| o.restart.clone())
-            .collect();
-        crate::restart::check_on_server(&cluster, &restarts).await?;
-        eprintln!("kubectl-meshmigrate: the apiserver accepted every change (server dry run); nothing was persisted");
+    })
+}
+
+impl Report {
+    fn to_restart(&self) -> Vec<Restart> {
+        self.restarts.iter().filter(|o| o.result == RestartResult::WouldRestart).map(|o| o.restart.clone()).collect()
     }
-    if args.dry_run.is_dry() {
-        render(output, &report, true)?;
-        return Ok(Exit::Ok);
+
+    fn exit(&self) -> Exit {
+        let unexpected = self.not_on_target.iter().flatten().any(|p| !p.expected())
+            || self.proxies.as_ref().is_some_and(|p| p.exit() != Exit::Ok);
+        if !self.complete {
+            Exit::Incomplete
+        } else if unexpected {
+            Exit::Failed
+        } else {
+            Exit::Ok
+        }
     }
-    let to_restart = report.restarts.iter().filter(|o| o.result == RestartResult::WouldRestart).count();
+}
+
+/// `--dry-run=server`: every label change and restart sent with `dryRun=All`.
+async fn check_on_server(cluster: &Cluster, report: &Report) -> Result<()> {
+    relabel::check_on_server(cluster, &report.namespaces).await?;
+    crate::restart::check_on_server(cluster, &report.to_restart()).await?;
+    eprintln!("kubectl-meshmigrate: the apiserver accepted every change (server dry run); nothing was persisted");
+    Ok(())
+}
+
+/// Restarts, or namespaces chosen by a selector, are confirmed first (unless `--yes`).
+fn ask(args: &MigrateArgs, report: &Report) -> Result<()> {
+    let to_restart = report.to_restart().len();
     let by_selector = matches!(args.goal, Goal::Move { selection: Selection::Selector(_), .. });
-    if to_restart > 0 || by_selector {
-        let question = match &target {
-            Some(target) => format!(
-                "Move {} namespace(s) to {target} and restart {to_restart} workload(s)?",
-                report.namespaces.len()
-            ),
-            None => format!("Roll back {} namespace(s) and restart {to_restart} workload(s)?", report.namespaces.len()),
-        };
-        if confirm(&question, args.yes)? == Answer::No {
-            return Err(Error::NotConfirmed { what: question.trim_end_matches('?').to_string(), hint: String::new() });
-        }
+    if to_restart == 0 && !by_selector {
+        return Ok(());
     }
-    let user = relabel::whoami(&cluster).await;
-    let lock = crate::lock::acquire(&cluster, &user).await?;
-    let deadline = Instant::now() + args.timeout;
+    let moved = report.namespaces.len();
+    let question = match &report.target {
+        Some(target) => format!("Move {moved} namespace(s) to {target} and restart {to_restart} workload(s)?"),
+        None => format!("Roll back {moved} namespace(s) and restart {to_restart} workload(s)?"),
+    };
+    if confirm(&question, args.yes)? == Answer::No {
+        return Err(Error::NotConfirmed { what: question.trim_end_matches('?').to_string(), hint: String::new() });
+    }
+    Ok(())
+}
+
+/// Under the run lock: finish what an interrupted run left pending, relabel, restart in waves.
+async fn apply(cluster: &Cluster, args: &MigrateArgs, fetched: &Fetched, report: &mut Report) -> Result<()> {
+    let user = relabel::whoami(cluster).await;
+    let lock = crate::lock::acquire(cluster, &user).await?;
+    let action = match args.goal {
+        Goal::Move { .. } => Action::Relabel,
+        Goal::Rollback { .. } => Action::Rollback,
+    };
     let outcome = async {
-        let user = user.as_str();
-        if journal.entries.iter().any(|e| e.state == State::Pending && e.action == Action::Restart) {
-            relabel::with_journal(&cluster, |j| crate::restart::settle_pending(j, &workloads)).await?;
+        if fetched.journal.entries.iter().any(|e| e.state == State::Pending && e.action == Action::Restart) {
+            relabel::with_journal(cluster, |j| crate::restart::settle_pending(j, &fetched.workloads)).await?;
         }
-        apply_and_follow(&cluster, user, args, action, &names, &mut report).await
+        apply_and_follow(cluster, &user, args, action, report).await
     }
     .await;
     let released = lock.release().await;
     outcome?;
-    released?;
-    if args.wait {
-        let (pods, owners) = crate::scope::pods_and_owners(&cluster, &names).await?;
-        // The labels this run set, under the lock (no request per namespace).
-        let current: Vec<NamespaceView> = report
-            .namespaces
-            .iter()
-            .map(|p| NamespaceView { name: p.namespace.clone(), labels: from_labels(&p.to) })
-            .collect();
-        let rollouts: BTreeMap<(String, String), Rollout> = report
-            .restarts
-            .iter()
-            .filter_map(|o| Some(((o.restart.namespace.clone(), o.restart.workload.clone()), o.rollout.clone()?)))
-            .collect();
-        report.not_on_target = Some(crate::verify::verify(&VerifyInput {
-            namespaces: &current,
-            pods: &pods,
-            replica_set_owners: &owners,
-            mesh: &mesh,
-            rollouts: &rollouts,
-        }));
-        let all = |_: &meshkit::istio::ProxyRow| true;
-        report.proxies = Some(crate::proxies::await_proxies(&cluster, &current, &mesh, &all, deadline).await?);
-    }
-    render(output, &report, false)?;
-    let unexpected = report.not_on_target.iter().flatten().any(|p| !p.expected())
-        || report.proxies.as_ref().is_some_and(|p| p.exit() != Exit::Ok);
-    Ok(if !report.complete {
-        Exit::Incomplete
-    } else if unexpected {
-        Exit::Failed
-    } else {
-        Exit::Ok
-    })
+    released
+}
+
+/// `--wait`: every pod of the moved namespaces on its revision, and its proxy connected.
+async fn check_pods_and_proxies(
+    cluster: &Cluster,
+    mesh: &meshkit::istio::Mesh,
+    report: &mut Report,
+    deadline: Instant,
+) -> Result<()> {
+    let names: Vec<String> = report.namespaces.iter().map(|p| p.namespace.clone()).collect();
+    let (pods, owners) = crate::scope::pods_and_owners(cluster, &names).await?;
+    // The labels this run set, under the lock (no request per namespace).
+    let current: Vec<NamespaceView> = report
+        .namespaces
+        .iter()
+        .map(|p| NamespaceView { name: p.namespace.clone(), labels: from_labels(&p.to) })
+        .collect();
+    let rollouts: BTreeMap<(String, String), Rollout> = report
+        .restarts
+        .iter()
+        .filter_map(|o| Some(((o.restart.namespace.clone(), o.restart.workload.clone()), o.rollout.clone()?)))
+        .collect();
+    report.not_on_target = Some(crate::verify::verify(&VerifyInput {
+        namespaces: &current,
+        pods: &pods,
+        replica_set_owners: &owners,
+        mesh,
+        rollouts: &rollouts,
+    }));
+    let all = |_: &meshkit::istio::ProxyRow| true;
+    report.proxies = Some(crate::proxies::await_proxies(cluster, &current, mesh, &all, deadline).await?);
+    Ok(())
 }
 
 /// Relabels, then restarts in waves (`waves_run`), following them to the end with `--wait`.
@@ -269,10 +369,10 @@ async fn apply_and_follow(
     user: &str,
     args: &MigrateArgs,
     action: Action,
-    names: &[String],
     report: &mut Report,
 ) -> Result<()> {
     relabel::apply(cluster, user, &report.namespaces, action).await?;
+    let names: Vec<String> = report.namespaces.iter().map(|p| p.namespace.clone()).collect();
     let mut waves = Waves::new(std::mem::take(&mut report.restarts));
     let pace = Pace {
         max_concurrent: args.max_concurrent,
@@ -280,7 +380,7 @@ async fn apply_and_follow(
         follow_to_the_end: args.wait,
     };
     let start = async |wave: &[Restart]| crate::restart::apply(cluster, user, wave).await;
-    let driven = crate::waves_run::drive(cluster, names, &mut waves, &pace, start).await;
+    let driven = crate::waves_run::drive(cluster, &names, &mut waves, &pace, start).await;
     report.complete = waves.complete(args.wait);
     report.restarts = waves.outcomes;
     driven

@@ -23,6 +23,19 @@ pub struct RestartArgs {
     pub max_concurrent: usize,
 }
 
+impl RestartArgs {
+    /// `restart [NS…] [--wait] [--max-concurrent N]`.
+    pub fn from_matches(m: &meshkit::cli::Matches) -> Result<RestartArgs> {
+        Ok(RestartArgs {
+            scope: if m.args.is_empty() { Scope::All } else { Scope::Named(m.args.clone()) },
+            dry_run: m.dry_run()?,
+            wait: m.has("wait"),
+            timeout: crate::flags::timeout(m)?,
+            max_concurrent: crate::flags::max_concurrent(m)?,
+        })
+    }
+}
+
 /// `kubectl meshmigrate restart`: fetch the namespaces in scope, decide which workloads are
 /// stale, restart them in waves under the run lock (or only check them, with a dry run), render.
 pub async fn run(

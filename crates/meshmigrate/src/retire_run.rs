@@ -26,6 +26,19 @@ pub struct RetireArgs {
     pub yes: bool,
 }
 
+impl RetireArgs {
+    /// `retire REVISION [-f FILE]`.
+    pub fn from_matches(m: &meshkit::cli::Matches) -> Result<RetireArgs> {
+        let revision = crate::flags::exactly_one(m, "REVISION")?;
+        meshkit::istio::names::validate("revision", &revision)?;
+        let file = m.value("file").map(PathBuf::from);
+        if let Some(file) = &file {
+            meshkit::args::check_output_path(file, false)?;
+        }
+        Ok(RetireArgs { revision, file, dry_run: m.dry_run()?, yes: m.has("yes") })
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Report {

@@ -42,6 +42,16 @@ pub enum Scope {
     Named(Vec<String>),
 }
 
+impl Scope {
+    /// `status [NS…|-A]`.
+    pub fn from_matches(m: &meshkit::cli::Matches) -> Result<Scope> {
+        if m.kube.all_namespaces && !m.args.is_empty() {
+            return Err(Error::usage("name namespaces or pass -A, not both", m.see()));
+        }
+        Ok(if m.args.is_empty() { Scope::All } else { Scope::Named(m.args.clone()) })
+    }
+}
+
 pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
     let client = cluster.client();
     let meshkit::fetch::ControlPlane { istiods, webhooks, services, injects, .. } =

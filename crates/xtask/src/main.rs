@@ -162,7 +162,7 @@ fn build_plugins(profile: &[&str]) -> Result<()> {
     let status = cargo()
         .args(["build", "--quiet", "--bins"])
         .args(profile)
-        .args(["-p", "revtag", "-p", "meshcheck", "-p", "meshmigrate", "-p", "meshbackup"])
+        .args(["-p", "revtag", "-p", "meshcheck", "-p", "meshmigrate", "-p", "meshbackup", "-p", "xtask"])
         .status()?;
     if !status.success() {
         bail!("cargo build {} failed", profile.join(" "));

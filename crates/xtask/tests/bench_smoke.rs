@@ -25,15 +25,19 @@ fn the_benchmark_runs_at_a_small_scale() {
     let status = at("meshmigrate status -A", 12);
     assert_eq!((status.pods, status.custom_resources), (120, 24));
     assert!(status.ours.requests > 0 && status.ours.peak_mib > 0.0, "{status:?}");
-    let floor = status.floor.as_ref().expect("status lists, so it has a floor");
-    assert!(floor.requests > 0, "{floor:?}");
+    let json = status.json_floor.as_ref().expect("status lists, so it has a floor");
+    let protobuf = status.protobuf_floor.as_ref().expect("and one read as protobuf");
+    // The floor makes the very lists we made, page for page; protobuf carries the same pods in fewer bytes.
+    assert!(json.requests > 0 && json.requests == protobuf.requests, "{json:?} {protobuf:?}");
+    assert!(protobuf.bytes > 0 && protobuf.bytes < json.bytes, "{json:?} {protobuf:?}");
+    assert!(status.kubectl.as_ref().is_some_and(|k| k.requests > 0), "{status:?}");
     assert!(
         at("meshcheck precheck", 6)
             .istioctl
             .as_ref()
             .is_some_and(|(name, f)| name == "istioctl x precheck" && f.requests > 0)
     );
-    assert!(at("meshbackup inspect", 6).floor.is_none(), "reading a file lists nothing");
+    assert!(at("meshbackup inspect", 6).json_floor.is_none(), "reading a file lists nothing");
     // Requests grow with kinds, not namespaces.
     assert_eq!(at("revtag list", 6).ours.requests, at("revtag list", 12).ours.requests);
     write(&rows, &options).unwrap();

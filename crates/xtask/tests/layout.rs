@@ -133,3 +133,19 @@ fn no_plugin_module_imports_itself_through_others() {
     }
     assert!(circles.is_empty(), "import circles:\n{}", circles.join("\n"));
 }
+
+/// Files stay small enough to read at once: about 450 lines (code and tests of every crate).
+#[test]
+fn no_file_is_over_about_450_lines() {
+    const LIMIT: usize = 460;
+    let mut long = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("crates")).unwrap().flatten() {
+        for path in sources(&entry.path()) {
+            let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+            if lines > LIMIT {
+                long.push(format!("{}: {lines} lines", path.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these by concern:\n{}", long.join("\n"));
+}

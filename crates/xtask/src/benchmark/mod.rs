@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: every read command on a synthetic mesh in the real test control plane,
-//! side by side with the floor (kubectl listing the same collections with the same page size) and
-//! istioctl where it answers the same question. Wall time, peak memory (`/usr/bin/time -v`) and
+//! side by side with the floor (the same lists read raw, as JSON and as protobuf), kubectl listing
+//! the same collections, and istioctl where it answers the same question. Wall time, peak memory (`/usr/bin/time -v`) and
 //! the API requests each made, counted in the apiserver's own audit log by user.
 //!
 //! One cluster grows through the sizes asked for, so the cost of each size is measured on the
@@ -9,14 +9,22 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use meshtest::{CANARY, ControlPlane, Fixture, Options as PlaneOptions, STABLE, realistic_pod};
 use serde::Serialize;
+
+mod audit;
+mod measure;
+mod report;
+
+use audit::{Audit, ListCall};
+pub use measure::timed;
+use measure::timed_output;
+pub use report::{BEGIN, END, markdown, write};
 
 /// Pods and Istio custom resources per namespace.
 const PODS_PER_NAMESPACE: usize = 10;
@@ -43,6 +51,8 @@ pub struct Sample {
     pub seconds: f64,
     pub peak_mib: f64,
     pub requests: usize,
+    /// Bytes of the list responses (raw floors only).
+    pub bytes: u64,
 }
 
 /// Several runs of one side of a comparison.
@@ -53,6 +63,7 @@ pub struct Figures {
     pub max_seconds: f64,
     pub peak_mib: f64,
     pub requests: usize,
+    pub bytes: u64,
 }
 
 impl Figures {
@@ -65,6 +76,7 @@ impl Figures {
             max_seconds: seconds.last().copied().unwrap_or_default(),
             peak_mib: samples.iter().map(|s| s.peak_mib).fold(0.0, f64::max),
             requests: samples.first().map_or(0, |s| s.requests),
+            bytes: samples.first().map_or(0, |s| s.bytes),
         }
     }
 }
@@ -77,7 +89,11 @@ pub struct Row {
     pub pods: usize,
     pub custom_resources: usize,
     pub ours: Figures,
-    pub floor: Option<Figures>,
+    /// The same lists read raw as JSON, and as protobuf (`raw-list`): the physical floor.
+    pub json_floor: Option<Figures>,
+    pub protobuf_floor: Option<Figures>,
+    /// kubectl listing the same collections: what a user would otherwise run.
+    pub kubectl: Option<Figures>,
     pub istioctl: Option<(String, Figures)>,
 }
 
@@ -204,121 +220,6 @@ fn run_in_parallel(plane: &ControlPlane, chunks: &[String], verb: &[&str]) -> Re
     Ok(())
 }
 
-/// The audit log from a remembered offset: each measured run reads only what it caused.
-struct Audit {
-    path: PathBuf,
-    offset: u64,
-}
-
-/// One list the command made: what kubectl needs to make the same one.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct ListCall {
-    resource: String,
-    group: String,
-    version: String,
-    namespace: Option<String>,
-    selector: Option<String>,
-}
-
-impl Audit {
-    fn new(plane: &ControlPlane) -> Audit {
-        let path = plane.dir.join("logs/audit.log");
-        let offset = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        Audit { path, offset }
-    }
-
-    fn mark(&mut self) {
-        self.offset = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-    }
-
-    /// Events of `user` since the mark: `(request count, the lists among them)`.
-    fn since_mark(&self, user: &str) -> Result<(usize, BTreeSet<ListCall>)> {
-        // The log backend writes as requests complete; give the last ones a moment.
-        std::thread::sleep(Duration::from_millis(800));
-        let mut file = fs::File::open(&self.path)?;
-        let length = file.metadata()?.len();
-        // A rotation restarts the file: then everything in it is new.
-        file.seek(SeekFrom::Start(if length < self.offset { 0 } else { self.offset }))?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        let (mut count, mut lists) = (0, BTreeSet::new());
-        for line in text.lines() {
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            if event["user"]["username"] != user || event["stage"] != "ResponseComplete" {
-                continue;
-            }
-            count += 1;
-            // Lists that failed (a kind that is not installed) are not part of the floor.
-            if event["verb"] == "list" && event["responseStatus"]["code"] == 200 {
-                let object = &event["objectRef"];
-                let uri = event["requestURI"].as_str().unwrap_or_default();
-                let selector = uri.split(['?', '&']).find_map(|p| p.strip_prefix("labelSelector=")).map(decode);
-                lists.insert(ListCall {
-                    resource: object["resource"].as_str().unwrap_or_default().into(),
-                    group: object["apiGroup"].as_str().unwrap_or_default().into(),
-                    version: object["apiVersion"].as_str().unwrap_or_default().into(),
-                    namespace: object["namespace"].as_str().map(String::from),
-                    selector,
-                });
-            }
-        }
-        Ok((count, lists))
-    }
-}
-
-/// Percent-decoding of a query value (selectors carry `=`, `,` and `!`).
-fn decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Runs `command` under `/usr/bin/time -v`: wall seconds and peak memory in MiB.
-pub fn timed(command: &Command, allowed: &[i32]) -> Result<(f64, f64)> {
-    let report = tempfile::NamedTempFile::new()?;
-    let program = command.get_program().to_owned();
-    let mut wrapped = Command::new("/usr/bin/time");
-    wrapped.arg("-v").arg("-o").arg(report.path()).arg(&program).args(command.get_args());
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(v) => wrapped.env(key, v),
-            None => wrapped.env_remove(key),
-        };
-    }
-    let started = Instant::now();
-    let out = wrapped.stdout(Stdio::null()).stderr(Stdio::piped()).output().context("cannot run /usr/bin/time")?;
-    let seconds = started.elapsed().as_secs_f64();
-    let code = out.status.code().unwrap_or(-1);
-    if !allowed.contains(&code) {
-        bail!("{:?} exited {code}: {}", program, String::from_utf8_lossy(&out.stderr));
-    }
-    let text = fs::read_to_string(report.path())?;
-    let kib: f64 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    Ok((seconds, kib / 1024.0))
-}
-
 struct Bench<'a> {
     plane: &'a ControlPlane,
     options: &'a Options,
@@ -345,7 +246,7 @@ impl Bench<'_> {
         self.audit.mark();
         let (seconds, peak_mib) = timed(&build(&kubeconfig), allowed)?;
         let (requests, lists) = self.audit.since_mark(&user)?;
-        Ok((Sample { seconds, peak_mib, requests }, lists))
+        Ok((Sample { seconds, peak_mib, requests, bytes: 0 }, lists))
     }
 
     fn case(&mut self, case: &Case, size: (usize, usize, usize)) -> Result<Row> {
@@ -360,15 +261,13 @@ impl Bench<'_> {
             ours.push(sample);
             lists = seen;
         }
-        let floor = if lists.is_empty() {
-            None
-        } else {
-            let mut samples = Vec::new();
-            for _ in 0..self.options.runs {
-                samples.push(self.floor(&lists)?);
-            }
-            Some(Figures::of(&samples))
-        };
+        let (mut json, mut protobuf, mut kubectl) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..if lists.is_empty() { 0 } else { self.options.runs } {
+            json.push(self.raw_floor(&lists, "json")?);
+            protobuf.push(self.raw_floor(&lists, "protobuf")?);
+            kubectl.push(self.floor(&lists)?);
+        }
+        let figures = |samples: Vec<Sample>| (!samples.is_empty()).then(|| Figures::of(&samples));
         let istioctl = match (case.istioctl, &self.options.istioctl) {
             (Some(words), Some(istioctl)) => {
                 let mut samples = Vec::new();
@@ -390,7 +289,9 @@ impl Bench<'_> {
             pods: size.1,
             custom_resources: size.2,
             ours: Figures::of(&ours),
-            floor,
+            json_floor: figures(json),
+            protobuf_floor: figures(protobuf),
+            kubectl: figures(kubectl),
             istioctl,
         })
     }
@@ -430,7 +331,31 @@ impl Bench<'_> {
         }
         let seconds = started.elapsed().as_secs_f64();
         let (requests, _) = self.audit.since_mark(&user)?;
-        Ok(Sample { seconds, peak_mib: peak, requests })
+        Ok(Sample { seconds, peak_mib: peak, requests, bytes: 0 })
+    }
+
+    /// The same lists, paginated alike and sent together, read to the last byte without decoding
+    /// (`raw-list`, a process of its own like ours).
+    fn raw_floor(&mut self, lists: &BTreeSet<ListCall>, encoding: &str) -> Result<Sample> {
+        let (user, kubeconfig) = self.user(&format!("raw-{encoding}"))?;
+        let mut cmd = Command::new(self.options.binaries.join("raw-list"));
+        cmd.args(["--encoding", encoding, "--page", &PAGE_SIZE.to_string()]).env("KUBECONFIG", &kubeconfig);
+        for list in lists {
+            let part = |v: &Option<String>| v.clone().unwrap_or_default();
+            cmd.arg(format!(
+                "{}|{}|{}|{}|{}",
+                list.resource,
+                list.group,
+                list.version,
+                part(&list.namespace),
+                part(&list.selector)
+            ));
+        }
+        self.audit.mark();
+        let (seconds, peak_mib, stdout) = timed_output(&cmd)?;
+        let (requests, _) = self.audit.since_mark(&user)?;
+        let bytes = stdout.split_whitespace().next().and_then(|b| b.parse().ok()).unwrap_or(0);
+        Ok(Sample { seconds, peak_mib, requests, bytes })
     }
 }
 
@@ -480,57 +405,9 @@ pub fn run(options: &Options) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// `BENCHMARKS.md`: one table, the ratios we aim at, and how it was measured.
-pub fn markdown(rows: &[Row], runs: usize) -> String {
-    let mut out = String::from(
-        "# Benchmarks\n\n<!-- Written by `cargo xtask bench`; numbers are from the machine that ran it. -->\n\n\
-         Each command of ours runs against a synthetic mesh in the real test control plane (kube-apiserver and\n\
-         etcd on loopback): two revisions, three tags, namespaces labelled four ways, ten injected pods and two\n\
-         VirtualServices per namespace. *Floor*: kubectl listing the same collections (read from the audit log of\n\
-         our run) with the same page size, all at once. Times are the median of the runs (min–max); memory is\n\
-         peak RSS (the floor adds up its kubectl processes); requests are counted by the apiserver's audit log.\n\n\
-         | command | namespaces / pods / CRs | ours | floor | istioctl | ours ÷ floor | ours ÷ istioctl | requests (ours / floor / istioctl) | peak MiB (ours / floor / istioctl) |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
-    );
-    let time = |f: &Figures| format!("{:.2}s ({:.2}–{:.2})", f.median_seconds, f.min_seconds, f.max_seconds);
-    let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}×", a / b) } else { "–".into() };
-    for row in rows {
-        let floor = row.floor.as_ref();
-        let istioctl = row.istioctl.as_ref().map(|(_, f)| f);
-        let _ = writeln!(
-            out,
-            "| {} | {} / {} / {} | {} | {} | {} | {} | {} | {} / {} / {} | {:.0} / {} / {} |",
-            row.command,
-            row.namespaces,
-            row.pods,
-            row.custom_resources,
-            time(&row.ours),
-            floor.map_or("–".into(), time),
-            row.istioctl.as_ref().map_or("–".into(), |(name, f)| format!("{} `{name}`", time(f))),
-            floor.map_or("–".into(), |f| ratio(row.ours.median_seconds, f.median_seconds)),
-            istioctl.map_or("–".into(), |f| ratio(row.ours.median_seconds, f.median_seconds)),
-            row.ours.requests,
-            floor.map_or("–".into(), |f| f.requests.to_string()),
-            istioctl.map_or("–".into(), |f| f.requests.to_string()),
-            row.ours.peak_mib,
-            floor.map_or("–".into(), |f| format!("{:.0}", f.peak_mib)),
-            istioctl.map_or("–".into(), |f| format!("{:.0}", f.peak_mib)),
-        );
-    }
-    let _ = write!(out, "\n{runs} run(s) per figure.\n");
-    out
-}
-
-/// Writes `BENCHMARKS.md` and `benchmarks.json` into `out`.
-pub fn write(rows: &[Row], options: &Options) -> Result<()> {
-    fs::create_dir_all(&options.out)?;
-    fs::write(options.out.join("BENCHMARKS.md"), markdown(rows, options.runs))?;
-    fs::write(options.out.join("benchmarks.json"), serde_json::to_string_pretty(rows)? + "\n")?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::audit::decode;
     use super::*;
 
     #[test]
@@ -542,7 +419,7 @@ mod tests {
 
     #[test]
     fn figures_take_median_min_max_and_the_worst_memory() {
-        let sample = |s: f64, m: f64| Sample { seconds: s, peak_mib: m, requests: 7 };
+        let sample = |s: f64, m: f64| Sample { seconds: s, peak_mib: m, requests: 7, bytes: 0 };
         let f = Figures::of(&[sample(3.0, 10.0), sample(1.0, 30.0), sample(2.0, 20.0)]);
         assert_eq!((f.median_seconds, f.min_seconds, f.max_seconds, f.peak_mib, f.requests), (2.0, 1.0, 3.0, 30.0, 7));
     }
