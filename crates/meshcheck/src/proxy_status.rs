@@ -2,8 +2,6 @@
 //! really connected to, and whether it is in sync, read live from every istiod (one
 //! port-forwarded `/debug/syncz` each), beside the revision its pod's labels ask for.
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use meshkit::cluster::Cluster;
 use meshkit::istio::proxy_status::{LiveStatus, SHOWN_TYPES, SyncState};
 use meshkit::istio::{Mesh, NamespaceView, PodView, ProxyRow, Verdict, keys, proxy_rows};
@@ -54,7 +52,6 @@ pub async fn run(cluster: &Cluster, filter: &Filter, renderer: &Renderer) -> Res
 /// One label-selected list of injected pods (never one per namespace), the control plane and
 /// the namespaces' labels, and the live status, all sent together.
 pub async fn fetch(cluster: &Cluster, filter: &Filter) -> Result<Fetched> {
-    let api: Api<Pod> = Api::all(cluster.client());
     let selector = match &filter.selector {
         Some(user) => format!("{},{user}", keys::INJECTED_POD_LABEL),
         None => keys::INJECTED_POD_LABEL.to_string(),
@@ -62,7 +59,7 @@ pub async fn fetch(cluster: &Cluster, filter: &Filter) -> Result<Fetched> {
     let (control_plane, namespaces, pods, live) = tokio::join!(
         meshkit::fetch::control_plane(cluster),
         meshkit::fetch::labelled_namespaces(cluster),
-        cluster.list_map(&api, Some(&selector), "list pods", |p: &Pod| PodView::from(p)),
+        meshkit::kube::pods::list(cluster, None, Some(&selector), "list pods", |_| true),
         meshkit::fetch::live_status(cluster),
     );
     Ok(Fetched { mesh: control_plane?.mesh(), namespaces: namespaces?, pods: pods?, live })

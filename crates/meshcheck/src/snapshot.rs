@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
-use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -145,7 +145,6 @@ impl Snapshot {
         let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &ns);
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-        let pods: Api<Pod> = Api::all(client.clone());
         let what = |kind: &str| format!("list {kind} in namespace {ns}");
         let (list_services, list_slices) = (what("services"), what("endpointslices"));
         let permissions =
@@ -200,9 +199,13 @@ impl Snapshot {
             cluster.list(&services, None, &list_services),
             cluster.list(&slices, None, &list_slices),
             meshkit::fetch::labelled_namespaces(cluster),
-            cluster.list_map(&pods, (!needs.all_pods).then_some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| {
-                PodView::from(p)
-            }),
+            meshkit::kube::pods::list(
+                cluster,
+                None,
+                (!needs.all_pods).then_some(keys::INJECTED_POD_LABEL),
+                "list pods",
+                |_| true
+            ),
             permissions,
             extras,
             meshkit::fetch::injects(cluster),

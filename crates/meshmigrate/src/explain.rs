@@ -84,7 +84,7 @@ async fn fetch(cluster: &Cluster, subject: &Subject) -> Result<Fetched> {
             Some(name) => {
                 Ok(cluster.call(&get_pod, pods.get_opt(name)).await?.map(|p| PodView::from(&p)).into_iter().collect())
             }
-            None => cluster.list_map(&pods, None, &list_pods, |p: &Pod| PodView::from(p)).await,
+            None => meshkit::kube::pods::list(cluster, Some(ns_name), None, &list_pods, |_| true).await,
         }
     };
     let (control_plane, namespace, pods) = tokio::try_join!(

@@ -9,8 +9,6 @@ use crate::gateway::GatewayView;
 use crate::journal::{Action, State};
 pub use crate::retire_helm::ReleaseView;
 pub use crate::retire_owned::Owned;
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use meshkit::cluster::Cluster;
 use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{Injected, Intended, Mesh, NamespaceView, PodView, keys, pod_injected, pod_intended};
@@ -130,12 +128,11 @@ pub fn decide(revision: &str, snapshot: &Snapshot) -> Result<Decision> {
 }
 
 pub async fn fetch(cluster: &Cluster, revision: &str) -> Result<Snapshot> {
-    let pods: Api<Pod> = Api::all(cluster.client());
     let live = async { Ok(meshkit::fetch::live_status(cluster).await) };
     let (control_plane, mut owned, pods, (gateways, namespaces), journal, live) = tokio::try_join!(
         meshkit::fetch::control_plane(cluster),
         crate::retire_owned::owned(cluster, revision),
-        cluster.list_map(&pods, Some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| PodView::from(p)),
+        meshkit::kube::pods::list(cluster, None, Some(keys::INJECTED_POD_LABEL), "list pods", |_| true),
         crate::gateway::fetch_all(cluster),
         crate::journal::Journal::read(cluster),
         live,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use meshkit::cluster::Cluster;
 use meshkit::istio::{NamespaceView, PodView};
@@ -88,11 +88,10 @@ pub async fn pods_and_owners(
         let mut pods = Vec::new();
         let mut owners = BTreeMap::new();
         for ns in namespaces {
-            let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
             let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
             let (list_pods, list_rs) = (format!("list pods in namespace {ns}"), format!("list replicasets in {ns}"));
             let (more_pods, more_owners) = tokio::try_join!(
-                cluster.list_map(&pod_api, None, &list_pods, |p: &Pod| PodView::from(p)),
+                meshkit::kube::pods::list(cluster, Some(ns), None, &list_pods, |_| true),
                 crate::status::list_replica_set_owners(cluster, &rs_api, &list_rs),
             )?;
             pods.extend(more_pods);
@@ -102,13 +101,12 @@ pub async fn pods_and_owners(
     }
     // Only the selected namespaces' pods are kept, page by page.
     let wanted: std::collections::BTreeSet<&str> = namespaces.iter().map(String::as_str).collect();
-    let keep = |p: &Pod| wanted.contains(p.metadata.namespace.as_deref().unwrap_or_default()).then(|| PodView::from(p));
-    let pod_api: Api<Pod> = Api::all(client.clone());
+    let keep = |p: &PodView| wanted.contains(p.namespace.as_str());
     let rs_api: Api<ReplicaSet> = Api::all(client);
     let (pods, owners) = tokio::try_join!(
-        cluster.list_map(&pod_api, None, "list pods", keep),
+        meshkit::kube::pods::list(cluster, None, None, "list pods", keep),
         crate::status::list_replica_set_owners(cluster, &rs_api, "list replicasets"),
     )?;
     let owners = owners.into_iter().filter(|((ns, _), _)| wanted.contains(ns.as_str())).collect();
-    Ok((pods.into_iter().flatten().collect(), owners))
+    Ok((pods, owners))
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use meshkit::cluster::Cluster;
@@ -58,11 +58,10 @@ pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
         meshkit::fetch::control_plane(cluster).await?;
     let (namespaces, pods, replica_sets) = match scope {
         Scope::All => {
-            let pods: Api<Pod> = Api::all(client.clone());
             let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
             let (labelled, pods, replica_sets) = tokio::try_join!(
                 meshkit::fetch::labelled_namespaces(cluster),
-                cluster.list_map(&pods, None, "list pods", |p: &Pod| PodView::from(p)),
+                meshkit::kube::pods::list(cluster, None, None, "list pods", |_| true),
                 list_replica_set_owners(cluster, &replica_sets, "list replicasets"),
             )?;
             (labelled, pods, replica_sets)
@@ -84,12 +83,11 @@ pub async fn fetch(cluster: &Cluster, scope: &Scope) -> Result<Snapshot> {
                     Err(e) => return Err(e),
                 };
                 views.push(NamespaceView::from(&namespace));
-                let pod_api: Api<Pod> = Api::namespaced(client.clone(), name);
                 let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), name);
                 let (list_pods, list_rs) =
                     (format!("list pods in namespace {name}"), format!("list replicasets in namespace {name}"));
                 let (more_pods, more_owners) = tokio::try_join!(
-                    cluster.list_map(&pod_api, None, &list_pods, |p: &Pod| PodView::from(p)),
+                    meshkit::kube::pods::list(cluster, Some(name), None, &list_pods, |_| true),
                     list_replica_set_owners(cluster, &rs_api, &list_rs),
                 )?;
                 pods.extend(more_pods);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use meshkit::Result;
 use meshkit::cluster::Cluster;
@@ -39,7 +39,6 @@ impl Snapshot {
         let services: Api<Service> = Api::namespaced(client.clone(), &ns);
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-        let pods: Api<Pod> = Api::all(client);
         let list_services = format!("list services in namespace {ns}");
         let optional_validating = async {
             if needs.validating {
@@ -55,9 +54,9 @@ impl Snapshot {
             // Injected pods, and pods asking for a revision by label (which may not be injected yet).
             let opted_in_selector = format!("{}=true", keys::SIDECAR_INJECT);
             let (injected, labelled, opted_in) = tokio::try_join!(
-                cluster.list_map(&pods, Some(keys::INJECTED_POD_LABEL), "list pods", |p: &Pod| PodView::from(p)),
-                cluster.list_map(&pods, Some(keys::REV), "list pods", |p: &Pod| PodView::from(p)),
-                cluster.list_map(&pods, Some(&opted_in_selector), "list pods", |p: &Pod| PodView::from(p)),
+                meshkit::kube::pods::list(cluster, None, Some(keys::INJECTED_POD_LABEL), "list pods", |_| true),
+                meshkit::kube::pods::list(cluster, None, Some(keys::REV), "list pods", |_| true),
+                meshkit::kube::pods::list(cluster, None, Some(&opted_in_selector), "list pods", |_| true),
             )?;
             let mut by_key = BTreeMap::new();
             for view in injected.into_iter().chain(labelled).chain(opted_in) {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use futures::future::try_join_all;
 use http_body_util::BodyExt;
+use meshkit::kube::protobuf;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -86,7 +87,7 @@ async fn read_list(client: &kube::Client, list: &List, encoding: Encoding, page:
         // Custom resources have no protobuf form: the apiserver answers those in JSON.
         let accept = match encoding {
             Encoding::Json => "application/json",
-            Encoding::Protobuf => "application/vnd.kubernetes.protobuf, application/json",
+            Encoding::Protobuf => protobuf::ACCEPT,
         };
         let request = http::Request::get(format!("{}?{query}", list.path))
             .header(http::header::ACCEPT, accept)
@@ -98,8 +99,10 @@ async fn read_list(client: &kube::Client, list: &List, encoding: Encoding, page:
         let body = response.into_body().collect().await?.to_bytes();
         bytes += body.len() as u64;
         pages += 1;
-        token = if body.starts_with(b"k8s\0") { protobuf_continue(&body[4..]) } else { json_continue(&body) }
-            .unwrap_or_default();
+        token = match protobuf::object(&body) {
+            Some(list) => protobuf::list_continue(list),
+            None => json_continue(&body).unwrap_or_default(),
+        };
         if token.is_empty() {
             return Ok((bytes, pages));
         }
@@ -124,51 +127,4 @@ fn json_continue(body: &[u8]) -> Option<String> {
     let at = head.windows(key.len()).position(|w| w == key)? + key.len();
     let end = head[at..].iter().position(|&b| b == b'"')?;
     Some(String::from_utf8_lossy(&head[at..at + end]).into_owned())
-}
-
-/// One protobuf field: `(number, wire type, payload for length-delimited, rest)`.
-fn field(buf: &[u8]) -> Option<(u64, u8, &[u8], &[u8])> {
-    let (tag, rest) = varint(buf)?;
-    let (number, wire) = (tag >> 3, (tag & 7) as u8);
-    match wire {
-        0 => varint(rest).map(|(_, rest)| (number, wire, &[][..], rest)),
-        1 => rest.get(8..).map(|r| (number, wire, &[][..], r)),
-        2 => {
-            let (len, rest) = varint(rest)?;
-            let len = usize::try_from(len).ok()?;
-            (rest.len() >= len).then(|| (number, wire, &rest[..len], &rest[len..]))
-        }
-        5 => rest.get(4..).map(|r| (number, wire, &[][..], r)),
-        _ => None,
-    }
-}
-
-fn varint(buf: &[u8]) -> Option<(u64, &[u8])> {
-    let mut value = 0u64;
-    for (i, &b) in buf.iter().enumerate().take(10) {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((value, &buf[i + 1..]));
-        }
-    }
-    None
-}
-
-/// The first length-delimited field `number` of a message.
-fn find(mut buf: &[u8], number: u64) -> Option<&[u8]> {
-    while !buf.is_empty() {
-        let (n, wire, payload, rest) = field(buf)?;
-        if n == number && wire == 2 {
-            return Some(payload);
-        }
-        buf = rest;
-    }
-    None
-}
-
-/// `runtime.Unknown.raw` (2) → the list's `ListMeta` (1) → `continue` (3).
-fn protobuf_continue(envelope: &[u8]) -> Option<String> {
-    let list = find(envelope, 2)?;
-    let meta = find(list, 1)?;
-    Some(String::from_utf8_lossy(find(meta, 3)?).into_owned())
 }
