@@ -154,7 +154,7 @@ pub async fn list(
         let mut query = format!("limit={PAGE_SIZE}");
         for (key, value) in [("labelSelector", selector.unwrap_or_default()), ("continue", token.as_str())] {
             if !value.is_empty() {
-                query.push_str(&format!("&{key}={}", encode(value)));
+                query.push_str(&format!("&{key}={}", super::query_value(value)));
             }
         }
         let body = cluster.call(what, page(cluster, &format!("{path}?{query}"))).await?;
@@ -202,17 +202,6 @@ async fn page(cluster: &Cluster, uri: &str) -> kube::Result<prost::bytes::Bytes>
     }
     .unwrap_or_else(|| status.to_string());
     Err(kube::Error::Api(Box::new(kube::core::Status::failure(&message, "").with_code(status.as_u16()))))
-}
-
-/// Percent-encoding of a query value (selectors carry `=`, `,`, `!` and `/`).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -98,5 +98,5 @@ fn finished_and_terminating_pods_are_marked() {
 
 #[test]
 fn selectors_are_percent_encoded() {
-    assert_eq!(encode("istio.io/rev,!istio-injection"), "istio.io%2Frev%2C%21istio-injection");
+    assert_eq!(super::super::query_value("istio.io/rev,!istio-injection"), "istio.io%2Frev%2C%21istio-injection");
 }

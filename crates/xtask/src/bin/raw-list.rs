@@ -81,7 +81,7 @@ async fn read_list(client: &kube::Client, list: &List, encoding: Encoding, page:
         let mut query = format!("limit={page}");
         for (key, value) in [("labelSelector", &list.selector), ("continue", &token)] {
             if !value.is_empty() {
-                query.push_str(&format!("&{key}={}", encode(value)));
+                query.push_str(&format!("&{key}={}", meshkit::kube::query_value(value)));
             }
         }
         // Custom resources have no protobuf form: the apiserver answers those in JSON.
@@ -107,17 +107,6 @@ async fn read_list(client: &kube::Client, list: &List, encoding: Encoding, page:
             return Ok((bytes, pages));
         }
     }
-}
-
-/// Percent-encoding of a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `metadata.continue` of a JSON list: the apiserver writes metadata before the items.
