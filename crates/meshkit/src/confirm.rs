@@ -31,6 +31,16 @@ pub fn confirm(question: &str, assume_yes: bool) -> Result<Answer> {
     Ok(parse_answer(&line))
 }
 
+/// [`confirm`], with a no as [`Error::NotConfirmed`]: the change does not go ahead.
+pub fn ask(question: &str, assume_yes: bool) -> Result<()> {
+    match confirm(question, assume_yes)? {
+        Answer::Yes => Ok(()),
+        Answer::No => {
+            Err(Error::NotConfirmed { what: question.trim_end_matches('?').to_string(), hint: String::new() })
+        }
+    }
+}
+
 fn parse_answer(line: &str) -> Answer {
     match line.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Answer::Yes,

@@ -66,6 +66,18 @@ pub struct Spec {
     pub commands: &'static [CommandSpec],
 }
 
+impl Spec {
+    /// A warning on stderr, in the one form every plugin uses (`kubectl-revtag: warning: …`).
+    pub fn warn(&self, message: impl std::fmt::Display) {
+        eprintln!("kubectl-{}: warning: {message}", self.plugin);
+    }
+
+    /// Progress or a note on stderr (`kubectl-revtag: …`): data goes to stdout, this never does.
+    pub fn note(&self, message: impl std::fmt::Display) {
+        eprintln!("kubectl-{}: {message}", self.plugin);
+    }
+}
+
 pub(crate) const fn flag(
     long: &'static str,
     short: Option<char>,

@@ -1,108 +1,40 @@
-//! Command line: the commands and flags declared in `spec.rs`, parsed by `meshkit::cli`, turned
-//! into a request.
+//! Command line: the commands and flags declared in `spec.rs`, parsed by `meshkit::cli`; each
+//! command reads its own arguments (before anything is sent), then runs.
 
 use std::ffi::OsString;
 
-use meshkit::args::KubeArgs;
-use meshkit::cli::{Matches, Start};
-use meshkit::cluster::Cluster;
-use meshkit::render::{OutputArgs, Renderer};
+use meshkit::cli::Start;
 use meshkit::{Error, Exit, Result};
 
-use crate::commands::{self, Command};
+use crate::remove::RemoveArgs;
+use crate::set::{SetArgs, SetRequest};
 use crate::spec::SPEC;
-use crate::tag::{SetRequest, validate_tag};
-
-#[derive(Debug, PartialEq)]
-pub struct Invocation {
-    pub kube: KubeArgs,
-    pub output: OutputArgs,
-    pub command: Command,
-}
-
-fn tag(m: &Matches) -> Result<String> {
-    let tag = m.one_arg("a TAG")?.to_string();
-    validate_tag(&tag)?;
-    Ok(tag)
-}
-
-fn set_request(m: &Matches) -> Result<SetRequest> {
-    let tag = tag(m)?;
-    let revision = m.value("revision").ok_or_else(|| {
-        Error::usage(
-            format!("`kubectl revtag {}` needs --revision", m.command.name),
-            format!("e.g. `kubectl revtag {} {tag} --revision 1-31-1`", m.command.name),
-        )
-    })?;
-    meshkit::istio::names::validate("revision", revision)?;
-    Ok(SetRequest {
-        tag,
-        revision: revision.to_string(),
-        overwrite: m.has("overwrite"),
-        auto_inject: m.has("auto-inject-namespaces"),
-        take_ownership: m.has("take-ownership"),
-    })
-}
-
-/// The command a parsed command line asks for, its arguments checked.
-pub fn invocation(m: Box<Matches>) -> Result<Invocation> {
-    let command = match m.command.name {
-        "list" => {
-            m.at_most(0, "no arguments")?;
-            Command::List
-        }
-        "revisions" => {
-            m.at_most(1, "at most one REVISION")?;
-            if let Some(revision) = m.args.first() {
-                meshkit::istio::names::validate("revision", revision)?;
-            }
-            Command::Revisions { revision: m.args.first().cloned() }
-        }
-        "set" => Command::Set { request: set_request(&m)?, yes: m.has("yes"), dry_run: m.dry_run()? },
-        "generate" => Command::Generate { request: set_request(&m)? },
-        _ => Command::Remove {
-            tag: tag(&m)?,
-            yes: m.has("yes"),
-            dry_run: m.dry_run()?,
-            ignore_not_found: m.has("ignore-not-found"),
-            take_ownership: m.has("take-ownership"),
-            backup: match m.value("backup") {
-                Some(path) => {
-                    let path = std::path::PathBuf::from(path);
-                    meshkit::args::check_output_path(&path, false)?;
-                    Some(path)
-                }
-                None => None,
-            },
-        },
-    };
-    let Matches { kube, output, .. } = *m;
-    Ok(Invocation { kube, output, command })
-}
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     let m = match meshkit::cli::start(&SPEC, args)? {
         Start::Done(code) => return Ok(code),
         Start::Run(m) => m,
     };
-    let Invocation { kube, output, command } = invocation(m)?;
-    meshkit::cluster::block_on(async {
-        let cluster = Cluster::connect(&kube).await?;
-        commands::run(&cluster, &kube, Renderer::new(output), command).await
-    })
+    let (kube, output) = (&m.kube, m.output);
+    match m.command.name {
+        "list" => crate::list::run(kube, output, &m),
+        "revisions" => crate::revisions::run(kube, output, &m),
+        "set" => crate::set::run(kube, output, &SetArgs::from_matches(&m)?),
+        "generate" => crate::generate::run(kube, output, &SetRequest::from_matches(&m)?),
+        "remove" => crate::remove::run(kube, output, &RemoveArgs::from_matches(&m)?),
+        other => Err(Error::usage(format!("unknown command {other:?}"), "see `kubectl revtag --help`")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tag::DryRun;
+    use meshkit::cli::{DryRun, Matches, Parsed};
     use meshkit::render::Format;
 
-    use meshkit::cli::Parsed;
-
-    fn parse_str(args: &[&str]) -> Result<Invocation> {
+    fn matches(args: &[&str]) -> Result<Box<Matches>> {
         match meshkit::cli::parse(&SPEC, args.iter().map(OsString::from))? {
-            Parsed::Run(m) => invocation(m),
+            Parsed::Run(m) => Ok(m),
             other => panic!("expected a command, got {other:?}"),
         }
     }
@@ -114,25 +46,28 @@ mod tests {
         }
     }
 
-    fn command(args: &[&str]) -> Command {
-        parse_str(args).unwrap().command
+    /// Bad input fails before any request: no kubeconfig is needed to find out.
+    fn usage(args: &[&str]) -> Error {
+        match run(args.iter().map(OsString::from)) {
+            Err(err @ Error::Usage { .. }) => err,
+            other => panic!("{args:?}: expected a usage error, got {other:?}"),
+        }
     }
 
     #[test]
     fn global_flags_go_before_or_after_the_command() {
-        let Invocation { kube, output, command } =
-            parse_str(&["--context=a", "list", "-o", "json", "--istio-namespace", "mesh"]).unwrap();
-        assert_eq!(command, Command::List);
-        assert_eq!(kube.context.as_deref(), Some("a"));
-        assert_eq!(kube.istio_namespace(), "mesh");
-        assert_eq!(output.format, Format::Json);
+        let m = matches(&["--context=a", "list", "-o", "json", "--istio-namespace", "mesh"]).unwrap();
+        assert_eq!(m.command.name, "list");
+        assert_eq!(m.kube.context.as_deref(), Some("a"));
+        assert_eq!(m.kube.istio_namespace(), "mesh");
+        assert_eq!(m.output.format, Format::Json);
     }
 
     #[test]
     fn aliases_and_help() {
-        assert_eq!(command(&["show"]), Command::List);
-        assert_eq!(command(&["ls"]), Command::List);
-        assert!(matches!(command(&["rm", "x"]), Command::Remove { .. }));
+        assert_eq!(matches(&["show"]).unwrap().command.name, "list");
+        assert_eq!(matches(&["ls"]).unwrap().command.name, "list");
+        assert_eq!(matches(&["rm", "x"]).unwrap().command.name, "remove");
         let text = help(&["list", "--help"]);
         assert!(text.contains("kubectl revtag list [flags]") && text.contains("--kubeconfig"));
         assert!(help(&["set", "-h"]).contains("--overwrite"));
@@ -142,11 +77,8 @@ mod tests {
 
     #[test]
     fn set_and_its_flags() {
-        let Command::Set { request, yes, dry_run } =
-            command(&["set", "prod", "-r", "1-31-1", "--overwrite", "-y", "--dry-run=server"])
-        else {
-            panic!()
-        };
+        let m = matches(&["set", "prod", "-r", "1-31-1", "--overwrite", "-y", "--dry-run=server"]).unwrap();
+        let SetArgs { request, yes, dry_run } = SetArgs::from_matches(&m).unwrap();
         assert_eq!(
             request,
             SetRequest {
@@ -159,11 +91,11 @@ mod tests {
         );
         assert!(yes);
         assert_eq!(dry_run, DryRun::Server);
-        let Command::Set { dry_run, .. } = command(&["set", "prod", "--revision=1-31-1", "--dry-run"]) else {
-            panic!()
-        };
-        assert_eq!(dry_run, DryRun::Client);
-        assert_eq!(command(&["revisions", "1-31-1"]), Command::Revisions { revision: Some("1-31-1".into()) });
+        let m = matches(&["set", "prod", "--revision=1-31-1", "--dry-run"]).unwrap();
+        assert_eq!(SetArgs::from_matches(&m).unwrap().dry_run, DryRun::Client);
+        let m = matches(&["remove", "prod", "--ignore-not-found", "--dry-run=server"]).unwrap();
+        let remove = RemoveArgs::from_matches(&m).unwrap();
+        assert!(remove.ignore_not_found && remove.dry_run == DryRun::Server && remove.backup.is_none());
     }
 
     #[test]
@@ -172,7 +104,13 @@ mod tests {
             (&["frobnicate"], "unknown command \"frobnicate\" for `kubectl revtag`"),
             (&["list", "--bogus"], "unknown flag --bogus"),
             (&["list", "extra"], "`kubectl revtag list` takes no arguments; unexpected argument \"extra\""),
+            (
+                &["revisions", "a", "b"],
+                "`kubectl revtag revisions` takes at most one REVISION; unexpected argument \"b\"",
+            ),
+            (&["revisions", "Bad_Rev"], "invalid revision name \"Bad_Rev\""),
             (&["set", "prod"], "`kubectl revtag set` needs --revision"),
+            (&["generate", "prod"], "`kubectl revtag generate` needs --revision"),
             (&["set", "--revision", "x"], "`kubectl revtag set` needs a TAG"),
             (&["set", "p", "-r", "Bad_Rev"], "invalid revision name \"Bad_Rev\""),
             (&["list", "-o", "wide"], "unknown output format \"wide\" for `kubectl revtag list`"),
@@ -182,13 +120,13 @@ mod tests {
             (&["list", "--overwrite"], "flag --overwrite does not apply to `kubectl revtag list`"),
         ];
         for (args, message) in cases {
-            let err = parse_str(args).unwrap_err();
+            let err = usage(args);
             assert_eq!(err.exit(), Exit::Usage, "{args:?}");
             assert_eq!(err.to_string(), *message, "{args:?}");
             assert!(err.hint().is_some(), "{args:?}");
         }
         let long = "a".repeat(64);
-        assert!(parse_str(&["set", &long, "-r", "x"]).is_err());
-        assert!(parse_str(&["set", &"a".repeat(63), "-r", "x"]).is_ok());
+        assert_eq!(usage(&["set", &long, "-r", "x"]).exit(), Exit::Usage);
+        assert!(SetArgs::from_matches(&matches(&["set", &"a".repeat(63), "-r", "x"]).unwrap()).is_ok());
     }
 }

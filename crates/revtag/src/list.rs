@@ -3,10 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use meshkit::args::KubeArgs;
-use meshkit::cluster::Cluster;
+use meshkit::cli::Matches;
+use meshkit::cluster::{Cluster, block_on};
 use meshkit::install::Manager;
 use meshkit::istio::{IstioVersion, NamespaceInjection, NamespaceView, keys, namespace_injection};
-use meshkit::render::{Cell, Renderer, Table, Tone};
+use meshkit::render::{Cell, OutputArgs, Renderer, Table, Tone};
 use meshkit::{Error, Exit, Result};
 use serde::Serialize;
 
@@ -174,14 +175,17 @@ pub fn table(rows: &[Row]) -> Table {
     table
 }
 
-pub async fn run(cluster: &Cluster, kube: &KubeArgs, renderer: Renderer) -> Result<Exit> {
-    let snapshot = Snapshot::fetch(cluster, Needs::default()).await?;
-    let listing = decide(&snapshot, kube.namespace.as_deref())?;
-    for warning in &listing.warnings {
-        eprintln!("kubectl-revtag: warning: {warning}");
-    }
-    renderer.print(&listing.rows, || table(&listing.rows))?;
-    Ok(Exit::Ok)
+/// `list` takes no arguments; `-n` narrows the namespaces shown.
+pub fn run(kube: &KubeArgs, output: OutputArgs, m: &Matches) -> Result<Exit> {
+    m.at_most(0, "no arguments")?;
+    block_on(async {
+        let cluster = Cluster::connect(kube).await?;
+        let snapshot = Snapshot::fetch(&cluster, Needs::default()).await?;
+        let listing = decide(&snapshot, kube.namespace.as_deref())?;
+        crate::common::warn(&listing.warnings);
+        Renderer::new(output).print(&listing.rows, || table(&listing.rows))?;
+        Ok(Exit::Ok)
+    })
 }
 
 #[cfg(test)]

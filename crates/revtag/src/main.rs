@@ -1,14 +1,18 @@
 //! `kubectl revtag`: Istio revisions and revision tags.
 
 mod cli;
-mod commands;
+mod common;
+mod generate;
 mod legacy_injector;
 mod list;
 mod ownership;
+#[cfg(test)]
+mod plan_tests;
+mod remove;
 mod revisions;
+mod set;
 mod snapshot;
 mod spec;
-mod tag;
 
 use std::process::ExitCode;
 

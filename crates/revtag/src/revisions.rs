@@ -2,14 +2,40 @@
 
 use std::collections::BTreeMap;
 
+use meshkit::args::KubeArgs;
+use meshkit::cli::Matches;
+use meshkit::cluster::{Cluster, block_on};
 use meshkit::install::Manager;
 use meshkit::istio::proxy_status::LiveStatus;
 use meshkit::istio::{IstioVersion, keys, namespace_injection, pod_injected};
-use meshkit::render::{Cell, Table, Tone};
-use meshkit::{Error, Result};
+use meshkit::render::{Cell, OutputArgs, Renderer, Table, Tone};
+use meshkit::{Error, Exit, Result};
 use serde::Serialize;
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Needs, Snapshot};
+use crate::spec::SPEC;
+
+/// `revisions [REVISION]`: every revision, or the one named.
+pub fn run(kube: &KubeArgs, output: OutputArgs, m: &Matches) -> Result<Exit> {
+    m.at_most(1, "at most one REVISION")?;
+    let only = m.args.first().map(String::as_str);
+    if let Some(revision) = only {
+        meshkit::istio::names::validate("revision", revision)?;
+    }
+    block_on(async {
+        let cluster = Cluster::connect(kube).await?;
+        let needs = Needs { validating: true, pods: true };
+        let (snapshot, live) = tokio::join!(Snapshot::fetch(&cluster, needs), meshkit::fetch::live_status(&cluster));
+        if let Some(line) = live.unreadable_summary() {
+            SPEC.warn(format_args!("{line}; PROXIES shows ? where it is not known"));
+        }
+        let snapshot = snapshot?;
+        let rows = decide(&snapshot, &live, only)?;
+        crate::common::warn(&dangling_tags(&snapshot));
+        Renderer::new(output).print(&rows, || table(&rows))?;
+        Ok(Exit::Ok)
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

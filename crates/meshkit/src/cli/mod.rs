@@ -80,6 +80,24 @@ impl DryRun {
     pub fn is_dry(self) -> bool {
         self != DryRun::None
     }
+
+    /// What a report line starts with, so that a dry run never reads like a change.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            DryRun::None => "",
+            DryRun::Client => "(dry run) ",
+            DryRun::Server => "(server dry run) ",
+        }
+    }
+
+    /// The flag's value as written (`none`, `client`, `server`), for `-o json|yaml`.
+    pub fn word(self) -> &'static str {
+        match self {
+            DryRun::None => "none",
+            DryRun::Client => "client",
+            DryRun::Server => "server",
+        }
+    }
 }
 
 impl Matches {

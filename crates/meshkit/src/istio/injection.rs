@@ -102,6 +102,20 @@ impl Intended {
     }
 }
 
+/// The revision or tag a pod's own labels ask for, which counts only in a namespace without
+/// injection labels: `istio.io/rev=X` (unless `sidecar.istio.io/inject=false`), or the default
+/// for `sidecar.istio.io/inject=true` without a revision. Auto-injection of unlabelled pods is
+/// not a request (see [`pod_intended`]).
+pub fn pod_requested(pod_labels: &Labels) -> Option<&str> {
+    let inject = pod_labels.get(keys::SIDECAR_INJECT).map(String::as_str);
+    match pod_labels.get(keys::REV) {
+        _ if inject == Some("false") => None,
+        Some(rev) => Some(rev),
+        None if inject == Some("true") => Some(keys::DEFAULT_TAG),
+        None => None,
+    }
+}
+
 pub fn pod_intended(namespace: &NamespaceView, pod_labels: &Labels, mesh: &Mesh) -> Intended {
     let opted_out = pod_labels.get(keys::SIDECAR_INJECT).map(String::as_str) == Some("false");
     let sidecar =
@@ -113,13 +127,12 @@ pub fn pod_intended(namespace: &NamespaceView, pod_labels: &Labels, mesh: &Mesh)
         NamespaceInjection::Default { .. } => sidecar(keys::DEFAULT_TAG),
         NamespaceInjection::Rev { name } => sidecar(&name),
         NamespaceInjection::Unlabelled => {
-            let opted_in = pod_labels.get(keys::SIDECAR_INJECT).map(String::as_str) == Some("true");
             let auto_injected = mesh.auto_inject
                 && !pod_labels.contains_key(keys::SIDECAR_INJECT)
                 && !keys::NEVER_INJECTED_NAMESPACES.contains(&namespace.name.as_str());
-            match pod_labels.get(keys::REV) {
-                Some(rev) => sidecar(rev),
-                None if opted_in || auto_injected => sidecar(keys::DEFAULT_TAG),
+            match pod_requested(pod_labels) {
+                Some(name) => sidecar(name),
+                None if auto_injected => sidecar(keys::DEFAULT_TAG),
                 None => none(NoSidecar::NotSelected),
             }
         }

@@ -22,7 +22,7 @@ mod version;
 
 pub use injection::{
     Injected, Intended, NamespaceInjection, OptOut, PodRevisionState, asks_for_gateway_template, handler_skips,
-    namespace_injection, pod_injected, pod_intended, pod_opt_out, pod_state,
+    namespace_injection, pod_injected, pod_intended, pod_opt_out, pod_requested, pod_state,
 };
 pub use mesh::{Mesh, Revision, Tag, TagTarget};
 pub use objects::{

@@ -1,22 +1,25 @@
-//! `set`, `generate` and `remove`: plan (pure, from a snapshot) → apply → report.
+//! `kubectl revtag set TAG --revision REV`: fetch → decide (`plan_set`, pure) → ask → apply →
+//! render. `generate` prints the same plan's objects instead (see `generate.rs`).
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use meshkit::cluster::Cluster;
+use kube::api::{Patch, PatchParams};
+use meshkit::args::KubeArgs;
+use meshkit::cli::{DryRun, Matches};
+use meshkit::cluster::{Cluster, block_on};
 use meshkit::install::handover::{self, Handover};
 use meshkit::istio::tag_objects::{self, CanonicalInjectorError, DEFAULT_VALIDATOR, MANAGER, TagObjects, TagSpec};
 use meshkit::istio::{NamespaceInjection, WebhookConfigView, injection_overlaps, keys, namespace_injection};
-use meshkit::{Error, Result};
-use serde::Serialize;
+use meshkit::render::{Format, OutputArgs, Renderer};
+use meshkit::{Error, Exit, Result};
 
+use crate::common::{tag_argument, warn};
 use crate::ownership;
-use crate::snapshot::Snapshot;
-
-pub use crate::legacy_injector::DEACTIVATED_ANNOTATION;
+use crate::snapshot::{Needs, Snapshot};
+use crate::spec::SPEC;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetRequest {
@@ -43,9 +46,90 @@ pub struct SetPlan {
     pub handovers: Vec<Handover>,
 }
 
-/// DNS-1123 label: what Istio accepts as a tag and Kubernetes as part of object names.
-pub fn validate_tag(tag: &str) -> Result<()> {
-    meshkit::istio::names::validate("tag", tag)
+impl SetRequest {
+    /// `TAG --revision REV` and the switches `set` and `generate` share, checked.
+    pub fn from_matches(m: &Matches) -> Result<SetRequest> {
+        let tag = tag_argument(m)?;
+        let revision = m.value("revision").ok_or_else(|| {
+            Error::usage(
+                format!("`kubectl revtag {}` needs --revision", m.command.name),
+                format!("e.g. `kubectl revtag {} {tag} --revision 1-31-1`", m.command.name),
+            )
+        })?;
+        meshkit::istio::names::validate("revision", revision)?;
+        Ok(SetRequest {
+            tag,
+            revision: revision.to_string(),
+            overwrite: m.has("overwrite"),
+            auto_inject: m.has("auto-inject-namespaces"),
+            take_ownership: m.has("take-ownership"),
+        })
+    }
+}
+
+/// `set`'s command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetArgs {
+    pub request: SetRequest,
+    pub yes: bool,
+    pub dry_run: DryRun,
+}
+
+impl SetArgs {
+    pub fn from_matches(m: &Matches) -> Result<SetArgs> {
+        Ok(SetArgs { request: SetRequest::from_matches(m)?, yes: m.has("yes"), dry_run: m.dry_run()? })
+    }
+}
+
+pub fn run(kube: &KubeArgs, output: OutputArgs, args: &SetArgs) -> Result<Exit> {
+    block_on(async {
+        let cluster = Cluster::connect(kube).await?;
+        let snapshot = Snapshot::fetch(&cluster, Needs { validating: true, pods: false }).await?;
+        let plan = plan_set(&snapshot, &args.request, false)?;
+        warn(&plan.warnings);
+        if let Some(question) = plan.question.as_deref().filter(|_| !args.dry_run.is_dry()) {
+            meshkit::confirm::ask(question, args.yes)?;
+        }
+        apply_set(&cluster, &plan, args.dry_run).await?;
+        render(&Renderer::new(output), args, &plan)?;
+        Ok(Exit::Ok)
+    })
+}
+
+/// A sentence on a terminal; the objects as sent with `-o json|yaml`.
+fn render(renderer: &Renderer, args: &SetArgs, plan: &SetPlan) -> Result<()> {
+    if renderer.format != Format::Table {
+        return renderer.print_manifests(&manifests(&plan.objects)?);
+    }
+    let (request, prefix) = (&args.request, args.dry_run.prefix());
+    let what = match plan.previous.as_deref() {
+        None => format!("created, pointing at revision {:?}", request.revision),
+        Some(previous) if previous == request.revision => {
+            format!("already points at revision {:?}; its objects are up to date", request.revision)
+        }
+        Some(previous) => format!("now points at revision {:?} (was {previous:?})", request.revision),
+    };
+    let mut text = format!("{prefix}revision tag {:?} {what}\n", request.tag);
+    if let Some(legacy) = &plan.deactivate {
+        text.push_str(&format!(
+            "{prefix}legacy injector {legacy:?} switched off (`kubectl revtag remove default` switches it back on)\n"
+        ));
+    }
+    meshkit::render::print_text(&text);
+    Ok(())
+}
+
+/// The tag's objects, in the order they are applied.
+pub fn manifests(objects: &TagObjects) -> Result<Vec<serde_json::Value>> {
+    let mut values = vec![to_value(&objects.webhook)?, to_value(&objects.service)?];
+    if let Some(validator) = &objects.validator {
+        values.push(to_value(validator)?);
+    }
+    Ok(values)
+}
+
+fn to_value(object: &impl serde::Serialize) -> Result<serde_json::Value> {
+    Ok(serde_json::to_value(object).map_err(std::io::Error::other)?)
 }
 
 /// Decide what `set` (or `generate`, with `for_generate`) does; refuses anything unsafe.
@@ -182,109 +266,6 @@ fn capitalise(text: &str) -> String {
     chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
 }
 
-/// Objects and users of a tag that `remove` deletes or warns about.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RemovePlan {
-    pub webhooks: Vec<String>,
-    pub validators: Vec<String>,
-    pub services: Vec<String>,
-    /// Namespaces and pods that still select the tag.
-    pub users: Vec<String>,
-    /// A legacy injector `set default` switched off, to switch back on.
-    pub reactivate: Option<String>,
-    /// Objects to take from their manager before deleting them (`--take-ownership`).
-    pub handovers: Vec<Handover>,
-    pub warnings: Vec<String>,
-}
-
-pub fn plan_remove(snapshot: &Snapshot, tag: &str, take_ownership: bool) -> Result<RemovePlan> {
-    let mesh = snapshot.mesh();
-    let has_tag = |labels: Option<&std::collections::BTreeMap<String, String>>| {
-        labels.and_then(|l| l.get(keys::TAG)).map(String::as_str) == Some(tag)
-    };
-    let mut plan = RemovePlan {
-        webhooks: snapshot
-            .mutating
-            .iter()
-            .filter(|m| has_tag(m.metadata.labels.as_ref()))
-            .filter_map(|m| m.metadata.name.clone())
-            .collect(),
-        validators: snapshot
-            .validating
-            .iter()
-            .filter(|v| {
-                has_tag(v.metadata.labels.as_ref())
-                    || (tag == keys::DEFAULT_TAG && v.metadata.name.as_deref() == Some(DEFAULT_VALIDATOR))
-            })
-            .filter_map(|v| v.metadata.name.clone())
-            .collect(),
-        services: snapshot
-            .services
-            .iter()
-            .filter(|s| s.labels.get(keys::TAG).map(String::as_str) == Some(tag))
-            .map(|s| s.name.clone())
-            .collect(),
-        ..Default::default()
-    };
-    if plan.webhooks.is_empty() && plan.validators.is_empty() && plan.services.is_empty() {
-        let known: Vec<&str> = mesh.tags.keys().map(String::as_str).collect();
-        return Err(Error::not_found(
-            format!("no revision tag named {tag:?}"),
-            if known.is_empty() {
-                "there are no tags".to_string()
-            } else {
-                format!("existing tags: {}", known.join(", "))
-            },
-        ));
-    }
-    for ns in &snapshot.namespaces {
-        match namespace_injection(&ns.labels) {
-            NamespaceInjection::Rev { name } if name == tag => plan.users.push(format!("namespace {}", ns.name)),
-            NamespaceInjection::Default { .. } if tag == keys::DEFAULT_TAG => {
-                plan.users.push(format!("namespace {} (istio-injection=enabled)", ns.name))
-            }
-            _ => {}
-        }
-    }
-    // A pod's own labels only count in a namespace without injection labels.
-    let labelled: BTreeSet<&str> = snapshot
-        .namespaces
-        .iter()
-        .filter(|ns| namespace_injection(&ns.labels) != NamespaceInjection::Unlabelled)
-        .map(|ns| ns.name.as_str())
-        .collect();
-    for pod in snapshot.pods.iter().filter(|p| !labelled.contains(p.namespace.as_str())) {
-        let inject = pod.labels.get(keys::SIDECAR_INJECT).map(String::as_str);
-        let by_label = pod.labels.get(keys::REV).map(String::as_str) == Some(tag) && inject != Some("false");
-        let by_opt_in = tag == keys::DEFAULT_TAG && !pod.labels.contains_key(keys::REV) && inject == Some("true");
-        if by_label || by_opt_in {
-            plan.users.push(format!("pod {}/{}", pod.namespace, pod.name));
-        }
-    }
-    let (handovers, caveats) =
-        ownership::check(ownership::tag_objects(snapshot, tag), tag, "remove it", take_ownership)?;
-    plan.handovers = handovers;
-    plan.warnings = caveats;
-    if let Some((manager, _)) = ownership::default_validator(snapshot).filter(|_| tag == keys::DEFAULT_TAG)
-        && manager.is_foreign()
-    {
-        plan.validators.retain(|v| v != DEFAULT_VALIDATOR);
-        plan.warnings.push(format!("{DEFAULT_VALIDATOR} is managed by {manager}, so it was left alone"));
-    }
-    if tag == keys::DEFAULT_TAG {
-        plan.reactivate = snapshot
-            .mutating
-            .iter()
-            .find(|m| m.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(DEACTIVATED_ANNOTATION)))
-            .and_then(|m| m.metadata.name.clone());
-    }
-    Ok(plan)
-}
-
-/// How to send changes: for real, shown only (client), or validated by the server without
-/// persisting — kubectl's meaning, shared by every plugin.
-pub use meshkit::cli::DryRun;
-
 /// Applies the tag's objects with server-side apply under our field manager, then switches off a
 /// legacy injector if the plan says so: never before the new objects are in place.
 pub async fn apply_set(cluster: &Cluster, plan: &SetPlan, dry_run: DryRun) -> Result<()> {
@@ -301,7 +282,7 @@ pub async fn apply_set(cluster: &Cluster, plan: &SetPlan, dry_run: DryRun) -> Re
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client);
     for handover in &plan.handovers {
         for note in handover::hand_over(cluster, handover, MANAGER, dry_run).await? {
-            eprintln!("kubectl-revtag: {note}");
+            SPEC.note(note);
         }
     }
     let objects = &plan.objects;
@@ -335,92 +316,3 @@ pub async fn apply_set(cluster: &Cluster, plan: &SetPlan, dry_run: DryRun) -> Re
     }
     Ok(())
 }
-
-pub async fn apply_remove(cluster: &Cluster, plan: &RemovePlan, dry_run: DryRun) -> Result<()> {
-    if dry_run == DryRun::Client {
-        return Ok(());
-    }
-    let client = cluster.client();
-    let params = DeleteParams { dry_run: dry_run == DryRun::Server, ..Default::default() };
-    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let services: Api<Service> = Api::namespaced(client, &cluster.istio_namespace);
-    for handover in &plan.handovers {
-        for note in handover::hand_over(cluster, handover, MANAGER, dry_run).await? {
-            eprintln!("kubectl-revtag: {note}");
-        }
-    }
-    // The legacy injector comes back before the tag's injector goes, so injection never lapses.
-    if let Some(legacy) = &plan.reactivate {
-        crate::legacy_injector::switch(cluster, legacy, false, dry_run).await?;
-    }
-    for name in &plan.webhooks {
-        ignore_missing(
-            cluster.call(&format!("delete mutatingwebhookconfiguration {name}"), mutating.delete(name, &params)).await,
-        )?;
-    }
-    for name in &plan.validators {
-        ignore_missing(
-            cluster
-                .call(&format!("delete validatingwebhookconfiguration {name}"), validating.delete(name, &params))
-                .await,
-        )?;
-    }
-    for name in &plan.services {
-        ignore_missing(cluster.call(&format!("delete service {name}"), services.delete(name, &params)).await)?;
-    }
-    Ok(())
-}
-
-/// Writes the objects `remove` deletes to a backup archive first (see [`meshkit::backup`]).
-pub async fn back_up_removal(
-    cluster: &Cluster,
-    snapshot: &Snapshot,
-    plan: &RemovePlan,
-    path: &std::path::Path,
-) -> Result<usize> {
-    let mut objects: Vec<(serde_json::Value, &str)> = Vec::new();
-    for m in snapshot.mutating.iter().filter(|m| m.metadata.name.as_ref().is_some_and(|n| plan.webhooks.contains(n))) {
-        objects.push((
-            value(m, "MutatingWebhookConfiguration", "admissionregistration.k8s.io/v1"),
-            "mutatingwebhookconfigurations",
-        ));
-    }
-    for v in
-        snapshot.validating.iter().filter(|v| v.metadata.name.as_ref().is_some_and(|n| plan.validators.contains(n)))
-    {
-        objects.push((
-            value(v, "ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1"),
-            "validatingwebhookconfigurations",
-        ));
-    }
-    let services: Api<Service> = Api::namespaced(cluster.client(), &cluster.istio_namespace);
-    for name in &plan.services {
-        let what = format!("get service {name} in namespace {}", cluster.istio_namespace);
-        if let Some(service) = cluster.call(&what, services.get_opt(name)).await? {
-            objects.push((value(&service, "Service", "v1"), "services"));
-        }
-    }
-    let tool = format!("kubectl-revtag {} remove", env!("CARGO_PKG_VERSION"));
-    meshkit::backup::write(cluster, &snapshot.mesh(), &tool, path, &objects).await
-}
-
-/// An API object as JSON with its kind, as an archive stores it (list items come without one).
-fn value(object: &impl Serialize, kind: &str, api_version: &str) -> serde_json::Value {
-    let mut value = serde_json::to_value(object).unwrap_or_default();
-    value["kind"] = kind.into();
-    value["apiVersion"] = api_version.into();
-    value
-}
-
-/// Deleting what is already gone is success: a rerun after an interruption converges.
-fn ignore_missing<T>(outcome: Result<T>) -> Result<()> {
-    match outcome {
-        Ok(_) | Err(Error::Api { code: 404, .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-#[path = "tag_tests.rs"]
-mod tests;

@@ -1,4 +1,12 @@
-use super::*;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use meshkit::Error;
+use meshkit::istio::tag_objects::DEFAULT_VALIDATOR;
+
+use crate::common::validate_tag;
+use crate::legacy_injector::DEACTIVATED_ANNOTATION;
+use crate::remove::plan_remove;
+use crate::set::{SetRequest, plan_set};
+use crate::snapshot::Snapshot;
 use crate::snapshot::testing::{istiod, mwc, ns, two_revisions};
 use meshkit::Exit;
 use meshkit::istio::PodView;
