@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use meshkit::archive::{Header, PendingFile, Writer};
 use meshkit::args::KubeArgs;
+use meshkit::cli::Matches;
 use meshkit::cluster::Cluster;
 use meshkit::render::Renderer;
 use meshkit::{Error, Exit, Result};
@@ -15,6 +16,20 @@ pub struct Options {
     pub file: Option<PathBuf>,
     pub include_secrets: bool,
     pub force: bool,
+}
+
+impl Options {
+    /// `create [-f FILE] [--include-secrets] [--force]`: no arguments.
+    pub fn from_matches(m: &Matches) -> Result<Options> {
+        if let Some(extra) = m.args.first() {
+            return Err(Error::usage(format!("unexpected argument {extra:?}"), "write the file with -f FILE"));
+        }
+        Ok(Options {
+            file: m.value("file").map(PathBuf::from),
+            include_secrets: m.has("include-secrets"),
+            force: m.has("force"),
+        })
+    }
 }
 
 /// `istio-backup-<context>-<UTC time>.tar.gz`, with the context reduced to file-name-safe characters.

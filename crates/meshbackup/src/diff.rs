@@ -68,7 +68,19 @@ pub fn unified(object: &str, archived: &str, live: &str) -> String {
         .to_string()
 }
 
+/// kubectl diff's codes: 1 means differences only, so an error that exits 1 elsewhere (a failed
+/// request) is reported here and exits 3.
 pub async fn run(kube: &KubeArgs, file: &Path, renderer: &Renderer) -> Result<Exit> {
+    match compare(kube, file, renderer).await {
+        Err(err) if err.exit() == Exit::Failed => {
+            meshkit::error::report(&format!("kubectl-{}", crate::spec::SPEC.plugin), &err);
+            Ok(Exit::Unreachable)
+        }
+        other => other,
+    }
+}
+
+async fn compare(kube: &KubeArgs, file: &Path, renderer: &Renderer) -> Result<Exit> {
     let manifest = meshkit::archive::verify_file(file)?;
     let mut archived = BTreeMap::new();
     let mut reader = meshkit::archive::open(file)?;

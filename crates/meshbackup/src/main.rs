@@ -14,6 +14,6 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match cli::run(std::env::args_os().skip(1)) {
         Ok(code) => code.into(),
-        Err(err) => cli::report(&err),
+        Err(err) => meshkit::error::report("kubectl-meshbackup", &err),
     }
 }

@@ -37,6 +37,17 @@ pub struct Options {
     pub yes: bool,
 }
 
+impl Options {
+    pub fn from_matches(m: &meshkit::cli::Matches) -> Result<Options> {
+        Ok(Options {
+            only: m.values("only").to_vec(),
+            dry_run: m.dry_run()?,
+            force_conflicts: m.has("force-conflicts"),
+            yes: m.has("yes"),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
@@ -120,7 +131,7 @@ pub async fn run(kube: &KubeArgs, file: &Path, options: Options, renderer: &Rend
     let failed = count(Outcome::Failed);
     eprintln!(
         "kubectl-meshbackup: {}{} created, {} updated, {} unchanged, {failed} failed",
-        if server { "(server dry run) " } else { "" },
+        options.dry_run.prefix(),
         count(Outcome::Created),
         count(Outcome::Updated),
         count(Outcome::Unchanged),

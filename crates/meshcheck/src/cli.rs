@@ -1,119 +1,16 @@
-//! Command line and the run loop (`--wait` retries until the checks pass or time is up).
+//! Command line: the commands and flags declared in `spec.rs`, parsed by `meshkit::cli`; each
+//! command reads its own arguments (before anything is sent), then runs.
 
 use std::ffi::OsString;
-use std::time::{Duration, Instant};
 
-use meshkit::args::{KubeArgs, parse_duration};
-use meshkit::cli::{Matches, Start};
-use meshkit::cluster::Cluster;
-use meshkit::istio::IstioVersion;
-use meshkit::render::{OutputArgs, Renderer};
+use meshkit::cli::Start;
 use meshkit::{Error, Exit, Result};
 
-use crate::checks::catalogue;
-use crate::checks::report::FailOn;
-use crate::checks::{self, Options};
-use crate::snapshot::{Needs, Snapshot};
+use crate::checks::Stage;
+use crate::checks_run::CheckArgs;
+use crate::manifest_run::Review;
+use crate::proxy_status::Filter;
 use crate::spec::SPEC;
-use crate::{manifest_run, version};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Precheck,
-    Verify,
-    Version,
-    ProxyStatus(crate::proxy_status::Filter),
-    Manifest {
-        files: Vec<String>,
-        offline: bool,
-    },
-    /// One check's documentation.
-    Explain {
-        code: String,
-    },
-}
-
-#[derive(Debug)]
-pub struct Invocation {
-    pub kube: KubeArgs,
-    pub output: OutputArgs,
-    pub command: Command,
-    pub options: Options,
-    pub fail_on: FailOn,
-    pub wait: Option<Duration>,
-}
-
-/// The command a parsed command line asks for, its arguments checked.
-pub fn invocation(m: Box<Matches>) -> Result<Invocation> {
-    let mut options = Options::default();
-    if let Some(raw) = m.value("to-version") {
-        let parsed = IstioVersion::parse(raw).filter(|v| v.major == 1).ok_or_else(|| {
-            Error::usage(format!("invalid --to-version {raw:?}"), "write the Istio version as 1.Y or 1.Y.Z, e.g. 1.31")
-        })?;
-        options.to_version = Some(parsed);
-    }
-    if let Some(revision) = m.value("revision") {
-        meshkit::istio::names::validate("revision", revision)?;
-        options.revision = Some(revision.to_string());
-    }
-    let fail_on = match m.value("fail-on") {
-        None | Some("error") => FailOn::Error,
-        Some("warning") => FailOn::Warning,
-        Some(other) => {
-            return Err(Error::usage(format!("invalid --fail-on {other:?}"), "valid values: error, warning"));
-        }
-    };
-    if let Some(raw) = m.value("stale-after") {
-        options.stale_after = parse_duration("--stale-after", raw)?;
-    }
-    let wait = match m.value("wait") {
-        Some(raw) => parse_duration("--wait", raw)?,
-        None => None,
-    };
-    let command = match m.command.name {
-        "precheck" | "verify" | "version" => {
-            m.at_most(0, "no arguments")?;
-            match m.command.name {
-                "precheck" => Command::Precheck,
-                "verify" => Command::Verify,
-                _ => Command::Version,
-            }
-        }
-        "proxy-status" => {
-            let selector = m.value("selector").map(str::to_string);
-            if let Some(selector) = &selector {
-                meshkit::args::check_selector(selector)?;
-            }
-            for namespace in &m.args {
-                meshkit::istio::names::validate("namespace", namespace)?;
-            }
-            Command::ProxyStatus(crate::proxy_status::Filter { namespaces: m.args.clone(), selector })
-        }
-        "manifest" => {
-            let mut files: Vec<String> = m.values("filename").to_vec();
-            files.extend(m.args.iter().cloned());
-            if files.is_empty() {
-                return Err(Error::usage(
-                    "`kubectl meshcheck manifest` needs a FILE (or -f -)",
-                    "e.g. `helm template … | kubectl meshcheck manifest -f -`",
-                ));
-            }
-            Command::Manifest { files, offline: m.has("offline") }
-        }
-        _ => {
-            let code = m.one_arg("a check CODE")?.to_ascii_uppercase();
-            if catalogue::find(&code).is_none() {
-                return Err(Error::usage(
-                    format!("unknown check {code:?}"),
-                    "check codes look like MC0401; `kubectl meshcheck precheck` and `verify` print them",
-                ));
-            }
-            Command::Explain { code }
-        }
-    };
-    let Matches { kube, output, .. } = *m;
-    Ok(Invocation { kube, output, command, options, fail_on, wait })
-}
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
     let mut args = args.into_iter().peekable();
@@ -126,81 +23,36 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Exit> {
         Start::Done(code) => return Ok(code),
         Start::Run(m) => m,
     };
-    let invocation = invocation(m)?;
-    match &invocation.command {
-        Command::Explain { code } => {
-            let check = catalogue::find(code).expect("checked when parsed");
-            meshkit::render::print_text(&crate::checks::docs::explain(check));
-            Ok(Exit::Ok)
-        }
-        Command::Manifest { files, offline } => {
-            let Invocation { kube, output, options, fail_on, .. } = &invocation;
-            let review = manifest_run::Review { files, offline: *offline, to_version: options.to_version.as_ref() };
-            manifest_run::run(kube, Renderer::new(*output), *fail_on, &review)
-        }
-        _ => meshkit::cluster::block_on(execute(invocation)),
-    }
-}
-
-async fn execute(invocation: Invocation) -> Result<Exit> {
-    let Invocation { kube, output, command, options, fail_on, wait } = invocation;
-    let cluster = Cluster::connect(&kube).await?;
-    let renderer = Renderer::new(output);
-    if let Command::ProxyStatus(filter) = &command {
-        return crate::proxy_status::run(&cluster, filter, &renderer).await;
-    }
-    if command == Command::Version {
-        let snapshot = Snapshot::fetch(&cluster, Needs::default()).await?;
-        let versions = version::decide(&snapshot);
-        for warning in &versions.warnings {
-            eprintln!("kubectl-meshcheck: warning: {warning}");
-        }
-        renderer.print_human(&versions, |_| version::text(&versions, &renderer))?;
-        return Ok(Exit::Ok);
-    }
-    let started = Instant::now();
-    loop {
-        let needs = Needs {
-            permissions: command == Command::Precheck,
-            all_pods: true,
-            inventory: true,
-            live: command == Command::Verify,
-        };
-        let snapshot = Snapshot::fetch(&cluster, needs).await?;
-        let report = match command {
-            Command::Precheck => checks::precheck(&snapshot, &options),
-            _ => checks::verify(&snapshot, &options),
-        };
-        let retry = wait.is_some_and(|limit| started.elapsed() < limit);
-        if report.failed(fail_on) && retry {
-            eprintln!(
-                "kubectl-meshcheck: checks are failing; retrying (waited {}s so far)",
-                started.elapsed().as_secs()
-            );
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            continue;
-        }
-        renderer.print_human(&report.document(fail_on), |color| report.text(fail_on, color))?;
-        return Ok(report.exit(fail_on));
+    let (kube, output) = (&m.kube, m.output);
+    match m.command.name {
+        "precheck" => crate::checks_run::run(kube, output, &CheckArgs::from_matches(&m, Stage::Precheck)?),
+        "verify" => crate::checks_run::run(kube, output, &CheckArgs::from_matches(&m, Stage::Verify)?),
+        "version" => crate::version::run(kube, output, &m),
+        "proxy-status" => crate::proxy_status::run(kube, output, &Filter::from_matches(&m)?),
+        "manifest" => crate::manifest_run::run(kube, output, &Review::from_matches(&m)?),
+        "explain" => crate::explain::run(&m),
+        other => Err(Error::usage(format!("unknown command {other:?}"), "see `kubectl meshcheck --help`")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    use meshkit::cli::Parsed;
+    use crate::checks::report::FailOn;
+    use meshkit::cli::{Matches, Parsed};
 
-    fn parse_str(args: &[&str]) -> Result<Invocation> {
-        match meshkit::cli::parse(&SPEC, args.iter().map(OsString::from))? {
-            Parsed::Run(m) => invocation(m),
+    fn matches(args: &[&str]) -> Box<Matches> {
+        match meshkit::cli::parse(&SPEC, args.iter().map(OsString::from)).unwrap() {
+            Parsed::Run(m) => m,
             other => panic!("expected a command, got {other:?}"),
         }
     }
 
     #[test]
     fn flags_and_commands() {
-        let inv = parse_str(&[
+        let m = matches(&[
             "precheck",
             "--to-version",
             "1.31",
@@ -209,16 +61,21 @@ mod tests {
             "warning",
             "--wait",
             "30s",
-        ])
-        .unwrap();
-        assert_eq!(inv.command, Command::Precheck);
-        assert_eq!(inv.options.to_version.unwrap().to_string(), "1.31.0");
-        assert_eq!(inv.options.revision.as_deref(), Some("1-31-1"));
-        assert_eq!(inv.fail_on, FailOn::Warning);
-        assert_eq!(inv.wait, Some(Duration::from_secs(30)));
+        ]);
+        let args = CheckArgs::from_matches(&m, Stage::Precheck).unwrap();
+        assert_eq!(args.options.to_version.unwrap().to_string(), "1.31.0");
+        assert_eq!(args.options.revision.as_deref(), Some("1-31-1"));
+        assert_eq!(args.fail_on, FailOn::Warning);
+        assert_eq!(args.wait, Some(Duration::from_secs(30)));
+        let review = Review::from_matches(&matches(&["manifest", "a.yaml", "-f", "-", "--offline"])).unwrap();
+        assert_eq!(review.files, ["-", "a.yaml"]);
+        assert!(review.offline);
+        let filter = Filter::from_matches(&matches(&["proxy-status", "shop", "-l", "app=web"])).unwrap();
+        assert_eq!(filter, Filter { namespaces: vec!["shop".into()], selector: Some("app=web".into()) });
         assert!(matches!(meshkit::cli::parse(&SPEC, Vec::<OsString>::new()).unwrap(), Parsed::Help(_)));
     }
 
+    /// Bad input fails before any request: no kubeconfig is needed to find out.
     #[test]
     fn bad_input() {
         for (args, message) in [
@@ -228,11 +85,15 @@ mod tests {
             (vec!["verify", "--wait", "soon"], "invalid --wait \"soon\""),
             (vec!["analyse"], "unknown command \"analyse\" for `kubectl meshcheck`"),
             (vec!["version", "extra"], "`kubectl meshcheck version` takes no arguments; unexpected argument \"extra\""),
+            (vec!["verify", "extra"], "`kubectl meshcheck verify` takes no arguments; unexpected argument \"extra\""),
             (vec!["version", "-o", "xml"], "unknown output format \"xml\" for `kubectl meshcheck version`"),
             (vec!["version", "--wait", "5m"], "flag --wait does not apply to `kubectl meshcheck version`"),
             (vec!["explain", "MC9999"], "unknown check \"MC9999\""),
+            (vec!["manifest"], "`kubectl meshcheck manifest` needs a FILE (or -f -)"),
+            (vec!["manifest", "a.yaml", "--to-version", "x"], "invalid --to-version \"x\""),
+            (vec!["proxy-status", "Bad_Ns"], "invalid namespace name \"Bad_Ns\""),
         ] {
-            let err = parse_str(&args).unwrap_err();
+            let err = run(args.iter().map(OsString::from)).unwrap_err();
             assert_eq!(err.exit(), Exit::Usage, "{args:?}");
             assert_eq!(err.to_string(), message);
             assert!(err.hint().is_some());

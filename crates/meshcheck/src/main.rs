@@ -1,7 +1,10 @@
 //! `kubectl meshcheck`: precheck before an Istio upgrade, verify after it, versions and skew.
 
 mod checks;
+mod checks_run;
 mod cli;
+mod explain;
+mod flags;
 mod located;
 mod manifest;
 mod manifest_run;

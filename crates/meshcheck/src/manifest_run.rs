@@ -2,28 +2,52 @@
 //! cluster is contacted), review them, then ask the cluster what it would say (unless offline).
 
 use meshkit::args::KubeArgs;
+use meshkit::cli::Matches;
 use meshkit::cluster::Cluster;
 use meshkit::istio::IstioVersion;
-use meshkit::render::Renderer;
+use meshkit::render::{OutputArgs, Renderer};
 use meshkit::{Error, Exit, Result};
 
 use crate::checks::report::FailOn;
 use crate::{manifest, manifest_settings};
 
-/// What to review: the files (`-` is stdin), and against which version.
-pub struct Review<'a> {
-    pub files: &'a [String],
+/// What to review: the files (`-` is stdin), against which version, and what fails.
+#[derive(Debug)]
+pub struct Review {
+    pub files: Vec<String>,
     pub offline: bool,
-    pub to_version: Option<&'a IstioVersion>,
+    pub to_version: Option<IstioVersion>,
+    pub fail_on: FailOn,
 }
 
-pub fn run(kube: &KubeArgs, renderer: Renderer, fail_on: FailOn, review: &Review) -> Result<Exit> {
+impl Review {
+    /// `manifest FILE… | -f FILE…`, at least one.
+    pub fn from_matches(m: &Matches) -> Result<Review> {
+        let mut files: Vec<String> = m.values("filename").to_vec();
+        files.extend(m.args.iter().cloned());
+        if files.is_empty() {
+            return Err(Error::usage(
+                "`kubectl meshcheck manifest` needs a FILE (or -f -)",
+                "e.g. `helm template … | kubectl meshcheck manifest -f -`",
+            ));
+        }
+        Ok(Review {
+            files,
+            offline: m.has("offline"),
+            to_version: crate::flags::to_version(m)?,
+            fail_on: crate::flags::fail_on(m)?,
+        })
+    }
+}
+
+pub fn run(kube: &KubeArgs, output: OutputArgs, review: &Review) -> Result<Exit> {
+    let (renderer, fail_on) = (Renderer::new(output), review.fail_on);
     let mut objects = Vec::new();
-    for file in review.files {
+    for file in &review.files {
         let (name, text) = read(file)?;
         objects.extend(manifest::parse(&name, &text)?);
     }
-    let mut report = manifest::review(&objects, review.to_version);
+    let mut report = manifest::review(&objects, review.to_version.as_ref());
     if review.offline {
         report.findings.push(manifest_settings::cni(&objects, None));
     } else {

@@ -2,12 +2,16 @@
 //! really connected to, and whether it is in sync, read live from every istiod (one
 //! port-forwarded `/debug/syncz` each), beside the revision its pod's labels ask for.
 
-use meshkit::cluster::Cluster;
+use meshkit::args::KubeArgs;
+use meshkit::cli::Matches;
+use meshkit::cluster::{Cluster, block_on};
 use meshkit::istio::proxy_status::{LiveStatus, SHOWN_TYPES, SyncState};
 use meshkit::istio::{Mesh, NamespaceView, PodView, ProxyRow, Verdict, keys, proxy_rows};
-use meshkit::render::{Cell, Renderer, Table, Tone};
+use meshkit::render::{Cell, OutputArgs, Renderer, Table, Tone};
 use meshkit::{Exit, Result};
 use serde::Serialize;
+
+use crate::spec::SPEC;
 
 /// Which proxies to show.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,14 +43,31 @@ pub struct Unreadable {
     pub reason: String,
 }
 
-pub async fn run(cluster: &Cluster, filter: &Filter, renderer: &Renderer) -> Result<Exit> {
-    let fetched = fetch(cluster, filter).await?;
-    let status = decide(&fetched, filter);
-    if let Some(line) = fetched.live.unreadable_summary() {
-        eprintln!("kubectl-meshcheck: warning: {line}; rows without a live answer show what pod specs say");
+impl Filter {
+    /// `proxy-status [NAMESPACE…] [-l SELECTOR]`.
+    pub fn from_matches(m: &Matches) -> Result<Filter> {
+        let selector = m.value("selector").map(str::to_string);
+        if let Some(selector) = &selector {
+            meshkit::args::check_selector(selector)?;
+        }
+        for namespace in &m.args {
+            meshkit::istio::names::validate("namespace", namespace)?;
+        }
+        Ok(Filter { namespaces: m.args.clone(), selector })
     }
-    renderer.print(&status, || table(&status))?;
-    Ok(Exit::Ok)
+}
+
+pub fn run(kube: &KubeArgs, output: OutputArgs, filter: &Filter) -> Result<Exit> {
+    block_on(async {
+        let cluster = Cluster::connect(kube).await?;
+        let fetched = fetch(&cluster, filter).await?;
+        let status = decide(&fetched, filter);
+        if let Some(line) = fetched.live.unreadable_summary() {
+            SPEC.warn(format_args!("{line}; rows without a live answer show what pod specs say"));
+        }
+        Renderer::new(output).print(&status, || table(&status))?;
+        Ok(Exit::Ok)
+    })
 }
 
 /// One label-selected list of injected pods (never one per namespace), the control plane and

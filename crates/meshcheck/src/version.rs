@@ -3,13 +3,34 @@
 
 use std::collections::BTreeMap;
 
+use meshkit::args::KubeArgs;
+use meshkit::cli::Matches;
+use meshkit::cluster::{Cluster, block_on};
 use meshkit::istio::injects::stale_image;
 use meshkit::istio::support::MAX_PROXY_LAG;
 use meshkit::istio::{Injected, IstioVersion, pod_injected, proxy_version};
-use meshkit::render::{Cell, Renderer, Table, Tone};
+use meshkit::render::{Cell, OutputArgs, Renderer, Table, Tone};
+use meshkit::{Exit, Result};
 use serde::Serialize;
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Needs, Snapshot};
+use crate::spec::SPEC;
+
+/// `version`: fetch → decide → render; no arguments.
+pub fn run(kube: &KubeArgs, output: OutputArgs, m: &Matches) -> Result<Exit> {
+    m.at_most(0, "no arguments")?;
+    let renderer = Renderer::new(output);
+    block_on(async {
+        let cluster = Cluster::connect(kube).await?;
+        let snapshot = Snapshot::fetch(&cluster, Needs::default()).await?;
+        let versions = decide(&snapshot);
+        for warning in &versions.warnings {
+            SPEC.warn(warning);
+        }
+        renderer.print_human(&versions, |_| text(&versions, &renderer))?;
+        Ok(Exit::Ok)
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
