@@ -19,13 +19,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// `create [-f FILE] [--include-secrets] [--force]`: no arguments.
+    /// `create [FILE] [--include-secrets] [--force]`: at most one FILE, the archive to write.
     pub fn from_matches(m: &Matches) -> Result<Options> {
-        if let Some(extra) = m.args.first() {
-            return Err(Error::usage(format!("unexpected argument {extra:?}"), "write the file with -f FILE"));
-        }
+        m.at_most(1, "at most one FILE")?;
         Ok(Options {
-            file: m.value("file").map(PathBuf::from),
+            file: m.args.first().map(PathBuf::from),
             include_secrets: m.has("include-secrets"),
             force: m.has("force"),
         })

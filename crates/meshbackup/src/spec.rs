@@ -14,12 +14,6 @@ pub static SPEC: Spec = Spec {
             about: "write one archive of the Istio installation",
             flags: &[
                 FlagSpec {
-                    long: "file",
-                    short: Some('f'),
-                    value: Some(Values::Files),
-                    about: "where to write (default istio-backup-CONTEXT-TIME.tar.gz)",
-                },
-                FlagSpec {
                     long: "include-secrets",
                     short: None,
                     value: None,
@@ -28,15 +22,16 @@ pub static SPEC: Spec = Spec {
                 FlagSpec { long: "force", short: None, value: None, about: "replace an existing file" },
                 OUTPUT,
             ],
-            usage: "[-f FILE] [--include-secrets] [--force]",
+            args: Values::Files,
+            usage: "[FILE] [--include-secrets] [--force]",
             description: "\
-Write one archive (tar.gz) of Istio's CRDs, every Istio and Gateway API custom resource in every
+Write one archive (tar.gz) to FILE (default istio-backup-CONTEXT-TIME.tar.gz) of Istio's CRDs, every Istio and Gateway API custom resource in every
 namespace, the control plane in the Istio namespace, the webhooks, ClusterRoles and bindings of the
 install, and the injection labels of namespaces; stripped of server-managed fields, each with its
 sha256. Secrets of the Istio namespace only with --include-secrets. The file is written with mode
 0600 to a temporary name and renamed; an existing file is never replaced without --force, and the
 path is checked before the cluster is read.",
-            examples: &["kubectl meshbackup create -f before-upgrade.tar.gz --include-secrets"],
+            examples: &["kubectl meshbackup create before-upgrade.tar.gz --include-secrets"],
             exits: &[Exit::Ok, Exit::Failed, Exit::Usage, Exit::Unreachable, Exit::Forbidden, Exit::NotFound],
             ..CommandSpec::BARE
         },

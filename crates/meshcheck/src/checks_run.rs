@@ -7,7 +7,7 @@ use meshkit::args::{KubeArgs, parse_duration};
 use meshkit::cli::Matches;
 use meshkit::cluster::{Cluster, block_on};
 use meshkit::render::{OutputArgs, Renderer};
-use meshkit::{Exit, Result};
+use meshkit::{Error, Exit, Result};
 
 use crate::checks::report::FailOn;
 use crate::checks::{self, Options, Stage};
@@ -15,22 +15,39 @@ use crate::flags;
 use crate::snapshot::{Needs, Snapshot};
 use crate::spec::SPEC;
 
+/// How long `--wait` retries without `--timeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// `--timeout 0`: no limit (a century).
+const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The command line of `precheck` and `verify`.
 #[derive(Debug)]
 pub struct CheckArgs {
     pub stage: Stage,
     pub options: Options,
     pub fail_on: FailOn,
+    /// `--wait`: retry failing checks for this long at most (`--timeout`).
     pub wait: Option<Duration>,
 }
 
 impl CheckArgs {
     pub fn from_matches(m: &Matches, stage: Stage) -> Result<CheckArgs> {
+        if let Some(duration) = m.args.first().filter(|a| m.has("wait") && parse_duration("", a).is_ok()) {
+            // `--wait 2m` was the form before --wait became a switch, as in meshmigrate and kubectl.
+            return Err(Error::usage(
+                format!("`--wait` takes no value; unexpected argument {duration:?}"),
+                format!("write `--wait --timeout {duration}`"),
+            ));
+        }
         m.at_most(0, "no arguments")?;
-        let wait = match m.value("wait") {
-            Some(raw) => parse_duration("--wait", raw)?,
-            None => None,
+        let timeout = match m.value("timeout") {
+            Some(_) if !m.has("wait") => {
+                return Err(m.usage("takes --timeout only with --wait".to_string()));
+            }
+            Some(raw) => parse_duration("--timeout", raw)?.unwrap_or(NO_LIMIT),
+            None => DEFAULT_TIMEOUT,
         };
+        let wait = m.has("wait").then_some(timeout);
         Ok(CheckArgs { stage, options: flags::options(m)?, fail_on: flags::fail_on(m)?, wait })
     }
 }

@@ -60,6 +60,7 @@ mod tests {
             "--fail-on",
             "warning",
             "--wait",
+            "--timeout",
             "30s",
         ]);
         let args = CheckArgs::from_matches(&m, Stage::Precheck).unwrap();
@@ -67,6 +68,9 @@ mod tests {
         assert_eq!(args.options.revision.as_deref(), Some("1-31-1"));
         assert_eq!(args.fail_on, FailOn::Warning);
         assert_eq!(args.wait, Some(Duration::from_secs(30)));
+        let verify = CheckArgs::from_matches(&matches(&["verify", "--wait"]), Stage::Verify).unwrap();
+        assert_eq!(verify.wait, Some(Duration::from_secs(300)));
+        assert_eq!(CheckArgs::from_matches(&matches(&["verify"]), Stage::Verify).unwrap().wait, None);
         let review = Review::from_matches(&matches(&["manifest", "a.yaml", "-f", "-", "--offline"])).unwrap();
         assert_eq!(review.files, ["-", "a.yaml"]);
         assert!(review.offline);
@@ -82,7 +86,9 @@ mod tests {
             (vec!["precheck", "--to-version", "banana"], "invalid --to-version \"banana\""),
             (vec!["precheck", "--to-version", "2.0"], "invalid --to-version \"2.0\""),
             (vec!["precheck", "--fail-on", "info"], "invalid --fail-on \"info\""),
-            (vec!["verify", "--wait", "soon"], "invalid --wait \"soon\""),
+            (vec!["verify", "--wait", "--timeout", "soon"], "invalid --timeout \"soon\""),
+            (vec!["verify", "--wait", "2m"], "`--wait` takes no value; unexpected argument \"2m\""),
+            (vec!["verify", "--timeout", "2m"], "`kubectl meshcheck verify` takes --timeout only with --wait"),
             (vec!["analyse"], "unknown command \"analyse\" for `kubectl meshcheck`"),
             (vec!["version", "extra"], "`kubectl meshcheck version` takes no arguments; unexpected argument \"extra\""),
             (vec!["verify", "extra"], "`kubectl meshcheck verify` takes no arguments; unexpected argument \"extra\""),

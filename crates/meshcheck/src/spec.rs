@@ -19,8 +19,14 @@ const FAIL_ON: FlagSpec = FlagSpec {
 const WAIT: FlagSpec = FlagSpec {
     long: "wait",
     short: None,
+    value: None,
+    about: "retry failing checks until they pass, for up to --timeout",
+};
+const TIMEOUT: FlagSpec = FlagSpec {
+    long: "timeout",
+    short: None,
     value: Some(Values::Nothing),
-    about: "retry failing checks until they pass or this long has passed (e.g. 2m)",
+    about: "how long --wait retries (default 5m; 0: no limit)",
 };
 const CHECK_EXITS: &[Exit] = &[Exit::Ok, Exit::Failed, Exit::Usage, Exit::Unreachable, Exit::Forbidden];
 
@@ -34,12 +40,13 @@ pub static SPEC: Spec = Spec {
                 TO_VERSION,
                 FlagSpec {
                     long: "revision",
-                    short: None,
+                    short: Some('r'),
                     value: Some(Values::Nothing),
                     about: "the revision name the canary will get (a DNS-1123 label)",
                 },
                 FAIL_ON,
                 WAIT,
+                TIMEOUT,
                 OUTPUT,
             ],
             description: "\
@@ -60,6 +67,7 @@ and room for a second istiod. Every check has a code; `kubectl meshcheck explain
             flags: &[
                 FAIL_ON,
                 WAIT,
+                TIMEOUT,
                 FlagSpec {
                     long: "stale-after",
                     short: None,
@@ -73,8 +81,8 @@ Check a cluster after a move: istiod of every revision available, webhooks with 
 Services with ready endpoints, tags and labels naming installed revisions, every pod running the
 sidecar its labels ask for, every proxy connected live to an istiod of the revision that injected
 it and none STALE for longer than --stale-after, and revisions nothing uses any more. --wait
-retries until the checks pass (exit 1 if they still fail when it runs out).",
-            examples: &["kubectl meshcheck verify", "kubectl meshcheck verify --wait 2m"],
+retries until the checks pass (exit 1 if they still fail after --timeout).",
+            examples: &["kubectl meshcheck verify", "kubectl meshcheck verify --wait --timeout 2m"],
             exits: CHECK_EXITS,
             ..CommandSpec::BARE
         },

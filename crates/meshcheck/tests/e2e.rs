@@ -247,7 +247,7 @@ fn verify_waits_for_a_real_control_plane() {
             plane.apply(&item.to_string()).unwrap();
         }
     }
-    let (code, doc) = document(&["verify", "--wait", "120s"], &plane.kubeconfig);
+    let (code, doc) = document(&["verify", "--wait", "--timeout", "120s"], &plane.kubeconfig);
     assert_eq!(code, 0, "{doc:#}");
     for check in ["MC0601", "MC0602", "MC0603", "MC0302", "MC0303"] {
         assert_eq!(result(&doc, check).0, "pass", "{check}: {doc:#}");

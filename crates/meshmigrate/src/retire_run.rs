@@ -27,11 +27,11 @@ pub struct RetireArgs {
 }
 
 impl RetireArgs {
-    /// `retire REVISION [-f FILE]`.
+    /// `retire REVISION [--backup FILE]`.
     pub fn from_matches(m: &meshkit::cli::Matches) -> Result<RetireArgs> {
         let revision = crate::flags::exactly_one(m, "REVISION")?;
         meshkit::istio::names::validate("revision", &revision)?;
-        let file = m.value("file").map(PathBuf::from);
+        let file = m.value("backup").map(PathBuf::from);
         if let Some(file) = &file {
             meshkit::args::check_output_path(file, false)?;
         }

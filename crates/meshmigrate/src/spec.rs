@@ -135,10 +135,10 @@ here anyway and warns that the owner must be told.",
             about: "back up and delete an old revision nothing uses",
             flags: &[
                 FlagSpec {
-                    long: "file",
-                    short: Some('f'),
+                    long: "backup",
+                    short: None,
                     value: Some(Values::Files),
-                    about: "where the backup goes (default istio-retire-REV-TIME.tar.gz)",
+                    about: "where the backup archive goes (default istio-retire-REV-TIME.tar.gz)",
                 },
                 DRY_RUN,
                 YES,
@@ -161,7 +161,7 @@ Never fights the owner: refused when an object it would delete belongs to anothe
 way; and a release with uninstall hooks or kinds it does not know is left to `helm uninstall`.",
             examples: &[
                 "kubectl meshmigrate retire 1-30-3 --dry-run",
-                "kubectl meshmigrate retire 1-30-3 -f before-retire.tar.gz --yes",
+                "kubectl meshmigrate retire 1-30-3 --backup before-retire.tar.gz --yes",
             ],
             exits: MOVE_EXITS,
             ..CommandSpec::BARE

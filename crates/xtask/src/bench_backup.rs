@@ -92,8 +92,7 @@ pub fn run(total: usize) -> Result<()> {
         eprintln!("bench: {line}");
         results.push(line);
     };
-    let (seconds, mib) =
-        measure("create", &mut plugin(&["create", "-f", archive.to_str().unwrap(), "--include-secrets"]))?;
+    let (seconds, mib) = measure("create", &mut plugin(&["create", archive.to_str().unwrap(), "--include-secrets"]))?;
     let size = std::fs::metadata(&archive)?.len() as f64 / 1024.0 / 1024.0;
     record(format!("meshbackup create: {seconds:.2} s, peak {mib:.0} MiB, archive {size:.1} MiB"));
     let (mut kubectl_seconds, mut kubectl_peak) = (0.0, 0.0f64);

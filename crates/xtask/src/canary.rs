@@ -171,7 +171,7 @@ pub fn upgrade(s: &Session) -> Result<()> {
     )?;
     s.step(
         "back up the installation first, CA included",
-        &format!("kubectl meshbackup create -f {backup} --include-secrets --force"),
+        &format!("kubectl meshbackup create {backup} --include-secrets --force"),
         0,
     )?;
     s.step(
@@ -244,7 +244,7 @@ pub fn upgrade(s: &Session) -> Result<()> {
     s.step("nothing uses the old revision any more", &format!("kubectl meshmigrate retire {old} --dry-run"), 0)?;
     s.step(
         "retire it: backed up, its objects deleted, then its Helm release, as helm uninstall does",
-        &format!("kubectl meshmigrate retire {old} -f retired-{old}.tar.gz --yes"),
+        &format!("kubectl meshmigrate retire {old} --backup retired-{old}.tar.gz --yes"),
         0,
     )?;
     s.step("one revision left", "kubectl revtag revisions", 0)?;

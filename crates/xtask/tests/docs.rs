@@ -76,3 +76,34 @@ fn the_readme_walkthrough_is_real_output() {
         panic!("README.md's walkthrough is stale: run `cargo xtask docs`\n{}", diff.unified_diff().context_radius(2));
     }
 }
+
+/// A flag name means one thing across the four plugins: the same short form (or none) and the
+/// same kind of value, wherever it appears; and a short form names one flag.
+#[test]
+fn a_flag_means_one_thing_in_every_plugin() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut by_long: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut by_short: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for plugin in xtask::docs::PLUGINS {
+        let page = std::fs::read_to_string(meshtest::repo_root().join("docs").join(format!("{plugin}.md"))).unwrap();
+        for line in page.lines().filter(|l| l.starts_with("  ") && l.trim_start().starts_with('-')) {
+            // `  -f, --filename FILE   about`: the declaration ends at the first run of two spaces.
+            let declaration = line.trim_start().split("  ").next().unwrap();
+            let (short, rest) = match declaration.split_once(", ") {
+                Some((short, rest)) if short.len() == 2 => (Some(short), rest),
+                _ => (None, declaration),
+            };
+            let Some(long) = rest.strip_prefix("--") else { continue };
+            let (name, value) = long.split_once([' ', '[']).unwrap_or((long, ""));
+            by_long.entry(name.to_string()).or_default().insert(format!("{short:?} {value}"));
+            if let Some(short) = short {
+                by_short.entry(short.to_string()).or_default().insert(name.to_string());
+            }
+        }
+    }
+    assert!(by_long.len() > 20, "the help pages list the flags: {by_long:?}");
+    let two_meanings: Vec<_> = by_long.iter().filter(|(_, forms)| forms.len() > 1).collect();
+    assert!(two_meanings.is_empty(), "declared differently in different places: {two_meanings:?}");
+    let shared_short: Vec<_> = by_short.iter().filter(|(_, longs)| longs.len() > 1).collect();
+    assert!(shared_short.is_empty(), "one short form for several flags: {shared_short:?}");
+}

@@ -40,7 +40,7 @@ fn every_command_with_output_prints_json() {
         ("meshmigrate", &["namespace", "shop-stable", "--to", "1-31-1", "--dry-run"]),
         ("meshmigrate", &["restart", "--dry-run"]),
         ("meshmigrate", &["gateway", "istio-ingressgateway", "-n", "istio-ingress", "--to", "1-31-1", "--dry-run"]),
-        ("meshbackup", &["create", "-f", archive]),
+        ("meshbackup", &["create", archive]),
         ("meshbackup", &["inspect", archive]),
         ("meshbackup", &["diff", archive]),
         ("meshbackup", &["restore", archive, "--dry-run"]),

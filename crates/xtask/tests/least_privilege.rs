@@ -122,7 +122,7 @@ fn meshmigrate_reads_with_its_read_role_and_writes_with_its_write_role() {
     let backup = dir.path().join("canary.tar.gz");
     // Which of the lists sent together is refused first varies; each names its resource.
     forbidden("kubectl-meshmigrate", &reader, &["retire", "1-31-1", "--yes"], "cannot list resource");
-    ok("kubectl-meshmigrate", &writer, &["retire", "1-31-1", "--yes", "-f", backup.to_str().unwrap()]);
+    ok("kubectl-meshmigrate", &writer, &["retire", "1-31-1", "--yes", "--backup", backup.to_str().unwrap()]);
     assert_eq!(
         plane
             .kubectl_ok(&["get", "deployments", "-n", "istio-system", "-l", "istio.io/rev=1-31-1", "-o", "name"])
@@ -141,7 +141,7 @@ fn meshbackup_reads_with_its_read_role_and_restores_with_its_write_role() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("mesh.tar.gz");
     let archive = archive.to_str().unwrap();
-    ok("kubectl-meshbackup", &reader, &["create", "-f", archive]);
+    ok("kubectl-meshbackup", &reader, &["create", archive]);
     ok("kubectl-meshbackup", &reader, &["inspect", archive]);
     ok("kubectl-meshbackup", &reader, &["diff", archive]);
 

@@ -13,9 +13,8 @@ fn server_dry_run_changes_nothing_on_any_mutating_command() {
     let archive = scratch.path().join("backup.tar.gz");
     let archive = archive.to_str().unwrap();
     let binary = |p: &str| common::built_binary(&format!("kubectl-{p}"));
-    let (code, _, err) = run(
-        meshtest::plugin(binary("meshbackup").to_str().unwrap(), &plane.kubeconfig).args(["create", "-f", archive])
-    );
+    let (code, _, err) =
+        run(meshtest::plugin(binary("meshbackup").to_str().unwrap(), &plane.kubeconfig).args(["create", archive]));
     assert_eq!(code, 0, "{err}");
     let before = common::versions(&plane);
     let cases: &[(&str, &[&str])] = &[

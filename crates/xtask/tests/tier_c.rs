@@ -129,8 +129,12 @@ fn real_istiod_injects_by_tag_follows_a_moved_tag_and_everything_stays_on_loopba
     );
 
     let (code, out, err) =
-        run(meshtest::plugin(common::built_binary("kubectl-meshcheck").to_str().unwrap(), &plane.kubeconfig)
-            .args(["verify", "--wait", "60s"]));
+        run(meshtest::plugin(common::built_binary("kubectl-meshcheck").to_str().unwrap(), &plane.kubeconfig).args([
+            "verify",
+            "--wait",
+            "--timeout",
+            "60s",
+        ]));
     assert_eq!(code, 0, "meshcheck verify on Tier C:\n{out}\n{err}");
 
     // The tag is the old release's (revisionTags): moving it behind Helm's back is refused and
@@ -364,6 +368,6 @@ fn an_in_place_upgrade_makes_pods_stale_by_version_and_restart_replaces_exactly_
         std::thread::sleep(Duration::from_millis(500));
     }
     // --wait: the new pod's proxy connects a moment after the pod runs.
-    let (code, out, err) = plugin("meshcheck", &["verify", "--wait", "60s"]);
+    let (code, out, err) = plugin("meshcheck", &["verify", "--wait", "--timeout", "60s"]);
     assert_eq!(code, 0, "verify after the restart:\n{out}\n{err}");
 }

@@ -204,7 +204,7 @@ fn istioctl_and_the_plugins_end_the_canary_upgrade_in_the_same_state() {
         "a server dry run deletes nothing"
     );
     let backup = b.dir.join("retired.tar.gz");
-    s.step("", &format!("kubectl meshmigrate retire {old} --yes -f {}", backup.display()), 0).unwrap();
+    s.step("", &format!("kubectl meshmigrate retire {old} --yes --backup {}", backup.display()), 0).unwrap();
     let with_plugins = state(&b);
 
     let mut differences = Vec::new();

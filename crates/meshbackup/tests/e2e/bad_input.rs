@@ -31,7 +31,7 @@ fn rewrite(from: &Path, to: &Path, edit: impl Fn(&str, Vec<u8>) -> Option<Vec<u8
 fn bad_input_is_refused_and_nothing_is_applied() {
     let mesh = Mesh::start();
     let good = mesh.file("good.tar.gz");
-    mesh.ok(&["create", "-f", path(&good)]);
+    mesh.ok(&["create", path(&good)]);
     // Something a restore would bring back, to prove that it did not.
     mesh.kubectl(&["delete", "virtualservice", "-n", "shop-canary", "reviews"]);
     let bytes = std::fs::read(&good).unwrap();

@@ -11,7 +11,7 @@ use crate::common::{Mesh, path};
 fn conflicts_are_reported_and_force_conflicts_takes_over() {
     let mesh = Mesh::start();
     let archive = mesh.file("backup.tar.gz");
-    mesh.ok(&["create", "-f", path(&archive)]);
+    mesh.ok(&["create", path(&archive)]);
     let edited = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: shop-canary}\n\
                   spec:\n  hosts: [reviews]\n  http: [{route: [{destination: {host: reviews, subset: v3}}]}]\n";
     let mut apply = mesh.plane.kubectl();

@@ -17,7 +17,7 @@ fn a_restore_interrupted_by_the_apiserver_converges_on_rerun() {
     }
     mesh.plane.apply(&manifest).unwrap();
     let archive = mesh.file("drill.tar.gz");
-    mesh.ok(&["create", "-f", path(&archive)]);
+    mesh.ok(&["create", path(&archive)]);
     mesh.kubectl(&["delete", "virtualservices", "-n", "drill", "--all", "--wait=false"]);
     let count = |mesh: &Mesh| mesh.kubectl(&["get", "virtualservices", "-n", "drill", "-o", "name"]).lines().count();
     while count(&mesh) > 0 {

@@ -10,7 +10,7 @@ use crate::common::{Mesh, path, rows_with};
 fn round_trip_restores_everything_and_reruns_converge() {
     let mesh = Mesh::start();
     let archive = mesh.file("before.tar.gz");
-    let (code, out, err) = mesh.run(&["create", "-f", path(&archive), "--include-secrets"]);
+    let (code, out, err) = mesh.run(&["create", path(&archive), "--include-secrets"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("virtualservices.networking.istio.io") && err.contains("wrote "), "progress on stderr: {err}");
     assert!(out.contains("CA: istio-system/cacerts"), "{out}");
@@ -46,10 +46,10 @@ fn round_trip_restores_everything_and_reruns_converge() {
     assert_eq!(summary["caSecrets"], serde_json::json!(["istio-system/cacerts"]));
 
     // Never over an existing file without --force.
-    let (code, _, err) = mesh.run(&["create", "-f", path(&archive)]);
+    let (code, _, err) = mesh.run(&["create", path(&archive)]);
     assert_eq!(code, 2, "a usage error, found before the cluster is read: {err}");
     assert!(err.contains("already exists") && err.contains("--force"), "{err}");
-    assert!(!mesh.ok(&["create", "-f", path(&mesh.file("again.tar.gz"))]).contains("cacerts"), "no secrets unasked");
+    assert!(!mesh.ok(&["create", path(&mesh.file("again.tar.gz"))]).contains("cacerts"), "no secrets unasked");
 
     let (code, out, err) = mesh.run(&["diff", path(&archive)]);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");

@@ -41,7 +41,8 @@ fn retire_refuses_a_used_revision_then_backs_up_and_deletes_an_unused_one() {
     };
 
     let before = everything();
-    let (code, _, err) = run(meshmigrate(&plane.kubeconfig).args(["retire", "1-31-1", "--yes", "-f"]).arg(&backup));
+    let (code, _, err) =
+        run(meshmigrate(&plane.kubeconfig).args(["retire", "1-31-1", "--yes", "--backup"]).arg(&backup));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("revision 1-31-1 is still in use") && err.contains("tag/prod-canary"), "{err}");
     assert!(err.contains("namespace/shop-canary (istio.io/rev=prod-canary)"), "{err}");
@@ -106,7 +107,8 @@ fn retire_refuses_a_used_revision_then_backs_up_and_deletes_an_unused_one() {
     };
     let stable_before = stable();
     let crds_before = plane.kubectl_ok(&["get", "crds", "-o", "name"]).unwrap();
-    let (code, done, err) = json_run(&plane.kubeconfig, &["retire", "1-31-1", "--yes", "-f", backup.to_str().unwrap()]);
+    let (code, done, err) =
+        json_run(&plane.kubeconfig, &["retire", "1-31-1", "--yes", "--backup", backup.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(owned_by(&plane, "1-31-1").is_empty(), "{:?}", owned_by(&plane, "1-31-1"));
     assert_eq!(rbac(), "", "the release's RBAC is gone too");

@@ -146,7 +146,7 @@ const CASES: &[Case] = &[
     Case {
         name: "meshbackup create",
         binary: "kubectl-meshbackup",
-        args: &["create", "--force", "-f", "{backup}"],
+        args: &["create", "--force", "{backup}"],
         istioctl: None,
         findings_exit: false,
     },
