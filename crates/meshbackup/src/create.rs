@@ -73,7 +73,7 @@ pub async fn run(kube: &KubeArgs, options: Options, renderer: &Renderer) -> Resu
             writer.add(&object, resource)?;
             Ok(())
         },
-        |source, count| eprintln!("kubectl-meshbackup: {count:>6} {}", sources::describe(&source.resource)),
+        |source, count| crate::spec::SPEC.note(format_args!("{count:>6} {}", sources::describe(&source.resource))),
     )
     .await?;
     let tool = format!("kubectl-meshbackup {}", env!("CARGO_PKG_VERSION"));
@@ -81,12 +81,12 @@ pub async fn run(kube: &KubeArgs, options: Options, renderer: &Renderer) -> Resu
         Header::describe(&cluster, version.git_version, &mesh, tool, &now.to_string(), options.include_secrets);
     let (file, manifest) = writer.finish(header).map_err(Error::Output)?;
     file.persist()?;
-    eprintln!("kubectl-meshbackup: wrote {} ({} objects)", path.display(), manifest.objects.len());
+    crate::spec::SPEC.note(format_args!("wrote {} ({} objects)", path.display(), manifest.objects.len()));
     if !options.include_secrets {
-        eprintln!(
-            "kubectl-meshbackup: warning: secrets were not backed up; without the CA secret (cacerts or \
+        crate::spec::SPEC.warn(format_args!(
+            "secrets were not backed up; without the CA secret (cacerts or \
              istio-ca-secret) a restored istiod mints a new root. Add --include-secrets to keep it."
-        );
+        ));
     }
     let summary = crate::inspect::summarize(&path.display().to_string(), &manifest, false);
     renderer.print_human(&summary, |_| crate::inspect::human(&summary, renderer))?;

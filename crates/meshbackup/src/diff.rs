@@ -94,13 +94,13 @@ async fn compare(kube: &KubeArgs, file: &Path, renderer: &Renderer) -> Result<Ex
     let changes = classify(&archived, &live);
     let differences = describe(&cluster, file, &manifest, &changes).await?;
     let counts = |change| differences.iter().filter(|d| d.change == change).count();
-    eprintln!(
-        "kubectl-meshbackup: {} changed, {} added, {} removed since the backup ({} objects compared)",
+    crate::spec::SPEC.note(format_args!(
+        "{} changed, {} added, {} removed since the backup ({} objects compared)",
         counts(Change::Changed),
         counts(Change::Added),
         counts(Change::Removed),
         archived.len().max(live.len())
-    );
+    ));
     renderer.print_human(&differences, |color| human(&differences, color))?;
     Ok(if differences.is_empty() { Exit::Ok } else { Exit::Failed })
 }

@@ -106,7 +106,8 @@ pub async fn run(kube: &KubeArgs, file: &Path, options: Options, renderer: &Rend
                 })
             })
             .collect();
-        eprintln!("kubectl-meshbackup: (dry run) {total} object(s) would be applied, in this order; nothing was sent");
+        crate::spec::SPEC
+            .note(format_args!("(dry run) {total} object(s) would be applied, in this order; nothing was sent"));
         renderer.print(&rows, || table(&rows))?;
         return Ok(Exit::Ok);
     }
@@ -119,35 +120,39 @@ pub async fn run(kube: &KubeArgs, file: &Path, options: Options, renderer: &Rend
         }
     }
     let mut rows = Vec::with_capacity(total);
-    for batch in &batches {
-        let what = if server { "checking (server dry run)" } else { "applying" };
-        eprintln!("kubectl-meshbackup: {what} {} {}", batch.entries.len(), batch.phase.describe());
-        let applied = apply_batch(&cluster, file, &manifest, batch, &options, &mut rows).await?;
-        if batch.phase == Phase::Crds && !server {
-            wait_established(&cluster, &applied).await?;
+    let apply_all = async {
+        for batch in &batches {
+            let what = if server { "checking (server dry run)" } else { "applying" };
+            crate::spec::SPEC.note(format_args!("{what} {} {}", batch.entries.len(), batch.phase.describe()));
+            let applied = apply_batch(&cluster, file, &manifest, batch, &options, &mut rows).await?;
+            if batch.phase == Phase::Crds && !server {
+                wait_established(&cluster, &applied).await?;
+            }
         }
-    }
+        Ok(())
+    };
+    meshkit::kube::lock::guarded(&cluster, options.dry_run, apply_all).await?;
     let count = |o| rows.iter().filter(|r| r.result == o).count();
     let failed = count(Outcome::Failed);
-    eprintln!(
-        "kubectl-meshbackup: {}{} created, {} updated, {} unchanged, {failed} failed",
+    crate::spec::SPEC.note(format_args!(
+        "{}{} created, {} updated, {} unchanged, {failed} failed",
         options.dry_run.prefix(),
         count(Outcome::Created),
         count(Outcome::Updated),
         count(Outcome::Unchanged),
-    );
+    ));
     renderer.print(&rows, || table(&rows))?;
     if failed == 0 {
         return Ok(Exit::Ok);
     }
-    eprintln!("kubectl-meshbackup: error: {failed} of {total} object(s) were not restored");
+    crate::spec::SPEC.note(format_args!("error: {failed} of {total} object(s) were not restored"));
     if rows.iter().any(|r| r.conflict) {
-        eprintln!(
-            "kubectl-meshbackup: hint: objects changed since the backup conflict with their new owners; \
+        crate::spec::SPEC.note(format_args!(
+            "hint: objects changed since the backup conflict with their new owners; \
              rerun with --force-conflicts to take the archived values over"
-        );
+        ));
     } else {
-        eprintln!("kubectl-meshbackup: hint: fix the cause shown per object and rerun; the restore converges");
+        crate::spec::SPEC.note(format_args!("hint: fix the cause shown per object and rerun; the restore converges"));
     }
     Ok(Exit::Failed)
 }

@@ -45,6 +45,8 @@ pub struct Cluster {
     client: Client,
     pub target: Target,
     pub istio_namespace: String,
+    /// The plugin that connected (`revtag`, `meshmigrate`, …), named in the run lock.
+    pub plugin: &'static str,
     request_timeout: Option<Duration>,
 }
 
@@ -74,6 +76,7 @@ impl Cluster {
             client,
             target,
             istio_namespace: args.istio_namespace().to_string(),
+            plugin: args.plugin,
             request_timeout: args.request_timeout,
         })
     }

@@ -261,7 +261,7 @@ pub async fn run(
     let own_namespace = NamespaceView::find_in(&namespaces, &namespace);
     let plan = plan(&mesh, &gateway, &own_namespace, target, take_ownership)?;
     for warning in &plan.warnings {
-        eprintln!("kubectl-meshmigrate: warning: {warning}");
+        crate::spec::SPEC.warn(format_args!("{warning}"));
     }
     let mut report = GatewayReport {
         default_followers: default_followers(&mesh, &gateways, &namespaces),
@@ -272,25 +272,21 @@ pub async fn run(
     };
     if dry_run == DryRun::Server && !report.plan.unchanged {
         send_patch(&cluster, &report.plan, &PatchParams { dry_run: true, ..PatchParams::default() }).await?;
-        eprintln!("kubectl-meshmigrate: the apiserver accepted the change (server dry run); nothing was persisted");
+        crate::spec::SPEC
+            .note(format_args!("the apiserver accepted the change (server dry run); nothing was persisted"));
     }
     if dry_run == DryRun::None {
-        let user = crate::relabel::whoami(&cluster).await;
-        let lock = crate::lock::acquire(&cluster, &user).await?;
-        let outcome = async {
+        meshkit::kube::lock::held(&cluster, async |user: &str| {
             if !report.plan.unchanged {
-                apply(&cluster, &user, &report.plan).await?;
+                apply(&cluster, user, &report.plan).await?;
             }
             let deadline = std::time::Instant::now() + timeout;
             let key = (namespace.clone(), report.plan.workload.clone());
             let mut rollouts = crate::waves_run::follow(&cluster, std::slice::from_ref(&key), deadline).await?;
             report.rollout = rollouts.remove(&key);
-            Ok::<_, Error>(())
-        }
-        .await;
-        let released = lock.release().await;
-        outcome?;
-        released?;
+            Ok(())
+        })
+        .await?;
         let (pods, owners) = crate::scope::pods_and_owners(&cluster, std::slice::from_ref(&namespace)).await?;
         let rollouts =
             report.rollout.iter().map(|r| ((namespace.clone(), report.plan.workload.clone()), r.clone())).collect();

@@ -5,7 +5,6 @@ mod explain;
 mod flags;
 mod gateway;
 mod journal;
-mod lock;
 mod migrate;
 mod progress;
 mod proxies;

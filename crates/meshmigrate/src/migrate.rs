@@ -205,7 +205,7 @@ async fn rollback_names(cluster: &Cluster, journal: &Journal, names: &[String]) 
         let existing = crate::scope::existing(cluster).await?;
         let (kept, gone): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| existing.contains(n));
         for name in gone {
-            eprintln!("kubectl-meshmigrate: skipping namespace {name}: it no longer exists");
+            crate::spec::SPEC.note(format_args!("skipping namespace {name}: it no longer exists"));
         }
         names = kept;
     }
@@ -243,7 +243,7 @@ fn decide(fetched: &Fetched, args: &MigrateArgs, istio_namespace: &str) -> Resul
         };
         let (stale, bare) = stale_after(&snapshot, &plan);
         for pod in &bare {
-            eprintln!("kubectl-meshmigrate: warning: {pod} will be stale and has no controller to restart it");
+            crate::spec::SPEC.warn(format_args!("{pod} will be stale and has no controller to restart it"));
         }
         for restart in stale {
             let result = if already_restarted(&restart, &plan, &fetched.journal, &fetched.workloads) {
@@ -289,7 +289,7 @@ impl Report {
 async fn check_on_server(cluster: &Cluster, report: &Report) -> Result<()> {
     relabel::check_on_server(cluster, &report.namespaces).await?;
     crate::restart::check_on_server(cluster, &report.to_restart()).await?;
-    eprintln!("kubectl-meshmigrate: the apiserver accepted every change (server dry run); nothing was persisted");
+    crate::spec::SPEC.note(format_args!("the apiserver accepted every change (server dry run); nothing was persisted"));
     Ok(())
 }
 
@@ -313,22 +313,17 @@ fn ask(args: &MigrateArgs, report: &Report) -> Result<()> {
 
 /// Under the run lock: finish what an interrupted run left pending, relabel, restart in waves.
 async fn apply(cluster: &Cluster, args: &MigrateArgs, fetched: &Fetched, report: &mut Report) -> Result<()> {
-    let user = relabel::whoami(cluster).await;
-    let lock = crate::lock::acquire(cluster, &user).await?;
     let action = match args.goal {
         Goal::Move { .. } => Action::Relabel,
         Goal::Rollback { .. } => Action::Rollback,
     };
-    let outcome = async {
+    meshkit::kube::lock::held(cluster, async |user: &str| {
         if fetched.journal.entries.iter().any(|e| e.state == State::Pending && e.action == Action::Restart) {
             relabel::with_journal(cluster, |j| crate::restart::settle_pending(j, &fetched.workloads)).await?;
         }
-        apply_and_follow(cluster, &user, args, action, report).await
-    }
-    .await;
-    let released = lock.release().await;
-    outcome?;
-    released
+        apply_and_follow(cluster, user, args, action, report).await
+    })
+    .await
 }
 
 /// `--wait`: every pod of the moved namespaces on its revision, and its proxy connected.

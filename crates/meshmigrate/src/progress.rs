@@ -50,11 +50,11 @@ impl Progress {
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
-            eprintln!("kubectl-meshmigrate: {}: {}/{} finished", self.label, self.done, self.total);
+            crate::spec::SPEC.note(format_args!("{}: {}/{} finished", self.label, self.done, self.total));
         }
     }
 
     fn line(&self, message: &str) {
-        eprintln!("kubectl-meshmigrate: [{}/{} {}] {message}", self.done, self.total, self.label);
+        crate::spec::SPEC.note(format_args!("[{}/{} {}] {message}", self.done, self.total, self.label));
     }
 }

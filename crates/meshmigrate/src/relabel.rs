@@ -2,10 +2,9 @@
 //! mark done. A rerun after any interruption converges: namespaces already as planned are left
 //! alone and their pending journal entries are marked done.
 
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use meshkit::cluster::Cluster;
 use meshkit::istio::{Mesh, NamespaceView, TagTarget, keys};
 use meshkit::render::{Cell, Table, Tone};
@@ -118,15 +117,6 @@ pub fn plan_rollback(journal: &Journal, namespaces: &[NamespaceView]) -> Result<
             })
         })
         .collect()
-}
-
-/// Who is making the change, as the apiserver sees us.
-pub async fn whoami(cluster: &Cluster) -> String {
-    let api: Api<SelfSubjectReview> = Api::all(cluster.client());
-    match api.create(&PostParams::default(), &SelfSubjectReview::default()).await {
-        Ok(review) => review.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_default(),
-        Err(_) => cluster.target.user.clone(),
-    }
 }
 
 /// Records, relabels, marks done. Conflicting journal writes are retried on a fresh read.

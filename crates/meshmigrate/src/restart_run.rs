@@ -48,18 +48,18 @@ pub async fn run(
     let (restarts, bare) = crate::restart::plan(&crate::status::decide(&snapshot, &args.scope));
     for pod in &bare {
         if pod.contains("/job/") {
-            eprintln!(
-                "kubectl-meshmigrate: {pod}: a Job's pods get the new sidecar on its next run; nothing to restart"
-            );
+            crate::spec::SPEC
+                .note(format_args!("{pod}: a Job's pods get the new sidecar on its next run; nothing to restart"));
         } else {
-            eprintln!("kubectl-meshmigrate: warning: {pod} is stale and has no controller to restart it");
+            crate::spec::SPEC.warn(format_args!("{pod} is stale and has no controller to restart it"));
         }
     }
     let planned = restarts.iter().cloned().map(|r| RestartOutcome::planned(r, RestartResult::WouldRestart));
     let mut waves = Waves::new(planned.collect());
     if args.dry_run == DryRun::Server {
         crate::restart::check_on_server(&cluster, &restarts).await?;
-        eprintln!("kubectl-meshmigrate: the apiserver accepted every restart (server dry run); nothing was persisted");
+        crate::spec::SPEC
+            .note(format_args!("the apiserver accepted every restart (server dry run); nothing was persisted"));
     }
     let renderer = Renderer::new(output);
     if args.dry_run.is_dry() || restarts.is_empty() {
@@ -79,13 +79,11 @@ pub async fn run(
 
 /// The restarts, in waves, under the run lock.
 async fn apply(cluster: &Cluster, args: &RestartArgs, deadline: Instant, waves: &mut Waves) -> Result<()> {
-    let user = crate::relabel::whoami(cluster).await;
-    let lock = crate::lock::acquire(cluster, &user).await?;
     let namespaces: Vec<String> = waves.namespaces();
     let pace = Pace { max_concurrent: args.max_concurrent, deadline, follow_to_the_end: args.wait };
-    let start = async |wave: &[crate::restart::Restart]| crate::restart::apply(cluster, &user, wave).await;
-    let driven = crate::waves_run::drive(cluster, &namespaces, waves, &pace, start).await;
-    let released = lock.release().await;
-    driven?;
-    released
+    meshkit::kube::lock::held(cluster, async |user: &str| {
+        let start = async |wave: &[crate::restart::Restart]| crate::restart::apply(cluster, user, wave).await;
+        crate::waves_run::drive(cluster, &namespaces, waves, &pace, start).await
+    })
+    .await
 }

@@ -138,9 +138,8 @@ pub async fn fetch(cluster: &Cluster, revision: &str) -> Result<Snapshot> {
         live,
     )?;
     if let Some(line) = live.unreadable_summary() {
-        eprintln!(
-            "kubectl-meshmigrate: warning: {line}; proxies outside this cluster's pods (VMs, other clusters) are not known"
-        );
+        crate::spec::SPEC
+            .warn(format_args!("{line}; proxies outside this cluster's pods (VMs, other clusters) are not known"));
     }
     let retired_before = journal.entries.iter().any(|e| {
         e.action == Action::Retire

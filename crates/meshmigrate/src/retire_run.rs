@@ -75,7 +75,7 @@ async fn delete_owned(cluster: &Cluster, owned: &[Owned], params: &DeleteParams)
             Err(e) => return Err(e),
         }
         if !params.dry_run {
-            eprintln!("kubectl-meshmigrate: deleted {} {name}", object.kind.to_ascii_lowercase());
+            crate::spec::SPEC.note(format_args!("deleted {} {name}", object.kind.to_ascii_lowercase()));
         }
     }
     Ok(())
@@ -86,7 +86,7 @@ pub async fn run(kube: &meshkit::args::KubeArgs, output: OutputArgs, args: &Reti
     let snapshot = fetch(&cluster, &args.revision).await?;
     let plan = match decide(&args.revision, &snapshot)? {
         Decision::AlreadyRetired => {
-            eprintln!("kubectl-meshmigrate: revision {} is already retired; nothing to do", args.revision);
+            crate::spec::SPEC.note(format_args!("revision {} is already retired; nothing to do", args.revision));
             let report = Report::new(&args.revision, Plan::default(), None, args.dry_run.is_dry());
             Renderer::new(output).print(&report, || table(&report))?;
             return Ok(Exit::Ok);
@@ -99,7 +99,8 @@ pub async fn run(kube: &meshkit::args::KubeArgs, output: OutputArgs, args: &Reti
     });
     if args.dry_run == DryRun::Server {
         remove(&cluster, &plan, DryRun::Server).await?;
-        eprintln!("kubectl-meshmigrate: the apiserver accepted every change (server dry run); nothing was changed");
+        crate::spec::SPEC
+            .note(format_args!("the apiserver accepted every change (server dry run); nothing was changed"));
     }
     if args.dry_run.is_dry() {
         let report = Report::new(&args.revision, plan, None, true);
@@ -117,12 +118,10 @@ pub async fn run(kube: &meshkit::args::KubeArgs, output: OutputArgs, args: &Reti
     if meshkit::confirm::confirm(&question, args.yes)? == meshkit::confirm::Answer::No {
         return Err(Error::NotConfirmed { what: question, hint: "nothing was changed".into() });
     }
-    let user = crate::relabel::whoami(&cluster).await;
-    let lock = crate::lock::acquire(&cluster, &user).await?;
-    let outcome = retire(&cluster, &user, &args.revision, &plan, &path, now, &snapshot.mesh).await;
-    let released = lock.release().await;
-    outcome?;
-    released?;
+    meshkit::kube::lock::held(&cluster, async |user: &str| {
+        retire(&cluster, user, &args.revision, &plan, &path, now, &snapshot.mesh).await
+    })
+    .await?;
     let report = Report::new(&args.revision, plan, Some(path.display().to_string()), false);
     Renderer::new(output).print(&report, || table(&report))?;
     Ok(Exit::Ok)
@@ -147,7 +146,7 @@ async fn remove(cluster: &Cluster, plan: &Plan, dry_run: DryRun) -> Result<()> {
             }
         }
         if dry_run == DryRun::None {
-            eprintln!("kubectl-meshmigrate: uninstalled Helm release {} (its records are deleted)", release.name);
+            crate::spec::SPEC.note(format_args!("uninstalled Helm release {} (its records are deleted)", release.name));
         }
     }
     let params = DeleteParams { dry_run: dry_run == DryRun::Server, ..DeleteParams::default() };
@@ -207,7 +206,7 @@ async fn backup(cluster: &Cluster, plan: &Plan, path: &std::path::Path, mesh: &M
         .collect();
     let tool = format!("kubectl-meshmigrate {} retire", env!("CARGO_PKG_VERSION"));
     let written = meshkit::backup::write(cluster, mesh, &tool, path, &objects).await?;
-    eprintln!("kubectl-meshmigrate: backed up {written} objects to {}", path.display());
+    crate::spec::SPEC.note(format_args!("backed up {written} objects to {}", path.display()));
     Ok(())
 }
 

@@ -75,7 +75,7 @@ istio-injection, set istio.io/rev. --restart rolls the workloads whose pods woul
 waves of at most --max-concurrent, as `restart` does; --wait follows the rollouts and then reports
 every pod without the sidecar its namespace asks for, and why. System namespaces need --force.
 Restarting, or selecting by label, asks first (--yes answers for scripts). Changes are made under a
-run lock (the Lease meshmigrate-lock in the Istio namespace): a second run refuses and names the
+run lock (the Lease kubectl-mesh-lock in the Istio namespace): a second run refuses and names the
 holder. Exit 7: a restart was held or stopped, or --wait stopped before every rollout finished;
 rerunning the same command continues.",
             examples: &[

@@ -366,7 +366,7 @@ pub async fn run(
     let cluster = Cluster::connect(kube).await?;
     let (snapshot, live) = tokio::join!(fetch(&cluster, scope), meshkit::fetch::live_status(&cluster));
     if let Some(line) = live.unreadable_summary() {
-        eprintln!("kubectl-meshmigrate: warning: {line}; PROXIES shows ? where it is not known");
+        crate::spec::SPEC.warn(format_args!("{line}; PROXIES shows ? where it is not known"));
     }
     let snapshot = Snapshot { live: Some(live), ..snapshot? };
     let rows = decide(&snapshot, scope);

@@ -52,7 +52,7 @@ impl Watched {
             // Without the right to read budgets the restarts go on unheld, and stderr says so once.
             Ok(Seen::BudgetsForbidden(e)) => {
                 if !self.warned {
-                    eprintln!("kubectl-meshmigrate: warning: {e}; restarts are not held for PodDisruptionBudgets");
+                    crate::spec::SPEC.warn(format_args!("{e}; restarts are not held for PodDisruptionBudgets"));
                     self.warned = true;
                 }
                 for stream in self.budget_streams.clone() {
@@ -167,7 +167,7 @@ pub async fn drive(
     progress.finish();
     waves.close();
     if let Some(failed) = &waves.stopped_by {
-        eprintln!("kubectl-meshmigrate: stopped starting restarts: {failed}; fix it, then rerun to continue");
+        crate::spec::SPEC.note(format_args!("stopped starting restarts: {failed}; fix it, then rerun to continue"));
     }
     Ok(())
 }

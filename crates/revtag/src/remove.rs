@@ -75,7 +75,7 @@ pub fn run(kube: &KubeArgs, output: OutputArgs, args: &RemoveArgs) -> Result<Exi
             let written = back_up_removal(&cluster, &snapshot, &plan, path).await?;
             SPEC.note(format_args!("backed up {written} objects to {}", path.display()));
         }
-        apply_remove(&cluster, &plan, args.dry_run).await?;
+        meshkit::kube::lock::guarded(&cluster, args.dry_run, apply_remove(&cluster, &plan, args.dry_run)).await?;
         render(&renderer, &args.tag, Some(&plan), args.dry_run)
     })
 }

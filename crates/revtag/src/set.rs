@@ -90,7 +90,7 @@ pub fn run(kube: &KubeArgs, output: OutputArgs, args: &SetArgs) -> Result<Exit> 
         if let Some(question) = plan.question.as_deref().filter(|_| !args.dry_run.is_dry()) {
             meshkit::confirm::ask(question, args.yes)?;
         }
-        apply_set(&cluster, &plan, args.dry_run).await?;
+        meshkit::kube::lock::guarded(&cluster, args.dry_run, apply_set(&cluster, &plan, args.dry_run)).await?;
         render(&Renderer::new(output), args, &plan)?;
         Ok(Exit::Ok)
     })

@@ -1,7 +1,9 @@
 //! Kubernetes access that is not Istio's: the label-selector grammar, checked before a request
-//! is sent, and one HTTP request through a pod's port-forward.
+//! is sent, one HTTP request through a pod's port-forward, and the run lock every mutating
+//! command takes.
 
 pub mod label_selector;
+pub mod lock;
 pub mod pods;
 pub mod portforward;
 pub mod protobuf;

@@ -210,7 +210,7 @@ fn namespace_restart_wait_verify_and_roll_back() {
         .map(|e| e["time"].as_str().unwrap())
         .collect();
     assert_eq!(restart_times.len(), 3, "{log:#}");
-    assert!(plane.get_json(&["lease", "-n", "istio-system", "meshmigrate-lock"]).is_none(), "the lock is released");
+    assert!(plane.get_json(&["lease", "-n", "istio-system", "kubectl-mesh-lock"]).is_none(), "the lock is released");
 
     // A rerun converges: nothing left to restart or change.
     let (code, again, err) = json_run(kc, &[&args[..], &["--yes"]].concat());
@@ -272,7 +272,7 @@ fn wait_timeout_is_incomplete_and_the_lock_refuses() {
         .spawn()
         .unwrap();
     let limit = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while plane.get_json(&["lease", "-n", "istio-system", "meshmigrate-lock"]).is_none() {
+    while plane.get_json(&["lease", "-n", "istio-system", "kubectl-mesh-lock"]).is_none() {
         assert!(std::time::Instant::now() < limit, "the rerun never took the lock");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -288,13 +288,13 @@ fn wait_timeout_is_incomplete_and_the_lock_refuses() {
     // Someone else (on another machine) holds the lock.
     plane
         .apply(&format!(
-            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: meshmigrate-lock, namespace: istio-system}}\nspec:\n  holderIdentity: alice on laptop (pid 42)\n  leaseDurationSeconds: 300\n  acquireTime: {now}\n  renewTime: {now}\n",
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: kubectl-mesh-lock, namespace: istio-system}}\nspec:\n  holderIdentity: alice on laptop (pid 42)\n  leaseDurationSeconds: 300\n  acquireTime: {now}\n  renewTime: {now}\n",
             now = "\"2099-01-01T00:00:00.000000Z\""
         ))
         .unwrap();
     let before = workload_versions(&plane);
     let (code, _, err) = run(meshmigrate(kc).args(["namespace", "shop-legacy", "--to", "1-31-1"]));
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("another meshmigrate run holds the lock: alice on laptop (pid 42)"), "{err}");
+    assert!(err.contains("another run holds the lock: alice on laptop (pid 42)"), "{err}");
     assert_eq!(workload_versions(&plane), before, "nothing changed");
 }

@@ -1,18 +1,24 @@
-//! The run lock: a `coordination.k8s.io` Lease in the Istio namespace, held while a run changes
-//! the cluster and renewed in the background. A second run refuses and names the holder; a
-//! holder that died stops renewing and its lease expires, so nothing needs cleaning by hand.
+//! The run lock every mutating command of every plugin takes: a `coordination.k8s.io` Lease in
+//! the Istio namespace, held while a run changes the cluster and renewed in the background. A
+//! second run (of any plugin: moving a tag while namespaces move is as unsafe as two moves)
+//! refuses and names the holder; a holder that died stops renewing and its lease expires, so
+//! nothing needs cleaning by hand. Where the Istio namespace does not exist yet (a restore into
+//! an empty cluster) there is no installation to guard and no lease is taken.
 
 use std::time::Duration;
 
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, Preconditions};
-use meshkit::cluster::Cluster;
-use meshkit::{Error, Result};
 
-pub const LEASE: &str = "meshmigrate-lock";
+use crate::cli::DryRun;
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+
+pub const LEASE: &str = "kubectl-mesh-lock";
 const DURATION_SECONDS: i32 = 15;
 const RENEW_EVERY: Duration = Duration::from_secs(5);
 const ATTEMPTS: usize = 5;
@@ -47,10 +53,30 @@ impl Holder {
     }
 }
 
+/// A held lock; [`Lock::release`] gives it up (dropped without that, it expires on its own).
 pub struct Lock {
+    held: Option<Held>,
+}
+
+struct Held {
     cluster: Cluster,
     identity: String,
     renewer: tokio::task::JoinHandle<()>,
+}
+
+/// Who runs us, as the apiserver sees it (SelfSubjectReview, which every authenticated user may
+/// ask); the kubeconfig's user name if it cannot say.
+pub async fn whoami(cluster: &Cluster) -> String {
+    let api: Api<SelfSubjectReview> = Api::all(cluster.client());
+    match api.create(&PostParams::default(), &SelfSubjectReview::default()).await {
+        Ok(review) => review.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_default(),
+        Err(_) => cluster.target.user.clone(),
+    }
+}
+
+/// How a holder is named: who, where, which process and plugin.
+fn identity(user: &str, host: &str, pid: u32, plugin: &str) -> String {
+    format!("{user} on {host} (pid {pid}) via kubectl-{plugin}")
 }
 
 fn lease(cluster: &Cluster, identity: &str, resource_version: Option<String>, acquired: Timestamp) -> Lease {
@@ -59,7 +85,7 @@ fn lease(cluster: &Cluster, identity: &str, resource_version: Option<String>, ac
         metadata: ObjectMeta {
             name: Some(LEASE.into()),
             namespace: Some(cluster.istio_namespace.clone()),
-            labels: Some([("app.kubernetes.io/managed-by".to_string(), "kubectl-meshmigrate".to_string())].into()),
+            labels: Some([("app.kubernetes.io/managed-by".to_string(), format!("kubectl-{}", cluster.plugin))].into()),
             resource_version,
             ..Default::default()
         },
@@ -77,7 +103,7 @@ fn lease(cluster: &Cluster, identity: &str, resource_version: Option<String>, ac
 /// renewed it in between) is retried on a fresh read.
 pub async fn acquire(cluster: &Cluster, user: &str) -> Result<Lock> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let identity = format!("{user} on {} (pid {})", host.trim(), std::process::id());
+    let identity = identity(user, host.trim(), std::process::id(), cluster.plugin);
     let api: Api<Lease> = Api::namespaced(cluster.client(), &cluster.istio_namespace);
     let what = format!("take the run lock (lease {}/{LEASE})", cluster.istio_namespace);
     for _ in 0..ATTEMPTS {
@@ -89,7 +115,7 @@ pub async fn acquire(cluster: &Cluster, user: &str) -> Result<Lock> {
                 if holder.blocks(&identity, Timestamp::now()) {
                     return Err(Error::refused(
                         format!(
-                            "another meshmigrate run holds the lock: {} (since {}, lease {}/{LEASE})",
+                            "another run holds the lock: {} (since {}, lease {}/{LEASE})",
                             holder.identity,
                             holder.acquired.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
                             cluster.istio_namespace
@@ -108,13 +134,38 @@ pub async fn acquire(cluster: &Cluster, user: &str) -> Result<Lock> {
         match written {
             Ok(_) => {
                 let renewer = tokio::spawn(renew(cluster.clone(), identity.clone()));
-                return Ok(Lock { cluster: cluster.clone(), identity, renewer });
+                return Ok(Lock { held: Some(Held { cluster: cluster.clone(), identity, renewer }) });
             }
             Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(kube::Error::Api(status)) if status.code == 404 && current.is_none() => {
+                // The Istio namespace itself is missing: nothing is installed to guard.
+                return Ok(Lock { held: None });
+            }
             Err(e) => return Err(cluster.classify(e, &what)),
         }
     }
     Err(Error::refused(format!("could not {what}: it kept changing under us"), "try again"))
+}
+
+/// Runs `change` under the lock, handing it who runs us (for journals), and gives the lock up
+/// whatever the change's outcome.
+pub async fn held<T>(cluster: &Cluster, change: impl AsyncFnOnce(&str) -> Result<T>) -> Result<T> {
+    let user = whoami(cluster).await;
+    let lock = acquire(cluster, &user).await?;
+    let outcome = change(&user).await;
+    let released = lock.release().await;
+    let value = outcome?;
+    released?;
+    Ok(value)
+}
+
+/// [`held`] for a change that may be a dry run: a dry run (client or server) persists nothing,
+/// so it runs without the lock and needs no right to it.
+pub async fn guarded<T>(cluster: &Cluster, dry_run: DryRun, change: impl Future<Output = Result<T>>) -> Result<T> {
+    if dry_run.is_dry() {
+        return change.await;
+    }
+    held(cluster, async |_| change.await).await
 }
 
 /// Keeps the lease fresh while we hold it; stops when it is no longer ours.
@@ -138,12 +189,13 @@ impl Lock {
     /// Gives the lock up: deletes the lease if it is still ours (a precondition on its
     /// resourceVersion makes sure of that).
     pub async fn release(self) -> Result<()> {
-        self.renewer.abort();
-        let api: Api<Lease> = Api::namespaced(self.cluster.client(), &self.cluster.istio_namespace);
-        let what = format!("release the run lock (lease {}/{LEASE})", self.cluster.istio_namespace);
+        let Some(held) = self.held else { return Ok(()) };
+        held.renewer.abort();
+        let api: Api<Lease> = Api::namespaced(held.cluster.client(), &held.cluster.istio_namespace);
+        let what = format!("release the run lock (lease {}/{LEASE})", held.cluster.istio_namespace);
         for _ in 0..ATTEMPTS {
-            let Some(current) = self.cluster.call(&what, api.get_opt(LEASE)).await? else { return Ok(()) };
-            if Holder::of(&current).identity != self.identity {
+            let Some(current) = held.cluster.call(&what, api.get_opt(LEASE)).await? else { return Ok(()) };
+            if Holder::of(&current).identity != held.identity {
                 return Ok(());
             }
             let params = DeleteParams {
@@ -156,7 +208,7 @@ impl Lock {
             match api.delete(LEASE, &params).await {
                 Ok(_) => return Ok(()),
                 Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => continue,
-                Err(e) => return Err(self.cluster.classify(e, &what)),
+                Err(e) => return Err(held.cluster.classify(e, &what)),
             }
         }
         Ok(())
@@ -179,5 +231,10 @@ mod tests {
         assert!(!holder.blocks("bob", at(135)), "expired 15s after the last renewal");
         assert!(!holder.blocks("alice", at(130)), "our own lease");
         assert!(!Holder::default().blocks("bob", at(0)), "released");
+    }
+
+    #[test]
+    fn a_holder_is_named_with_its_plugin() {
+        assert_eq!(identity("alice", "laptop", 42, "revtag"), "alice on laptop (pid 42) via kubectl-revtag");
     }
 }
