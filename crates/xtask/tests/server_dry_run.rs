@@ -14,10 +14,10 @@ fn server_dry_run_changes_nothing_on_any_mutating_command() {
     let archive = archive.to_str().unwrap();
     let binary = |p: &str| common::built_binary(&format!("kubectl-{p}"));
     let plugin = |p: &str| meshtest::plugin(binary(p).to_str().unwrap(), &plane.kubeconfig);
-    let (code, _, err) = run(plugin("meshbackup").args(["create", archive]));
-    assert_eq!(code, 0, "{err}");
-    // A move in the journal, for `rollback` to undo.
+    // A move in the journal, for `rollback` to undo (before the backup, which restore checks).
     let (code, _, err) = run(plugin("meshmigrate").args(["namespace", "shop-canary", "--to", "1-30-3"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(plugin("meshbackup").args(["create", archive]));
     assert_eq!(code, 0, "{err}");
     // Someone else's run holds the lock: dry runs persist nothing, so they need no lock.
     plane

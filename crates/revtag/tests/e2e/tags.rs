@@ -240,7 +240,9 @@ fn bad_input_changes_nothing() {
     }
     let (code, _, err) = run(revtag(&reader).args(["set", "fresh", "-r", CANARY.name]));
     assert_eq!(code, 4, "{err}");
-    assert!(err.contains("User \"reader\" cannot patch resource \"mutatingwebhookconfigurations\""), "{err}");
+    // A change's first request beyond reading is the run lock.
+    assert!(err.contains("User \"reader\" cannot get resource \"leases\""), "{err}");
+    assert!(err.contains("take the run lock (lease istio-system/kubectl-mesh-lock)"), "{err}");
     let (code, out, err) = run(revtag(kc).args(["set", "fresh", "-r", CANARY.name, "--dry-run=server"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("(server dry run) revision tag \"fresh\" created"), "{out}");
