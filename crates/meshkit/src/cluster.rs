@@ -70,7 +70,7 @@ impl Cluster {
         config.headers.push((http::header::USER_AGENT, user_agent(args.plugin)));
         config.connect_timeout = Some(args.request_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
         config.read_timeout = args.request_timeout;
-        let client = Client::try_from(config)
+        let client = crate::kube::client::build(config)
             .map_err(|e| Error::Unreachable { target: target.clone(), reason: innermost(&e) })?;
         Ok(Cluster {
             client,

@@ -1,7 +1,8 @@
-//! Kubernetes access that is not Istio's: the label-selector grammar, checked before a request
-//! is sent, one HTTP request through a pod's port-forward, and the run lock every mutating
+//! Kubernetes access that is not Istio's: the HTTP client, the label-selector grammar, checked
+//! before a request is sent, one HTTP request through a pod's port-forward, and the run lock every mutating
 //! command takes.
 
+pub mod client;
 pub mod label_selector;
 pub mod lock;
 pub mod pods;
