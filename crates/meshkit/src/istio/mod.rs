@@ -84,4 +84,10 @@ pub mod keys {
     /// Per-namespace objects istiod derives and rewrites itself (`istio-ca-root-cert`), and the one
     /// Kubernetes puts in every namespace: never backed up, or a restore would fight their owners.
     pub const DERIVED_CONFIGMAPS: &[&str] = &["istio-ca-root-cert", "kube-root-ca.crt"];
+
+    /// Whether a key is in one of Istio's domains (`istio.io/…`, `sidecar.istio.io/…`, any
+    /// `*.istio.io/…`): every pod annotation a rule reads is.
+    pub fn is_istio_key(key: &str) -> bool {
+        key.split_once('/').is_some_and(|(domain, _)| domain == "istio.io" || domain.ends_with(".istio.io"))
+    }
 }

@@ -47,6 +47,9 @@ pub struct PodView {
     pub namespace: String,
     pub name: String,
     pub labels: Labels,
+    /// Istio's annotations only ([`keys::is_istio_key`]): what a pod holds besides (a
+    /// `kubectl.kubernetes.io/last-applied-configuration` of kilobytes, other tools' notes) is
+    /// dropped as the pod is decoded, so views grow with the pods' count, not their size.
     pub annotations: Labels,
     pub containers: Vec<ContainerView>,
     /// Init containers, where native sidecars (`restartPolicy: Always`) live.
@@ -191,7 +194,14 @@ impl From<&Pod> for PodView {
             namespace: namespace_of(&pod.metadata),
             name: name_of(&pod.metadata),
             labels: labels_of(&pod.metadata),
-            annotations: pod.metadata.annotations.clone().unwrap_or_default(),
+            annotations: pod
+                .metadata
+                .annotations
+                .iter()
+                .flatten()
+                .filter(|(k, _)| keys::is_istio_key(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             containers: containers(spec.map(|s| &s.containers)),
             init_containers: containers(spec.and_then(|s| s.init_containers.as_ref())),
             node: spec.and_then(|s| s.node_name.clone()),
@@ -305,6 +315,24 @@ impl From<&Service> for ServiceView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn istio_keys_are_those_of_istio_domains() {
+        for key in ["istio.io/rev", "sidecar.istio.io/status", "proxy.istio.io/config", "ambient.istio.io/redirection"]
+        {
+            assert!(keys::is_istio_key(key), "{key}");
+        }
+        for key in
+            ["kubectl.kubernetes.io/last-applied-configuration", "prometheus.io/scrape", "istio-injection", "app"]
+        {
+            assert!(!keys::is_istio_key(key), "{key}");
+        }
+        assert!(!keys::is_istio_key("notistio.io/x"), "a domain that only ends in the letters");
+        let pod: Pod = serde_json::from_value(serde_json::json!({"metadata": {"annotations": {
+            "sidecar.istio.io/inject": "false", "kubectl.kubernetes.io/last-applied-configuration": "{}"}}}))
+        .unwrap();
+        assert_eq!(PodView::from(&pod).annotations, Labels::from([("sidecar.istio.io/inject".into(), "false".into())]));
+    }
 
     #[test]
     fn webhooks_belong_to_the_control_plane_they_call() {

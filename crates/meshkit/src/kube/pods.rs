@@ -14,7 +14,7 @@ use prost::Message;
 use super::protobuf;
 use crate::cluster::{Cluster, PAGE_SIZE};
 use crate::error::{Error, Result};
-use crate::istio::{ContainerView, PodView, Requests};
+use crate::istio::{ContainerView, PodView, Requests, keys};
 
 #[derive(Clone, PartialEq, Message)]
 struct PodList {
@@ -123,7 +123,7 @@ impl From<Pod> for PodView {
             namespace: meta.namespace,
             name: meta.name,
             labels: meta.labels,
-            annotations: meta.annotations,
+            annotations: meta.annotations.into_iter().filter(|(k, _)| keys::is_istio_key(k)).collect(),
             requests,
             containers: views(spec.containers),
             init_containers: views(spec.init_containers),

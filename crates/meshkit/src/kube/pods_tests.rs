@@ -14,7 +14,12 @@ fn encoded_pod() -> Vec<u8> {
             namespace: "shop".into(),
             deletion_timestamp: None,
             labels: [("app".into(), "web".into()), ("istio.io/rev".into(), "1-31-1".into())].into(),
-            annotations: [("sidecar.istio.io/status".into(), r#"{"revision":"1-31-1"}"#.into())].into(),
+            annotations: [
+                ("sidecar.istio.io/status".into(), r#"{"revision":"1-31-1"}"#.into()),
+                ("kubectl.kubernetes.io/last-applied-configuration".into(), "x".repeat(4096)),
+                ("prometheus.io/scrape".into(), "true".into()),
+            ]
+            .into(),
             owner_references: vec![
                 OwnerReference { kind: "Other".into(), name: "x".into(), controller: false },
                 OwnerReference { kind: "ReplicaSet".into(), name: "web-5459889f8b".into(), controller: true },
@@ -58,6 +63,7 @@ fn a_view_from_protobuf_keeps_what_the_full_types_keep() {
     assert_eq!((view.namespace.as_str(), view.name.as_str()), ("shop", "web-1"));
     assert_eq!(view.labels["istio.io/rev"], "1-31-1");
     assert_eq!(view.annotations["sidecar.istio.io/status"], r#"{"revision":"1-31-1"}"#);
+    assert_eq!(view.annotations.len(), 1, "only Istio's annotations are kept: {:?}", view.annotations.keys());
     assert_eq!(view.owner, Some(("ReplicaSet".into(), "web-5459889f8b".into())), "the controller, not the first");
     assert_eq!(view.containers[1].image, "docker.io/istio/proxyv2:1.31.1");
     assert_eq!(view.init_containers[0].name, "istio-init");
@@ -68,7 +74,8 @@ fn a_view_from_protobuf_keeps_what_the_full_types_keep() {
     let full: FullPod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "web-1", "namespace": "shop",
             "labels": {"app": "web", "istio.io/rev": "1-31-1"},
-            "annotations": {"sidecar.istio.io/status": "{\"revision\":\"1-31-1\"}"},
+            "annotations": {"sidecar.istio.io/status": "{\"revision\":\"1-31-1\"}",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}", "prometheus.io/scrape": "true"},
             "ownerReferences": [
                 {"apiVersion": "v1", "kind": "Other", "name": "x", "uid": "1"},
                 {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5459889f8b", "uid": "2", "controller": true}]},
