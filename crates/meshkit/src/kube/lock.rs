@@ -54,7 +54,7 @@ impl Holder {
 }
 
 /// A held lock; [`Lock::release`] gives it up (dropped without that, it expires on its own).
-pub struct Lock {
+struct Lock {
     held: Option<Held>,
 }
 
@@ -66,7 +66,7 @@ struct Held {
 
 /// Who runs us, as the apiserver sees it (SelfSubjectReview, which every authenticated user may
 /// ask); the kubeconfig's user name if it cannot say.
-pub async fn whoami(cluster: &Cluster) -> String {
+async fn whoami(cluster: &Cluster) -> String {
     let api: Api<SelfSubjectReview> = Api::all(cluster.client());
     match api.create(&PostParams::default(), &SelfSubjectReview::default()).await {
         Ok(review) => review.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_default(),
@@ -101,7 +101,7 @@ fn lease(cluster: &Cluster, identity: &str, resource_version: Option<String>, ac
 
 /// Takes the lock or refuses naming who holds it. A conflicting write (someone else took or
 /// renewed it in between) is retried on a fresh read.
-pub async fn acquire(cluster: &Cluster, user: &str) -> Result<Lock> {
+async fn acquire(cluster: &Cluster, user: &str) -> Result<Lock> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let identity = identity(user, host.trim(), std::process::id(), cluster.plugin);
     let api: Api<Lease> = Api::namespaced(cluster.client(), &cluster.istio_namespace);
@@ -188,7 +188,7 @@ async fn renew(cluster: Cluster, identity: String) {
 impl Lock {
     /// Gives the lock up: deletes the lease if it is still ours (a precondition on its
     /// resourceVersion makes sure of that).
-    pub async fn release(self) -> Result<()> {
+    async fn release(self) -> Result<()> {
         let Some(held) = self.held else { return Ok(()) };
         held.renewer.abort();
         let api: Api<Lease> = Api::namespaced(held.cluster.client(), &held.cluster.istio_namespace);
